@@ -1,0 +1,79 @@
+"""Private input-validation helpers shared by the :mod:`curiss.linalg` kernels."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__: list[str] = []
+
+
+def as_rng(rng: None | int | np.random.Generator) -> np.random.Generator:
+    """Normalise ``rng`` (None, int seed or Generator) to a Generator."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise TypeError(
+        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}"
+    )
+
+
+def as_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as a Python int, checking type and bounds."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {value}")
+    return value
+
+
+def as_float(value, name: str, *, minimum: float | None = None) -> float:
+    """Return ``value`` as a finite Python float, optionally >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def as_matrix(a, name: str, *, finite: bool = True) -> np.ndarray:
+    """Return ``a`` as a 2-D float64 array (no copy when possible), checking finiteness."""
+    arr = np.asarray(a)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array, got shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.number)):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name} must be real, got complex dtype {arr.dtype}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if finite and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or Inf; all entries must be finite")
+    return arr
+
+
+def as_index_array(idx, name: str, *, upper: int | None = None, distinct: bool = True) -> np.ndarray:
+    """Return ``idx`` as a 1-D ``intp`` array of indices in ``[0, upper)``."""
+    arr = np.asarray(idx)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D sequence of indices, got shape {arr.shape}")
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{name} must contain integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.intp)
+    if arr.min() < 0 or (upper is not None and arr.max() >= upper):
+        bound = f"[0, {upper})" if upper is not None else ">= 0"
+        raise ValueError(f"{name} must be indices in {bound}, got min {arr.min()}, max {arr.max()}")
+    if distinct and np.unique(arr).size != arr.size:
+        raise ValueError(f"{name} must not contain repeated indices")
+    return arr
