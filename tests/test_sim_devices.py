@@ -1,0 +1,347 @@
+"""Tests of sim_devices: sample models and the simulated STXM under a bluesky RunEngine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import bluesky.plan_stubs as bps
+import bluesky.plans as bp
+import numpy as np
+import pytest
+from bluesky import RunEngine
+from ophyd.utils import LimitError
+
+from curiss.datasets import make_phantom
+from sim_devices import PhantomSample, ReplaySample, make_stxm
+
+SEEDS = [0, 1, 42]
+
+
+@pytest.fixture(scope="module")
+def RE():
+    return RunEngine({})
+
+
+def _run(RE, plan):
+    docs = []
+    RE(plan, lambda name, doc: docs.append((name, doc)))
+    return docs
+
+
+def _events(docs):
+    return [doc for name, doc in docs if name == "event"]
+
+
+def _od(event):
+    line = np.asarray(event["data"]["detector_line"], dtype=float)
+    return -np.log(line / event["data"]["detector_i0"])
+
+
+# --------------------------------------------------------------------- samples
+def test_replay_sample_returns_its_cube():
+    rng = np.random.default_rng(0)
+    energies = np.array([700.0, 701.0, 703.0, 706.0])
+    cube = rng.uniform(0.0, 2.0, size=(4, 5, 6))
+    keep = cube.copy()
+    s = ReplaySample(energies, cube, pixel_size=0.5)
+    np.testing.assert_array_equal(s.cube, keep)
+    np.testing.assert_array_equal(s.energies, energies)
+    assert s.shape == (5, 6)
+    np.testing.assert_allclose(s.y_positions, 0.5 * np.arange(5))
+    np.testing.assert_allclose(s.x_positions, 0.5 * np.arange(6))
+    cube[:] = 0  # the sample holds its own copy
+    np.testing.assert_array_equal(s.cube, keep)
+    for k in range(4):
+        for y in range(5):
+            np.testing.assert_array_equal(s.od_at(energies[k], y), keep[k, y])
+    np.testing.assert_array_equal(s.dose, np.zeros((5, 6)))
+
+
+def test_phantom_sample_wraps_make_phantom():
+    s = PhantomSample(20, (6, 7), 2, seed=5, energy_range=(705.0, 715.0), pixel_size=2.0)
+    ph = make_phantom(20, (6, 7), 2, seed=5, energy_range=(705.0, 715.0))
+    np.testing.assert_array_equal(s.cube, ph.truth)
+    np.testing.assert_array_equal(s.energies, ph.energies)
+    np.testing.assert_array_equal(s.dictionary, ph.spectra)
+    np.testing.assert_array_equal(s.labels, ph.labels)
+    assert s.shape == (6, 7)
+    np.testing.assert_allclose(s.y_positions, 2.0 * np.arange(6))
+
+
+def test_od_at_interpolates_linearly():
+    energies = np.array([700.0, 702.0, 706.0])
+    cube = np.random.default_rng(1).uniform(0, 2, size=(3, 2, 4))
+    s = ReplaySample(energies, cube)
+    np.testing.assert_allclose(s.od_at(701.0, 1), 0.5 * (cube[0, 1] + cube[1, 1]))
+    np.testing.assert_allclose(s.od_at(705.0, 0), 0.25 * cube[1, 0] + 0.75 * cube[2, 0])
+    np.testing.assert_array_equal(s.od_at(706.0, 0), cube[2, 0])
+    for bad in (699.9, 706.1):
+        with pytest.raises(ValueError, match="outside"):
+            s.od_at(bad, 0)
+    with pytest.raises(ValueError, match="row_index"):
+        s.od_at(701.0, 2)
+
+
+def test_row_index_nearest_within_half_pixel():
+    s = ReplaySample([700.0, 701.0], np.zeros((2, 4, 3)), pixel_size=2.0, origin=(10.0, -3.0))
+    np.testing.assert_allclose(s.y_positions, [10.0, 12.0, 14.0, 16.0])
+    np.testing.assert_allclose(s.x_positions, [-3.0, -1.0, 1.0])
+    assert s.row_index(12.0) == 1
+    assert s.row_index(12.9) == 1
+    assert s.row_index(13.1) == 2
+    assert s.row_index(9.05) == 0
+    for bad in (8.5, 17.5):
+        with pytest.raises(ValueError, match="not on the sample"):
+            s.row_index(bad)
+
+
+@pytest.mark.parametrize(
+    "energies, cube, match",
+    [
+        ([700.0, 700.0], np.zeros((2, 2, 2)), "strictly increasing"),
+        ([700.0, 701.0], np.zeros((3, 2, 2)), "energies"),
+        ([700.0, 701.0], np.zeros((2, 4)), "3-D"),
+        ([700.0, 701.0], np.full((2, 2, 2), np.nan), "finite"),
+    ],
+)
+def test_replay_sample_rejects_bad_input(energies, cube, match):
+    with pytest.raises(ValueError, match=match):
+        ReplaySample(energies, cube)
+
+
+def test_measure_row_expectation_and_dose():
+    s = PhantomSample(10, (5, 8), 2, seed=3)
+    i0 = 1e4
+    counts = s.measure_row(s.energies[4], s.y_positions[2], i0=i0, noise=False)
+    np.testing.assert_allclose(-np.log(counts / i0), s.cube[4, 2], rtol=1e-12, atol=1e-12)
+    dose = s.dose
+    np.testing.assert_allclose(dose[2], i0 * (1 - np.exp(-s.cube[4, 2])))
+    assert np.all(np.delete(dose, 2, axis=0) == 0)
+    s.measure_row(s.energies[5], s.y_positions[2], i0=i0, noise=False)
+    np.testing.assert_allclose(s.dose[2], dose[2] + i0 * (1 - np.exp(-s.cube[5, 2])))
+    s.reset_dose()
+    assert np.all(s.dose == 0)
+    with pytest.raises(ValueError, match="i0"):
+        s.measure_row(s.energies[0], 0.0, i0=0.0)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_measure_row_poisson(seed):
+    s = PhantomSample(10, (4, 64), 3, seed=seed)
+    i0 = 1e4
+    od = s.cube[3, 1]
+    counts = s.measure_row(s.energies[3], s.y_positions[1], i0=i0, rng=seed)
+    assert np.all(counts == np.round(counts))  # integer counts
+    again = s.measure_row(s.energies[3], s.y_positions[1], i0=i0, rng=seed)
+    np.testing.assert_array_equal(counts, again)  # reproducible from the rng
+    err = -np.log(counts / i0) - od
+    sigma = 1 / np.sqrt(i0 * np.exp(-od))  # per-pixel OD noise
+    assert abs(err.mean()) < 5 * np.sqrt(np.sum(sigma**2)) / od.size
+    assert np.std(err / sigma) == pytest.approx(1.0, abs=0.35)
+
+
+# --------------------------------------------------------------------- devices
+def test_make_stxm_names_limits_and_keys():
+    s = PhantomSample(12, (6, 5), 2, seed=0, pixel_size=0.5)
+    stxm = make_stxm(s, noise=False)
+    assert (stxm.mono.name, stxm.stage.name, stxm.detector.name) == ("mono", "stage", "detector")
+    assert stxm.sample is s and stxm.shape == (6, 5)
+    np.testing.assert_array_equal(stxm.energies, s.energies)
+    np.testing.assert_array_equal(stxm.y_positions, s.y_positions)
+    assert stxm.mono.limits == (s.energies[0] - 1, s.energies[-1] + 1)
+    assert stxm.stage.y.limits == (-0.5, 3.0)
+    assert stxm.stage.x.limits == (-0.5, 2.5)
+    assert stxm.mono.position == s.energies[0]
+    assert stxm.stage.y.position == 0.0
+    assert "mono_energy" in stxm.mono.read()
+    assert {"stage_x", "stage_y"} <= set(stxm.stage.read())
+    desc = stxm.detector.describe()
+    assert {"detector_line", "detector_i0", "detector_dwell"} <= set(desc)
+    assert desc["detector_line"]["dtype"] == "array"
+    assert desc["detector_line"]["shape"] == [5]
+    assert stxm.detector.i0.get() == 1e4 and stxm.detector.dwell.get() == 1e-3
+    assert stxm.detector.fault is None
+    with pytest.raises(TypeError, match="SampleBase"):
+        make_stxm(s.cube)
+
+
+def test_mono_limits_enforced():
+    s = PhantomSample(12, (4, 4), 2, seed=0)
+    mono = make_stxm(s).mono
+    lo, hi = mono.limits
+    for bad in (lo - 0.01, hi + 5.0):
+        with pytest.raises(LimitError):
+            mono.set(bad)
+        assert mono.position == s.energies[0]  # did not move
+        assert mono.setpoint.get() == s.energies[0]
+    with pytest.raises(ValueError):  # LimitError is a ValueError
+        mono.set(hi + 1)
+    st = mono.set(hi)
+    assert st.done and st.success and mono.position == hi
+
+
+def test_stage_limits_enforced():
+    stxm = make_stxm(PhantomSample(12, (4, 4), 2, seed=0))
+    with pytest.raises(LimitError):
+        stxm.stage.y.set(4.5)
+    with pytest.raises(LimitError):
+        stxm.stage.x.set(-1.5)
+    assert stxm.stage.y.set(3.0).done and stxm.stage.y.position == 3.0
+
+
+def test_move_time_status_finishes_later():
+    stxm = make_stxm(PhantomSample(12, (4, 4), 2, seed=0), move_time=0.2)
+    target = float(stxm.energies[5])
+    t0 = time.monotonic()
+    st = stxm.mono.set(target)
+    assert time.monotonic() - t0 < 0.1  # set() does not block
+    assert not st.done
+    assert stxm.mono.moving
+    assert stxm.mono.setpoint.get() == target
+    assert stxm.mono.position == stxm.energies[0]  # readback not there yet
+    st.wait(timeout=5)
+    assert st.done and st.success
+    assert time.monotonic() - t0 >= 0.19
+    assert stxm.mono.position == target and not stxm.mono.moving
+
+
+def test_superseded_and_stopped_moves():
+    stxm = make_stxm(PhantomSample(12, (4, 4), 2, seed=0), move_time=0.2)
+    first = stxm.mono.set(float(stxm.energies[3]))
+    second = stxm.mono.set(float(stxm.energies[7]))
+    second.wait(timeout=5)
+    assert first.done and not first.success
+    time.sleep(0.25)  # the first move's timer must not fire afterwards
+    assert stxm.mono.position == stxm.energies[7]
+    third = stxm.stage.y.set(2.0)
+    stxm.stage.y.stop()
+    assert third.done and not third.success
+    time.sleep(0.25)
+    assert stxm.stage.y.position == 0.0
+
+
+def test_trigger_measures_current_row_and_rejects_off_sample():
+    s = PhantomSample(12, (4, 6), 2, seed=0)
+    stxm = make_stxm(s, noise=False)
+    stxm.mono.set(float(s.energies[2]))
+    stxm.stage.y.set(float(s.y_positions[3]))
+    st = stxm.detector.trigger()
+    assert st.done and st.success
+    np.testing.assert_allclose(-np.log(stxm.detector.line.get() / 1e4), s.cube[2, 3], atol=1e-12)
+    stxm.mono.set(float(s.energies[-1]) + 0.5)  # within the mono limits, off the sample grid
+    with pytest.raises(ValueError, match="outside"):
+        stxm.detector.trigger()
+
+
+def test_list_scan_noise_off_gives_truth(RE):
+    s = PhantomSample(15, (6, 9), 3, seed=2)
+    stxm = make_stxm(s, noise=False)
+    docs = _run(RE, bp.list_scan([stxm.detector], stxm.mono, list(s.energies[:3])))
+    events = _events(docs)
+    assert len(events) == 3
+    for k, ev in enumerate(events):
+        assert {"detector_line", "detector_i0", "detector_dwell", "mono_energy"} <= set(ev["data"])
+        assert ev["data"]["mono_energy"] == s.energies[k]
+        assert np.asarray(ev["data"]["detector_line"]).shape == (9,)
+        np.testing.assert_allclose(_od(ev), s.cube[k, 0], rtol=1e-12, atol=1e-12)
+    descriptor = next(doc for name, doc in docs if name == "descriptor")
+    assert descriptor["data_keys"]["detector_line"]["dtype"] == "array"
+    assert descriptor["data_keys"]["detector_line"]["shape"] == [9]
+
+
+def _rows_plan(stxm, pairs):
+    """Measure (energy index, row index) pairs, one event each."""
+    yield from bps.open_run()
+    for k, y in pairs:
+        yield from bps.mv(stxm.stage.y, stxm.y_positions[y], stxm.mono, stxm.energies[k])
+        yield from bps.trigger_and_read([stxm.detector, stxm.mono, stxm.stage.y])
+    yield from bps.close_run()
+
+
+@pytest.mark.parametrize("move_time", [0.0, 0.01])
+def test_row_plan_noise_off_and_dose(RE, move_time):
+    s = PhantomSample(15, (7, 8), 3, seed=4)
+    stxm = make_stxm(s, noise=False, move_time=move_time)
+    pairs = [(1, 2), (6, 5), (3, 2)]
+    doses = []
+    for pair in pairs:
+        events = _events(_run(RE, _rows_plan(stxm, [pair])))
+        assert len(events) == 1
+        ev = events[0]
+        assert {"detector_line", "detector_i0", "detector_dwell", "mono_energy",
+                "stage_y"} <= set(ev["data"])
+        k, y = pair
+        assert ev["data"]["stage_y"] == s.y_positions[y]
+        np.testing.assert_allclose(_od(ev), s.cube[k, y], rtol=1e-12, atol=1e-12)
+        doses.append(s.dose)
+    # dose grows with each measured row, and only at measured rows
+    expected = np.zeros(s.shape)
+    for (k, y), dose in zip(pairs, doses):
+        expected[y] += 1e4 * (1 - np.exp(-s.cube[k, y]))
+        np.testing.assert_allclose(dose, expected)
+    assert np.all(doses[-1][[0, 1, 3, 4, 6]] == 0)
+    assert np.all(doses[1][2] == doses[0][2])
+    assert np.all(doses[2][2] >= doses[1][2]) and doses[2][2].sum() > doses[1][2].sum()
+    assert doses[0].sum() < doses[1].sum() < doses[2].sum()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_row_plan_noise_on_is_close_to_truth(RE, seed):
+    s = PhantomSample(15, (6, 48), 3, seed=seed)
+    stxm = make_stxm(s, seed=seed)
+    pairs = [(0, 1), (7, 3), (14, 5)]
+    events = _events(_run(RE, _rows_plan(stxm, pairs)))
+    assert len(events) == 3
+    for (k, y), ev in zip(pairs, events):
+        od = s.cube[k, y]
+        err = _od(ev) - od
+        assert np.any(err != 0)  # noise is on
+        sigma = 1 / np.sqrt(1e4 * np.exp(-od))
+        assert abs(err.mean()) < 5 * np.sqrt(np.sum(sigma**2)) / od.size
+        assert np.max(np.abs(err)) < 6 * sigma.max()
+
+
+def test_detector_noise_reproducible_from_seed(RE):
+    lines = []
+    for _ in range(2):
+        stxm = make_stxm(PhantomSample(10, (4, 16), 2, seed=0), seed=123)
+        events = _events(_run(RE, _rows_plan(stxm, [(2, 1), (5, 3)])))
+        lines.append([np.asarray(ev["data"]["detector_line"]) for ev in events])
+    for a, b in zip(*lines):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_off_grid_energy_interpolates(RE):
+    s = PhantomSample(10, (4, 6), 2, seed=1)
+    stxm = make_stxm(s, noise=False)
+    mid = 0.5 * (s.energies[3] + s.energies[4])
+
+    def plan():
+        yield from bps.open_run()
+        yield from bps.mv(stxm.mono, mid, stxm.stage.y, s.y_positions[2])
+        yield from bps.trigger_and_read([stxm.detector, stxm.mono])
+        yield from bps.close_run()
+
+    (ev,) = _events(_run(RE, plan()))
+    np.testing.assert_allclose(_od(ev), 0.5 * (s.cube[3, 2] + s.cube[4, 2]), rtol=1e-10)
+
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def test_replay_recorded_als_stack(RE):
+    path = DATA / "als_stxm_fe_L23_breier2012" / "71214078_stack.npz"
+    if not path.exists():
+        pytest.skip(f"shared data not available ({path})")
+    with np.load(path) as z:
+        energies, x_um, y_um = z["energies_eV"], z["x_um"], z["y_um"]
+        od = -np.log(z["transmitted"].astype(float) / z["i0"][:, None, None])
+    step = float(np.median(np.diff(x_um)))
+    s = ReplaySample(energies, od, pixel_size=step, origin=(y_um[0], x_um[0]))
+    np.testing.assert_allclose(s.y_positions, y_um, atol=step / 4)
+    stxm = make_stxm(s, noise=False)
+    pairs = [(60, 100), (5, 0)]
+    events = _events(_run(RE, _rows_plan(stxm, pairs)))
+    for (k, y), ev in zip(pairs, events):
+        np.testing.assert_allclose(_od(ev), od[k, y], rtol=1e-10, atol=1e-10)
