@@ -1,0 +1,153 @@
+"""Replay every strategy on one stack and summarise the quality measures of design §8.
+
+Used by ``curiss compare`` and by the benchmarks; no bluesky import.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from .analysis import signal_error, raw_error, spectra_error, spectral_analysis
+from .linalg import minimum_ratio
+from .planners import make_planner
+from .replay import replay
+
+__all__ = ["STRATEGIES", "Trial", "run_trials", "summarise", "format_table", "strategy_kwargs"]
+
+#: strategies compared by default, in table order
+STRATEGIES = ("raster", "random_rows", "riss", "curiss", "acuriss", "acuriss_energies")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """Measures of one replay (one strategy, one seed)."""
+
+    strategy: str
+    seed: int
+    sampling_ratio: float
+    signal_error: float
+    raw_error: float
+    ari: float
+    spectra_error: float
+    time_saving: float
+    dose_saving: float
+    peak_dose_saving: float
+    seconds: float
+    stop_reason: str
+
+
+def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tuple[str, dict]:
+    """Method name and planner keywords used by the comparison for ``strategy`` at ``ratio``.
+
+    ACURISS starts at half the ratio (or the minimum ratio) and may refine up to twice it.
+    """
+    if strategy == "raster":
+        return "raster", {}
+    if strategy in ("random_rows", "riss", "curiss"):
+        return strategy, {"sampling_ratio": ratio}
+    if strategy in ("acuriss", "acuriss_energies"):
+        p0 = max(ratio / 2, minimum_ratio(n_energies, shape) * 1.0001)
+        mode = "energies" if strategy == "acuriss_energies" else "alternate"
+        return "acuriss", {"sampling_ratio": min(1.0, 2 * ratio), "initial_ratio": p0, "mode": mode}
+    raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+
+
+def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=None,
+               strategies=STRATEGIES, n_components: int = 3, n_clusters: int = 4, k: int = 3,
+               progress=None) -> list[Trial]:
+    """Replay each strategy for each seed on ``cube`` and measure it.
+
+    Parameters
+    ----------
+    energies : array_like, shape (n_E,)
+        eV.
+    cube : array_like, shape (n_E, n_y, n_x)
+        The fully measured stack (OD); the planners read their rows from it.
+    ratio : float
+        Target sampling ratio.
+    seeds : iterable of int
+    dictionary : array_like, shape (n_E, n_refs), optional
+    truth : array_like, shape (n_E, n_y, n_x), optional
+        Noise-free cube when known (synthetic samples): errors are then measured against it.
+    k : int
+        Rank of the truncation used by the signal error.
+    """
+    cube = np.asarray(cube, dtype=float)
+    ref = cube if truth is None else np.asarray(truth, dtype=float)
+    full = spectral_analysis(ref, n_components=n_components, n_clusters=n_clusters, seed=0)
+    shape = cube.shape[1:]
+    out = []
+    for strategy in strategies:
+        for seed in (seeds if strategy != "raster" else list(seeds)[:1]):
+            method, kw = strategy_kwargs(strategy, ratio, len(energies), shape)
+            if method in ("riss", "curiss", "acuriss"):
+                kw["dictionary"] = dictionary
+            if method == "acuriss":
+                kw.update(n_components=n_components, n_clusters=n_clusters)
+            planner = make_planner(method, energies, shape, seed=int(seed), **kw)
+            t0 = time.perf_counter()
+            acq = replay(planner, cube)
+            dt = time.perf_counter() - t0
+            ana = spectral_analysis(acq.completed, n_components=n_components, n_clusters=n_clusters,
+                                    seed=0)
+            sav = acq.saving
+            out.append(Trial(
+                strategy=strategy, seed=int(seed), sampling_ratio=acq.sampling_ratio,
+                signal_error=signal_error(acq.completed, ref, k=k),
+                raw_error=raw_error(acq.completed, cube),
+                ari=float(adjusted_rand_score(full.labels.ravel(), ana.labels.ravel())),
+                spectra_error=spectra_error(full.cluster_spectra, ana.cluster_spectra),
+                time_saving=sav["time"], dose_saving=sav["dose_total"],
+                peak_dose_saving=sav["dose_peak"], seconds=dt,
+                stop_reason=str(acq.report.get("stop_reason")),
+            ))
+            if progress is not None:
+                progress(out[-1])
+    return out
+
+
+_MEASURES = (
+    # name, attribute, worst is max (True) or min (False)
+    ("ratio", "sampling_ratio", True),
+    ("signal err", "signal_error", True),
+    ("raw err", "raw_error", True),
+    ("ARI", "ari", False),
+    ("spectra err", "spectra_error", True),
+    ("time/raster", "time_saving", True),
+    ("dose/raster", "dose_saving", True),
+    ("peak dose/raster", "peak_dose_saving", True),
+    ("seconds", "seconds", True),
+)
+
+
+def summarise(trials) -> dict[str, dict[str, tuple[float, float]]]:
+    """``{strategy: {measure: (median, worst)}}`` over seeds."""
+    out: dict[str, dict[str, tuple[float, float]]] = {}
+    for strategy in dict.fromkeys(t.strategy for t in trials):
+        ts = [t for t in trials if t.strategy == strategy]
+        row = {}
+        for _, attr, worst_is_max in _MEASURES:
+            v = np.array([getattr(t, attr) for t in ts], dtype=float)
+            row[attr] = (float(np.median(v)), float(v.max() if worst_is_max else v.min()))
+        out[strategy] = row
+    return out
+
+
+def format_table(summary) -> str:
+    """A plain-text table, ``median / worst`` per cell."""
+    head = ["strategy"] + [name for name, _, _ in _MEASURES]
+    rows = [head]
+    for strategy, row in summary.items():
+        cells = [strategy]
+        for _, attr, _ in _MEASURES:
+            med, worst = row[attr]
+            cells.append(f"{med:.3g} / {worst:.3g}")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,360 @@
+"""Planner protocol and the bookkeeping every strategy shares.
+
+A planner is a stateful strategy object driven in lockstep (like blop's optimizers or
+bluesky-adaptive's agents): ``suggest()`` returns a :class:`Request` (a group of
+``(energy_index, row_index)`` pairs to measure), the caller measures each pair and hands the row to
+``ingest()``, and asks again until ``suggest()`` returns ``None``. Planners never import bluesky:
+the same object runs under a RunEngine (``curiss.plans``) and offline (``curiss.replay``).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..cost import CostModel
+
+KINDS = ("image", "rows", "row_scan")
+
+
+@dataclass(frozen=True)
+class Request:
+    """A group of spatial rows to measure, decided at once.
+
+    Attributes
+    ----------
+    kind : {"image", "rows", "row_scan"}
+        ``"image"``: full images (every row) at some energies; ``"rows"``: chosen spatial rows at the
+        energies not imaged; ``"row_scan"``: one spatial row at every energy not imaged.
+    pairs : ndarray of int, shape (n_pairs, 2)
+        ``(energy_index, row_index)`` pairs, sorted by energy then row (one monochromator move per
+        energy).
+    iteration : int
+        Index of the decision (0-based) in the planner's history.
+    energy_weights, row_weights : ndarray or None
+        The sampling distributions the decision drew from, shapes (n_E,) and (n_y,); ``None`` when
+        the decision was not random.
+    """
+
+    kind: str
+    pairs: np.ndarray
+    iteration: int
+    energy_weights: np.ndarray | None = None
+    row_weights: np.ndarray | None = None
+
+    @property
+    def energy_indices(self) -> np.ndarray:
+        """Sorted distinct energy indices in the request, shape (k,)."""
+        return np.unique(self.pairs[:, 0])
+
+    @property
+    def row_indices(self) -> np.ndarray:
+        """Sorted distinct row indices in the request, shape (k,)."""
+        return np.unique(self.pairs[:, 1])
+
+    def as_mask(self, n_energies: int, n_rows: int) -> np.ndarray:
+        """The request as a boolean (n_energies, n_rows) array."""
+        m = np.zeros((n_energies, n_rows), dtype=bool)
+        m[self.pairs[:, 0], self.pairs[:, 1]] = True
+        return m
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+
+def _sorted_pairs(energy_idx, row_idx) -> np.ndarray:
+    pairs = np.column_stack([np.asarray(energy_idx, int).ravel(), np.asarray(row_idx, int).ravel()])
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    return pairs[order]
+
+
+def grid_pairs(energy_idx, row_idx) -> np.ndarray:
+    """All pairs of the given energies × rows, sorted by energy then row; shape (n, 2)."""
+    e, r = np.meshgrid(np.asarray(energy_idx, int), np.asarray(row_idx, int), indexing="ij")
+    return _sorted_pairs(e, r)
+
+
+def validate_energies(energies) -> np.ndarray:
+    e = np.asarray(energies, dtype=float)
+    if e.ndim != 1 or e.size < 2:
+        raise ValueError(f"energies must be a 1-D array of at least 2 values (eV); got shape {e.shape}")
+    if not np.all(np.isfinite(e)):
+        bad = np.flatnonzero(~np.isfinite(e))
+        raise ValueError(f"energies must be finite; non-finite at indices {bad[:5].tolist()}")
+    d = np.diff(e)
+    if np.any(d <= 0):
+        i = int(np.flatnonzero(d <= 0)[0])
+        raise ValueError(
+            "energies must be strictly increasing (no duplicates); "
+            f"energies[{i}]={e[i]!r} is followed by energies[{i + 1}]={e[i + 1]!r}"
+        )
+    return e
+
+
+def validate_shape(shape) -> tuple[int, int]:
+    try:
+        n_y, n_x = (int(s) for s in shape)
+        ok = all(isinstance(s, numbers.Integral) or float(s).is_integer() for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (n_y, n_x), two positive integers; got {shape!r}") from None
+    if not ok or n_y < 1 or n_x < 1:
+        raise ValueError(f"shape must be (n_y, n_x), two positive integers; got {shape!r}")
+    return n_y, n_x
+
+
+def validate_seed(seed):
+    if seed is None or isinstance(seed, np.random.Generator):
+        return seed
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise TypeError(
+            f"seed must be None, a non-negative int or a numpy.random.Generator; got {seed!r} "
+            f"({type(seed).__name__})"
+        )
+    return int(seed)
+
+
+def validate_ratio(name: str, value, *, low: float = 0.0, high: float = 1.0) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in ({low}, {high}]; got {value!r}") from None
+    if not np.isfinite(v) or not (low < v <= high):
+        raise ValueError(f"{name} must be in ({low}, {high}]; got {value!r}")
+    return v
+
+
+def validate_dictionary(dictionary, n_energies: int) -> np.ndarray | None:
+    if dictionary is None:
+        return None
+    d = np.asarray(dictionary, dtype=float)
+    if d.ndim == 1:
+        d = d[:, None]
+    if d.ndim != 2 or d.shape[0] != n_energies:
+        raise ValueError(
+            f"dictionary must have shape (n_energies={n_energies}, n_refs) on the stack's energy grid; "
+            f"got {np.shape(dictionary)} (interpolate with curiss.io.interpolate_dictionary first)"
+        )
+    if not np.all(np.isfinite(d)):
+        raise ValueError("dictionary contains NaN or Inf values")
+    if not np.any(d):
+        raise ValueError("dictionary is all zeros: it carries no spectral information")
+    return d
+
+
+@dataclass
+class Decision:
+    """One entry of a planner's history (also the ``planner`` stream event)."""
+
+    iteration: int
+    kind: str
+    pairs: np.ndarray
+    energy_weights: np.ndarray | None = None
+    row_weights: np.ndarray | None = None
+    rank: int = -1
+    condition: float = float("nan")
+    completion_variation: float = float("nan")
+    spectral_variation: float = float("nan")
+    sampling_ratio: float = float("nan")
+    stop_reason: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in (
+            "iteration", "kind", "pairs", "energy_weights", "row_weights", "rank", "condition",
+            "completion_variation", "spectral_variation", "sampling_ratio", "stop_reason")}
+        d.update(self.extra)
+        return d
+
+
+class Planner:
+    """Base class of the strategies: measured-data bookkeeping and the lockstep protocol.
+
+    Parameters
+    ----------
+    energies : array_like, shape (n_E,)
+        Energy grid in eV, strictly increasing.
+    shape : (int, int)
+        Raster shape ``(n_y, n_x)``: spatial rows × pixels per row.
+    sampling_ratio : float
+        Fraction of the stack to measure, in (0, 1].
+    dictionary : array_like, shape (n_E, n_refs), optional
+        Reference spectra on ``energies``; ``None`` draws energies uniformly.
+    seed : None, int or numpy.random.Generator
+        Source of all randomness; the same seed gives the same decisions on the same data.
+    cost_model : curiss.cost.CostModel, optional
+        Time/dose model used for the ``time`` entries of the report and the budget checks.
+    """
+
+    method = "base"
+
+    def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
+                 cost_model: CostModel | None = None):
+        self.energies = validate_energies(energies)
+        self.shape = validate_shape(shape)
+        self.sampling_ratio = validate_ratio("sampling_ratio", sampling_ratio)
+        self.dictionary = validate_dictionary(dictionary, self.energies.size)
+        self.seed = validate_seed(seed)
+        self.cost_model = cost_model if cost_model is not None else CostModel()
+        self._rng = np.random.default_rng(self.seed)
+        n_e, (n_y, n_x) = self.energies.size, self.shape
+        self._od = np.full((n_e, n_y, n_x), np.nan)
+        self._row_measured = np.zeros((n_e, n_y), dtype=bool)
+        self._pending: set[tuple[int, int]] = set()
+        self._order: list[tuple[int, int]] = []
+        self.history: list[Decision] = []
+        self.done = False
+        self.stop_reason: str | None = None
+        self._completion: np.ndarray | None = None
+        self._completion_key: int = -1
+
+    # ------------------------------------------------------------------ protocol
+    def suggest(self) -> Request | None:
+        """Decide the next group of rows to measure; ``None`` when the acquisition is finished.
+
+        Raises
+        ------
+        RuntimeError
+            If rows of the previous request have not been ingested yet.
+        """
+        if self._pending:
+            missing = sorted(self._pending)[:5]
+            raise RuntimeError(
+                f"{len(self._pending)} requested rows not ingested yet (e.g. {missing}); "
+                "ingest every row of a request before asking for the next one"
+            )
+        if self.done:
+            return None
+        decision = self._decide()
+        if decision is None:
+            self.done = True
+            if self.stop_reason is None:
+                self.stop_reason = "plan complete"
+            self.history.append(self._stop_record())
+            return None
+        decision.iteration = len(self.history)
+        if decision.pairs.size == 0:
+            raise AssertionError("a planner decided an empty request")
+        after = self._row_measured.sum() + len(decision.pairs)
+        decision.sampling_ratio = after / self._row_measured.size
+        self.history.append(decision)
+        self._pending = {(int(e), int(r)) for e, r in decision.pairs}
+        return Request(decision.kind, decision.pairs.copy(), decision.iteration,
+                       decision.energy_weights, decision.row_weights)
+
+    def ingest(self, energy_index: int, row_index: int, values) -> None:
+        """Store one measured spatial row.
+
+        Parameters
+        ----------
+        energy_index, row_index : int
+            The pair, which must belong to the current request.
+        values : array_like, shape (n_x,)
+            Optical density of the row (dimensionless, −ln(I/I0)).
+        """
+        key = (int(energy_index), int(row_index))
+        if key not in self._pending:
+            if self._row_measured[key] if self._in_range(key) else False:
+                raise ValueError(f"row {key} (energy_index, row_index) was already measured")
+            raise ValueError(f"row {key} (energy_index, row_index) was not requested by this planner")
+        v = np.asarray(values, dtype=float)
+        if v.shape != (self.shape[1],):
+            raise ValueError(f"row {key} must have shape ({self.shape[1]},) (n_x); got {v.shape}")
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"row {key} contains NaN or Inf; refusing to use it in the completion")
+        self._od[key[0], key[1]] = v
+        self._row_measured[key] = True
+        self._pending.discard(key)
+        self._order.append(key)
+
+    def completed(self) -> np.ndarray:
+        """The completed cube (n_E, n_y, n_x), OD, from what has been measured so far."""
+        key = len(self._order)
+        if self._completion is None or self._completion_key != key:
+            self._completion = self._complete()
+            self._completion_key = key
+        return self._completion
+
+    def report(self) -> dict[str, Any]:
+        """Summary of the acquisition so far (JSON-friendly scalars and lists)."""
+        last = self.history[-1] if self.history else None
+        return {
+            "method": self.method,
+            "sampling_ratio": self.measured_ratio,
+            "n_rows_measured": int(self._row_measured.sum()),
+            "n_energies_imaged": int(self.imaged_energies.size),
+            "imaged_energies": self.imaged_energies.tolist(),
+            "n_decisions": len(self.history),
+            "rank": int(last.rank) if last is not None else -1,
+            "condition": float(last.condition) if last is not None else float("nan"),
+            "done": self.done,
+            "stop_reason": self.stop_reason,
+        }
+
+    # ------------------------------------------------------------------ state
+    @property
+    def mask(self) -> np.ndarray:
+        """Measured entries, bool (n_E, n_y, n_x)."""
+        return np.broadcast_to(self._row_measured[:, :, None], self._od.shape).copy()
+
+    @property
+    def row_mask(self) -> np.ndarray:
+        """Measured spatial rows, bool (n_E, n_y)."""
+        return self._row_measured.copy()
+
+    @property
+    def measured(self) -> np.ndarray:
+        """Measured OD (n_E, n_y, n_x) with NaN where not measured (a copy)."""
+        return self._od.copy()
+
+    @property
+    def order(self) -> np.ndarray:
+        """Measured (energy_index, row_index) pairs in ingestion order, shape (n, 2)."""
+        return np.asarray(self._order, dtype=int).reshape(-1, 2)
+
+    @property
+    def measured_ratio(self) -> float:
+        return float(self._row_measured.mean())
+
+    @property
+    def imaged_energies(self) -> np.ndarray:
+        """Energy indices whose full image is measured, sorted."""
+        return np.flatnonzero(self._row_measured.all(axis=1))
+
+    @property
+    def pending(self) -> list[tuple[int, int]]:
+        return sorted(self._pending)
+
+    # ------------------------------------------------------------------ for subclasses
+    def _decide(self) -> Decision | None:
+        raise NotImplementedError
+
+    def _complete(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def _in_range(self, key) -> bool:
+        return 0 <= key[0] < self._row_measured.shape[0] and 0 <= key[1] < self._row_measured.shape[1]
+
+    def _stop_record(self) -> Decision:
+        return Decision(iteration=len(self.history), kind="stop", pairs=np.zeros((0, 2), int),
+                        sampling_ratio=self.measured_ratio, stop_reason=self.stop_reason or "")
+
+    def _energy_weights(self, exclude) -> np.ndarray:
+        """Sampling weights of energies: dictionary leverage scores, or uniform; excluded → 0."""
+        from ..linalg import leverage_scores
+
+        if self.dictionary is None:
+            w = np.ones(self.energies.size)
+        else:
+            w = leverage_scores(self.dictionary)
+        w = w.copy()
+        w[np.asarray(list(exclude), dtype=int)] = 0.0
+        s = w.sum()
+        return w / s if s > 0 else w
+
+    def __repr__(self) -> str:
+        n_y, n_x = self.shape
+        return (f"{type(self).__name__}(n_energies={self.energies.size}, shape=({n_y}, {n_x}), "
+                f"sampling_ratio={self.sampling_ratio}, seed={self.seed!r})")

@@ -1,0 +1,445 @@
+"""The acquisition strategies: full raster, random rows, RISS, CURISS and ACURISS.
+
+References
+----------
+Meier, Lazzarino, Shustin, Al-Daas, Quinn, arXiv 2602.03744 (RISS, CURISS, ACURISS).
+Cortinovis & Kressner 2024 (adaptive randomized pivoting). Townsend et al. 2022 (random rows +
+LoopedASD baseline).
+"""
+
+from __future__ import annotations
+
+import time as _time
+
+import numpy as np
+
+from ..analysis import completion_variation, spectral_analysis, spectral_variation
+from ..cost import acquisition_cost
+from ..linalg import arp, budget, cur_complete, looped_asd, row_basis, row_pixels, weighted_sample
+from ._base import Decision, Planner, grid_pairs, validate_ratio
+
+__all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
+
+
+class RasterPlanner(Planner):
+    """Conventional full raster: every spatial row at every energy (the reference acquisition).
+
+    ``sampling_ratio`` is accepted for a uniform constructor and must be 1 (the default).
+    """
+
+    method = "raster"
+
+    def __init__(self, energies, shape, *, sampling_ratio: float = 1.0, dictionary=None, seed=None,
+                 cost_model=None):
+        super().__init__(energies, shape, sampling_ratio=sampling_ratio, dictionary=dictionary,
+                         seed=seed, cost_model=cost_model)
+        if self.sampling_ratio != 1.0:
+            raise ValueError(f"RasterPlanner measures everything: sampling_ratio must be 1; got {sampling_ratio}")
+
+    def _decide(self):
+        if self._row_measured.all():
+            return None
+        n_e, (n_y, _) = self.energies.size, self.shape
+        return Decision(0, "image", grid_pairs(np.arange(n_e), np.arange(n_y)), rank=n_e)
+
+    def _complete(self):
+        if not self._row_measured.all():
+            raise RuntimeError("the raster is not finished: some rows are not measured yet")
+        return self._od.copy()
+
+
+class _ASDCompletion:
+    """Mixin: completion by LoopedASD on the measured mask (RISS and random rows)."""
+
+    def _init_asd(self, max_rank, asd_tol):
+        self.max_rank = None if max_rank is None else int(max_rank)
+        self.asd_tol = float(asd_tol)
+        self._completion_seed = int(self._rng.integers(2**31))
+        self.asd_result_ = None
+
+    def _complete(self):
+        n_e = self.energies.size
+        if not self._row_measured.any(axis=1).all():
+            missing = np.flatnonzero(~self._row_measured.any(axis=1))
+            raise RuntimeError(f"cannot complete: energies {missing[:5].tolist()} have no measured row yet")
+        D = self._od.reshape(n_e, -1)
+        mask = np.repeat(self._row_measured, self.shape[1], axis=1)
+        res = looped_asd(np.where(mask, D, 0.0), mask, max_rank=self.max_rank, tol=self.asd_tol,
+                         rng=self._completion_seed)
+        self.asd_result_ = res
+        out = np.where(mask, D, res.matrix)
+        return out.reshape(self._od.shape)
+
+
+class RandomRowsPlanner(_ASDCompletion, Planner):
+    """Baseline of Townsend et al. 2022: uniformly random spatial rows at every energy + LoopedASD.
+
+    The row budget ``round(sampling_ratio · n_E · n_y)`` is spread as evenly as possible over the
+    energies (every energy gets at least one row). Rows are drawn at random with balanced
+    coverage: each energy takes the spatial rows measured least often so far (random tie-break),
+    so every spatial row is measured at some energy once the budget allows it — without this a
+    pixel column can stay unobserved and no completion can recover it.
+    """
+
+    method = "random_rows"
+
+    def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
+                 cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6):
+        super().__init__(energies, shape, sampling_ratio=sampling_ratio, dictionary=dictionary,
+                         seed=seed, cost_model=cost_model)
+        n_e, n_y = self.energies.size, self.shape[0]
+        total = int(round(self.sampling_ratio * n_e * n_y))
+        if total < max(n_e, n_y):
+            minimum = max(n_e, n_y) / (n_e * n_y)
+            raise ValueError(f"ratio too small: minimum is {minimum:.4g} (one row per energy and every "
+                             f"spatial row once) for n_energies={n_e}, shape={self.shape}; "
+                             f"got {self.sampling_ratio}")
+        self._init_asd(max_rank, asd_tol)
+
+    def _decide(self):
+        if self.history:
+            return None
+        n_e, n_y = self.energies.size, self.shape[0]
+        total = int(round(self.sampling_ratio * n_e * n_y))
+        per = np.full(n_e, total // n_e)
+        per[self._rng.choice(n_e, total % n_e, replace=False)] += 1
+        coverage = np.zeros(n_y)
+        e_idx, r_idx = [], []
+        for e in self._rng.permutation(n_e):
+            rows = np.argsort(coverage + self._rng.random(n_y))[: per[e]]
+            coverage[rows] += 1
+            e_idx.extend([e] * len(rows))
+            r_idx.extend(rows.tolist())
+        pairs = np.column_stack([e_idx, r_idx]).astype(int)
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+        return Decision(0, "rows", pairs, row_weights=np.full(n_y, 1.0 / n_y))
+
+
+class _CURISSBase(Planner):
+    """Shared first steps of (A)CURISS and RISS: leverage-sampled images, then ARP rows."""
+
+    def _init_cur(self, *, core_rank, core_rtol, noise_level, write_back):
+        self.core_rank = None if core_rank is None else int(core_rank)
+        self.core_rtol = float(core_rtol)
+        self.noise_level = None if noise_level is None else float(noise_level)
+        self.write_back = bool(write_back)
+        self.cur_result_ = None
+
+    def _decide_images(self, n_images: int) -> Decision:
+        imaged = self.imaged_energies
+        w = self._energy_weights(imaged)
+        chosen = weighted_sample(w, n_images, exclude=imaged, rng=self._rng)
+        todo = [(e, r) for e in chosen for r in range(self.shape[0]) if not self._row_measured[e, r]]
+        e_idx, r_idx = zip(*todo)
+        pairs = np.column_stack([e_idx, r_idx]).astype(int)
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+        return Decision(0, "image", pairs, energy_weights=w)
+
+    def _images(self) -> np.ndarray:
+        return self._od[self.imaged_energies]
+
+    def _chosen_rows(self) -> np.ndarray:
+        """Spatial rows measured at every energy (the CUR columns), sorted."""
+        return np.flatnonzero(self._row_measured.all(axis=0))
+
+    def _cur(self):
+        n_e, (n_y, n_x) = self.energies.size, self.shape
+        rows_i = self.imaged_energies
+        rows_j = self._chosen_rows()
+        if rows_i.size == 0 or rows_j.size == 0:
+            raise RuntimeError("cannot complete yet: CUR needs at least one image and one spatial row "
+                               "measured at every energy")
+        D = self._od.reshape(n_e, -1)
+        cols = row_pixels(rows_j, n_x)
+        res = cur_complete(D[:, cols], D[rows_i, :], rows_i, cols, rank=self.core_rank,
+                           rtol=self.core_rtol, noise_level=self.noise_level,
+                           write_back=self.write_back)
+        self.cur_result_ = res
+        return res
+
+
+class CURISSPlanner(_CURISSBase):
+    """CURISS: images at leverage-sampled energies, the same ARP rows at every other energy, CUR.
+
+    Parameters
+    ----------
+    energies, shape, sampling_ratio, dictionary, seed, cost_model
+        See :class:`curiss.planners.Planner`.
+    core_rank : int, optional
+        Truncation rank of the CUR core (default: by ``core_rtol`` or ``noise_level``).
+    core_rtol : float
+        Relative singular-value tolerance of the core's truncated SVD.
+    noise_level : float, optional
+        Entrywise noise std of the OD; enables the noise-aware rank rule.
+    write_back : bool
+        Keep measured entries in the completion instead of their CUR approximation.
+    row_sampling : {"arp", "uniform"}
+        How the spatial rows are chosen: adaptive randomized pivoting on the images' row basis
+        (the method), or uniformly at random (the naive baseline of the comparisons).
+    """
+
+    method = "curiss"
+
+    def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
+                 cost_model=None, core_rank: int | None = None, core_rtol: float = 1e-6,
+                 noise_level: float | None = None, write_back: bool = False,
+                 row_sampling: str = "arp"):
+        super().__init__(energies, shape, sampling_ratio=sampling_ratio, dictionary=dictionary,
+                         seed=seed, cost_model=cost_model)
+        self.n_images, self.n_rows = budget(self.energies.size, self.shape, self.sampling_ratio)
+        self._init_cur(core_rank=core_rank, core_rtol=core_rtol, noise_level=noise_level,
+                       write_back=write_back)
+        if row_sampling not in ("arp", "uniform"):
+            raise ValueError(f"row_sampling must be 'arp' or 'uniform'; got {row_sampling!r}")
+        self.row_sampling = row_sampling
+
+    def _decide_rows(self, n_rows: int) -> Decision:
+        if self.row_sampling == "uniform":
+            n_y = self.shape[0]
+            rows = self._rng.choice(n_y, n_rows, replace=False)
+            others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
+            return Decision(0, "rows", grid_pairs(others, rows), row_weights=np.full(n_y, 1.0 / n_y))
+        images = self._images()
+        V = row_basis(images, n_rows)
+        rows = arp(V, n_rows, rng=self._rng)
+        others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
+        return Decision(0, "rows", grid_pairs(others, rows), row_weights=(V**2).sum(1) / n_rows)
+
+    def _decide(self):
+        if len(self.history) == 0:
+            return self._decide_images(self.n_images)
+        if len(self.history) == 1:
+            return self._decide_rows(self.n_rows)
+        res = self._cur()
+        self.stop_reason = "budget reached"
+        self._final = (res.rank, res.condition)
+        return None
+
+    def _stop_record(self):
+        rec = super()._stop_record()
+        if getattr(self, "cur_result_", None) is not None:
+            rec.rank, rec.condition = self.cur_result_.rank, self.cur_result_.condition
+        return rec
+
+    def _complete(self):
+        return self._cur().matrix.reshape(self._od.shape)
+
+
+class RISSPlanner(_ASDCompletion, CURISSPlanner):
+    """RISS: leverage-sampled images, an independent ARP draw of rows per remaining energy, LoopedASD."""
+
+    method = "riss"
+
+    def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
+                 cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6):
+        CURISSPlanner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
+                               dictionary=dictionary, seed=seed, cost_model=cost_model)
+        self._init_asd(max_rank, asd_tol)
+
+    def _decide_rows(self, n_rows: int) -> Decision:
+        images = self._images()
+        V = row_basis(images, n_rows)
+        e_idx, r_idx = [], []
+        for e in np.setdiff1d(np.arange(self.energies.size), self.imaged_energies):
+            rows = arp(V, n_rows, rng=self._rng)
+            e_idx.extend([e] * n_rows)
+            r_idx.extend(rows.tolist())
+        pairs = np.column_stack([e_idx, r_idx]).astype(int)
+        pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+        return Decision(0, "rows", pairs, row_weights=(V**2).sum(1) / n_rows)
+
+    def _decide(self):
+        if len(self.history) == 0:
+            return self._decide_images(self.n_images)
+        if len(self.history) == 1:
+            return self._decide_rows(self.n_rows)
+        self.stop_reason = "budget reached"
+        return None
+
+    def _stop_record(self):
+        return Planner._stop_record(self)
+
+    _complete = _ASDCompletion._complete
+
+
+class ACURISSPlanner(CURISSPlanner):
+    """Adaptive CURISS: start at ``initial_ratio``, refine until the result stops changing.
+
+    Each refinement adds either the next energy image (dictionary leverage, imaged energies
+    excluded) or a spatial row scan (one new row at every energy not imaged, chosen by ARP on the
+    current images keeping the rows already chosen), then recomputes the CUR completion and the
+    cluster spectra.
+
+    Parameters
+    ----------
+    sampling_ratio : float
+        Budget cap: refinement never makes the sampling ratio exceed it.
+    initial_ratio : float
+        Ratio of the initial CURISS step (≤ ``sampling_ratio``).
+    max_iterations : int
+        Refinement steps at most.
+    tol_completion : float
+        Stop when ‖D̂_i − D̂_{i−1}‖_F / ‖D̂_i‖_F ≤ this.
+    tol_spectral : float
+        Stop when the relative change of the Hungarian-matched cluster spectra ≤ this.
+    n_components, n_clusters : int
+        Settings of the spectral analysis (SVD components, k-means clusters).
+    mode : {"alternate", "energies"}
+        ``"alternate"``: energy image and row scan in turn; ``"energies"``: images only, with the
+        authors' spectral variation (post-edge normalisation, background cluster dropped).
+    max_time : float, optional
+        Stop before the acquisition time (cost model, s) exceeds this.
+    """
+
+    method = "acuriss"
+
+    def __init__(self, energies, shape, *, sampling_ratio: float = 0.10, dictionary=None, seed=None,
+                 cost_model=None, initial_ratio: float = 0.02, max_iterations: int = 50,
+                 tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
+                 n_clusters: int = 4, mode: str = "alternate", max_time: float | None = None,
+                 core_rank: int | None = None, core_rtol: float = 1e-6,
+                 noise_level: float | None = None, write_back: bool = False):
+        Planner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
+                         dictionary=dictionary, seed=seed, cost_model=cost_model)
+        self.initial_ratio = validate_ratio("initial_ratio", initial_ratio, high=self.sampling_ratio)
+        self.n_images, self.n_rows = budget(self.energies.size, self.shape, self.initial_ratio)
+        self._init_cur(core_rank=core_rank, core_rtol=core_rtol, noise_level=noise_level,
+                       write_back=write_back)
+        if mode not in ("alternate", "energies"):
+            raise ValueError(f"mode must be 'alternate' or 'energies'; got {mode!r}")
+        self.mode = mode
+        self.row_sampling = "arp"
+        if int(max_iterations) != max_iterations or max_iterations < 0:
+            raise ValueError(f"max_iterations must be a non-negative integer; got {max_iterations!r}")
+        self.max_iterations = int(max_iterations)
+        for name, v in (("tol_completion", tol_completion), ("tol_spectral", tol_spectral)):
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0; got {v!r}")
+        self.tol_completion = float(tol_completion)
+        self.tol_spectral = float(tol_spectral)
+        n_pix = self.shape[0] * self.shape[1]
+        if not (1 <= int(n_components) <= min(self.energies.size, n_pix)):
+            raise ValueError(f"n_components must be in [1, {min(self.energies.size, n_pix)}]; got {n_components}")
+        if not (1 <= int(n_clusters) <= n_pix):
+            raise ValueError(f"n_clusters must be in [1, {n_pix}]; got {n_clusters}")
+        self.n_components = int(n_components)
+        self.n_clusters = int(n_clusters)
+        if max_time is not None and not (np.isfinite(max_time) and max_time > 0):
+            raise ValueError(f"max_time must be a positive number of seconds; got {max_time!r}")
+        self.max_time = max_time
+        self._analysis_seed = int(self._rng.integers(2**31))
+        self._prev_completion = None
+        self._prev_spectra = None
+        self._refinements = 0
+        self.analysis_ = None
+
+    # the authors' spectral variation normalises by the post-edge mean (last tenth of the grid)
+    def _post_edge(self):
+        n_e = self.energies.size
+        return np.arange(n_e - max(1, n_e // 10), n_e)
+
+    def _evaluate(self, dec_or_none):
+        """Complete, analyse and compare with the previous iterate; returns the two variations."""
+        res = self._cur()
+        cube = res.matrix.reshape(self._od.shape)
+        ana = spectral_analysis(cube, n_components=self.n_components, n_clusters=self.n_clusters,
+                                seed=self._analysis_seed, mask=self.mask, measured=self._od)
+        self.analysis_ = ana
+        dc = ds = float("nan")
+        if self._prev_completion is not None:
+            dc = completion_variation(self._prev_completion, cube)
+            if self.mode == "energies":
+                ds = spectral_variation(self._prev_spectra, ana.cluster_spectra,
+                                        normalize_post_edge=self._post_edge(), drop_background=True)
+            else:
+                ds = spectral_variation(self._prev_spectra, ana.cluster_spectra)
+        self._prev_completion = cube
+        self._prev_spectra = ana.cluster_spectra
+        self._completion = cube
+        self._completion_key = len(self._order)
+        return res, dc, ds
+
+    def _decide(self):
+        h = len(self.history)
+        if h == 0:
+            return self._decide_images(self.n_images)
+        if h == 1:
+            return self._decide_rows(self.n_rows)
+        res, dc, ds = self._evaluate(None)
+        self._last = (res.rank, res.condition, dc, ds)
+        reason = self._stop_check(dc, ds)
+        if reason is None:
+            dec = self._refine()
+            if dec is None:
+                reason = self.stop_reason or "everything measured"
+        if reason is not None:
+            self.stop_reason = reason
+            return None
+        dec.rank, dec.condition = res.rank, res.condition
+        dec.completion_variation, dec.spectral_variation = dc, ds
+        self._refinements += 1
+        return dec
+
+    def _stop_check(self, dc, ds):
+        if np.isfinite(dc) and dc <= self.tol_completion:
+            return f"completion variation {dc:.3g} <= tol_completion {self.tol_completion:g}"
+        if np.isfinite(ds) and ds <= self.tol_spectral:
+            return f"spectral variation {ds:.3g} <= tol_spectral {self.tol_spectral:g}"
+        if self._refinements >= self.max_iterations:
+            return f"max_iterations {self.max_iterations} reached"
+        if self.max_time is not None:
+            t = acquisition_cost(self.order, self.shape[1], model=self.cost_model).time
+            if t >= self.max_time:
+                return f"max_time {self.max_time:g} s reached (acquisition time {t:.3g} s)"
+        return None
+
+    def _next_kinds(self):
+        if self.mode == "energies":
+            return ("image",)
+        return ("image", "row_scan") if self._refinements % 2 == 0 else ("row_scan", "image")
+
+    def _refine(self) -> Decision | None:
+        n_cells = self._row_measured.size
+        measured = self._row_measured.sum()
+        for kind in self._next_kinds():
+            if kind == "image":
+                n_new = self.shape[0] - self._chosen_rows().size
+                if self.imaged_energies.size >= self.energies.size or n_new <= 0:
+                    continue
+                if (measured + n_new) / n_cells > self.sampling_ratio + 1e-12:
+                    continue
+                return self._decide_images(1)
+            else:
+                n_new = self.energies.size - self.imaged_energies.size
+                if self._chosen_rows().size >= self.shape[0] or n_new <= 0:
+                    continue
+                if (measured + n_new) / n_cells > self.sampling_ratio + 1e-12:
+                    continue
+                return self._decide_row_scan()
+        if self.imaged_energies.size < self.energies.size and self._chosen_rows().size < self.shape[0]:
+            self.stop_reason = f"sampling_ratio budget {self.sampling_ratio:g} reached"
+        return None
+
+    def _decide_row_scan(self) -> Decision:
+        chosen = self._chosen_rows()
+        k = chosen.size + 1
+        V = row_basis(self._images(), k)
+        rows = arp(V, k, preselected=chosen, rng=self._rng)
+        new = int(rows[-1])
+        others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
+        return Decision(0, "row_scan", grid_pairs(others, [new]), row_weights=(V**2).sum(1) / k)
+
+    def _stop_record(self):
+        rec = Planner._stop_record(self)
+        if hasattr(self, "_last"):
+            rec.rank, rec.condition, rec.completion_variation, rec.spectral_variation = self._last
+        return rec
+
+    def _complete(self):
+        return self._cur().matrix.reshape(self._od.shape)
+
+    def report(self):
+        r = super().report()
+        r["refinements"] = self._refinements
+        r["mode"] = self.mode
+        return r

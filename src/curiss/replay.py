@@ -1,0 +1,102 @@
+"""Offline replay: drive a planner against a fully measured (or simulated) cube, no bluesky."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .cost import Cost, acquisition_cost, raster_cost
+from .planners import Planner
+
+__all__ = ["Acquisition", "replay"]
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """Result of :func:`replay`.
+
+    Attributes
+    ----------
+    completed : ndarray, shape (n_E, n_y, n_x)
+        The planner's completed cube (OD).
+    mask : ndarray of bool, shape (n_E, n_y, n_x)
+        True where measured.
+    sampling_ratio : float
+        ``mask.mean()``.
+    history : list of dict
+        One entry per planner decision (the ``planner`` stream), the last one the stop record.
+    order : ndarray of int, shape (n_rows, 2)
+        Measured (energy_index, row_index) pairs in acquisition order.
+    cost : curiss.cost.Cost
+        Time and dose of this acquisition under the planner's cost model.
+    raster_cost : curiss.cost.Cost
+        Time and dose of the full conventional raster of the same stack.
+    report : dict
+        ``planner.report()`` at the end.
+    """
+
+    completed: np.ndarray
+    mask: np.ndarray
+    sampling_ratio: float
+    history: list
+    order: np.ndarray
+    cost: Cost
+    raster_cost: Cost
+    report: dict = field(default_factory=dict)
+
+    @property
+    def saving(self) -> dict:
+        """Ratios of this acquisition's time and dose to the full raster's (smaller is better)."""
+        return self.cost.ratio_to(self.raster_cost)
+
+
+def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisition:
+    """Run ``planner`` to completion against ``cube`` (every requested row is read from it).
+
+    Parameters
+    ----------
+    planner : curiss.planners.Planner
+        A fresh planner whose ``energies``/``shape`` match the cube.
+    cube : array_like, shape (n_E, n_y, n_x)
+        Optical density of the sample (a full measurement or a simulation's truth). Entries that
+        are never requested may be NaN (e.g. a recorded subsampled run).
+    max_requests : int
+        Safety bound on the number of decisions.
+
+    Returns
+    -------
+    Acquisition
+    """
+    cube = np.asarray(cube, dtype=float)
+    expected = (planner.energies.size, *planner.shape)
+    if cube.shape != expected:
+        raise ValueError(f"cube has shape {cube.shape}; the planner expects (n_E, n_y, n_x) = {expected}")
+    for _ in range(max_requests):
+        request = planner.suggest()
+        if request is None:
+            break
+        for e, y in request.pairs:
+            row = cube[e, y]
+            if not np.all(np.isfinite(row)):
+                raise ValueError(f"the planner requested row (energy_index={e}, row_index={y}) but the cube "
+                                 "has NaN/Inf there (not measured in the recorded data)")
+            planner.ingest(e, y, row)
+    else:
+        raise RuntimeError(f"planner did not finish within {max_requests} requests")
+    completed = planner.completed()
+    od = np.clip(np.nan_to_num(cube, nan=0.0), 0.0, None)
+    order = planner.order
+    cost = acquisition_cost(order, planner.shape[1], model=planner.cost_model, od=od)
+    full = raster_cost(planner.energies.size, planner.shape, model=planner.cost_model, od=od)
+    mask = planner.mask
+    return Acquisition(
+        completed=completed,
+        mask=mask,
+        sampling_ratio=float(mask.mean()),
+        history=[d.as_dict() for d in planner.history],
+        order=order,
+        cost=cost,
+        raster_cost=full,
+        report=planner.report(),
+    )

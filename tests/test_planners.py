@@ -1,0 +1,215 @@
+"""Planners and offline replay: protocol, reproducibility, masks vs history, stopping rules."""
+
+import numpy as np
+import pytest
+
+import curiss
+from curiss.linalg import budget
+from curiss.planners import PLANNERS, make_planner
+
+SEEDS = [0, 1, 7]
+
+
+def low_rank_cube(n_e=30, shape=(16, 12), rank=3, seed=0, noise=0.0):
+    rng = np.random.default_rng(seed)
+    e = np.linspace(700, 730, n_e)
+    spectra = np.abs(rng.normal(size=(n_e, rank))) + 0.1
+    maps = np.abs(rng.normal(size=(rank, shape[0] * shape[1])))
+    cube = (spectra @ maps).reshape(n_e, *shape)
+    if noise:
+        cube = cube + noise * rng.normal(size=cube.shape)
+    return e, cube, spectra
+
+
+def planner_for(method, energies, shape, seed, dictionary=None, **kw):
+    kwargs = {"raster": {}, "random_rows": {"sampling_ratio": 0.3}}.get(method, {"sampling_ratio": 0.15})
+    if method in ("riss", "curiss", "acuriss"):
+        kwargs["dictionary"] = dictionary
+    if method == "acuriss":
+        kwargs.update(sampling_ratio=0.3, initial_ratio=0.12, max_iterations=4)
+    kwargs.update(kw)
+    return make_planner(method, energies, shape, seed=seed, **kwargs)
+
+
+@pytest.mark.parametrize("method", sorted(PLANNERS))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_mask_matches_history_and_nothing_measured_twice(method, seed):
+    e, cube, spectra = low_rank_cube(seed=seed, noise=1e-3)
+    p = planner_for(method, e, cube.shape[1:], seed, dictionary=spectra)
+    acq = curiss.replay(p, cube)
+    requested = np.zeros((e.size, cube.shape[1]), int)
+    for h in acq.history:
+        for a, b in h["pairs"]:
+            requested[a, b] += 1
+    assert requested.max() == 1, "a row was requested twice"
+    assert np.array_equal(requested.astype(bool), acq.mask[:, :, 0])
+    assert np.array_equal(acq.mask, np.broadcast_to(acq.mask[:, :, :1], acq.mask.shape))
+    assert acq.sampling_ratio == pytest.approx(acq.mask.mean())
+    assert acq.history[-1]["kind"] == "stop" and acq.history[-1]["stop_reason"]
+    assert len(acq.order) == requested.sum()
+    assert acq.completed.shape == cube.shape and np.all(np.isfinite(acq.completed))
+    assert p.done and p.suggest() is None
+
+
+@pytest.mark.parametrize("method", sorted(PLANNERS))
+def test_reproducible_from_seed(method):
+    e, cube, spectra = low_rank_cube(noise=1e-2)
+    runs = [curiss.replay(planner_for(method, e, cube.shape[1:], s, dictionary=spectra), cube)
+            for s in (3, 3, 4)]
+    assert np.array_equal(runs[0].order, runs[1].order)
+    assert np.array_equal(runs[0].completed, runs[1].completed)
+    if method != "raster":
+        assert not np.array_equal(runs[0].mask, runs[2].mask)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_curiss_exact_on_low_rank_cube(seed):
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=seed)
+    # ratio 0.2 gives 3 images (>= rank) and 2 spatial rows (30 pixel columns)
+    p = curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.2, dictionary=spectra, seed=seed)
+    acq = curiss.replay(p, cube)
+    err = np.linalg.norm(acq.completed - cube) / np.linalg.norm(cube)
+    assert err < 1e-8
+    s_e, s_r = budget(40, (20, 15), 0.2)
+    assert s_e >= 3
+    assert len(p.imaged_energies) == s_e
+    assert acq.mask[:, :, 0].sum() == s_e * 20 + (40 - s_e) * s_r
+    assert acq.history[-1]["rank"] == 3
+
+
+def test_curiss_uses_dictionary_leverage():
+    # a dictionary concentrated on the first 5 energies: images must be drawn there
+    e, cube, _ = low_rank_cube(n_e=40)
+    d = np.zeros((40, 2))
+    d[:5, 0] = [1, 2, 3, 4, 5]
+    d[:5, 1] = [5, 1, 4, 2, 3]
+    for seed in SEEDS:
+        p = curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.12, dictionary=d, seed=seed)
+        curiss.replay(p, cube)
+        assert set(p.imaged_energies) <= set(range(5))
+
+
+def test_random_rows_and_riss_complete_low_rank():
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=2, seed=3)
+    for cls, kw in ((curiss.RandomRowsPlanner, {}), (curiss.RISSPlanner, {"dictionary": spectra})):
+        acq = curiss.replay(cls(e, cube.shape[1:], sampling_ratio=0.35, seed=1, **kw), cube)
+        err = np.linalg.norm(acq.completed - cube) / np.linalg.norm(cube)
+        assert err < 1e-2, (cls.__name__, err)
+
+
+def test_acuriss_stops_on_completion_variation():
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=2, seed=5)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=0.1,
+                              dictionary=spectra, seed=0, tol_completion=1e-6, tol_spectral=0.0)
+    acq = curiss.replay(p, cube)
+    assert p.stop_reason.startswith("completion variation"), p.stop_reason
+    assert acq.history[-1]["completion_variation"] <= 1e-6
+    assert p.report()["refinements"] == 1  # exact data: the first refinement changes nothing
+
+
+def test_acuriss_stops_on_spectral_variation():
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=5, noise=0.05)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.6, initial_ratio=0.1,
+                              dictionary=spectra, seed=0, tol_completion=0.0, tol_spectral=0.5)
+    acq = curiss.replay(p, cube)
+    assert p.stop_reason.startswith("spectral variation"), p.stop_reason
+    assert acq.history[-1]["spectral_variation"] <= 0.5
+
+
+@pytest.mark.parametrize("mode", ["alternate", "energies"])
+def test_acuriss_stops_on_max_iterations_and_alternates(mode):
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=2, noise=0.05)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.9, initial_ratio=0.1,
+                              dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
+                              max_iterations=4, mode=mode)
+    acq = curiss.replay(p, cube)
+    assert p.stop_reason.startswith("max_iterations"), p.stop_reason
+    kinds = [h["kind"] for h in acq.history]
+    assert kinds[:2] == ["image", "rows"] and kinds[-1] == "stop"
+    refine = kinds[2:-1]
+    assert len(refine) == 4
+    if mode == "alternate":
+        assert refine == ["image", "row_scan", "image", "row_scan"]
+    else:
+        assert refine == ["image"] * 4
+    # each refinement decision records why it did not stop: the variations it saw
+    assert all(np.isfinite(h["completion_variation"]) for h in acq.history[3:])
+
+
+def test_acuriss_stops_at_ratio_budget():
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=2, noise=0.05)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.16, initial_ratio=0.1,
+                              dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0)
+    acq = curiss.replay(p, cube)
+    assert "budget" in p.stop_reason, p.stop_reason
+    assert acq.sampling_ratio <= 0.16 + 1e-12
+
+
+def test_acuriss_stops_at_max_time():
+    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=2, noise=0.05)
+    p0 = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.9, initial_ratio=0.1,
+                               dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
+                               max_iterations=0)
+    t0 = curiss.replay(p0, cube).cost.time
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.9, initial_ratio=0.1,
+                              dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
+                              max_time=t0 + 1.5)
+    acq = curiss.replay(p, cube)
+    assert p.stop_reason.startswith("max_time"), p.stop_reason
+    assert t0 < acq.cost.time < t0 + 1.5 + 2 * 1.0 + 40 * 0.04  # at most one step past the limit
+
+
+def test_protocol_errors():
+    e, cube, spectra = low_rank_cube()
+    p = curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.15, seed=0)
+    req = p.suggest()
+    with pytest.raises(RuntimeError, match="not ingested"):
+        p.suggest()
+    e0, y0 = req.pairs[0]
+    with pytest.raises(ValueError, match="shape"):
+        p.ingest(e0, y0, np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        p.ingest(e0, y0, np.full(cube.shape[2], np.nan))
+    p.ingest(e0, y0, cube[e0, y0])
+    with pytest.raises(ValueError, match="already measured"):
+        p.ingest(e0, y0, cube[e0, y0])
+    missing = [(a, b) for a in range(e.size) for b in range(cube.shape[1])
+               if not req.as_mask(e.size, cube.shape[1])[a, b]][0]
+    with pytest.raises(ValueError, match="not requested"):
+        p.ingest(*missing, cube[missing])
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"energies": [700, 710, 705]}, "strictly increasing"),
+    ({"energies": [700, 700, 710]}, "strictly increasing"),
+    ({"energies": [700, np.nan, 710]}, "finite"),
+    ({"shape": (0, 4)}, "shape"),
+    ({"shape": (4,)}, "shape"),
+    ({"sampling_ratio": 1e-4}, "ratio too small: minimum is"),
+    ({"sampling_ratio": 1.5}, r"\(0.0, 1.0\]"),
+    ({"dictionary": np.ones((3, 2))}, "n_energies"),
+    ({"dictionary": np.full((30, 2), np.nan)}, "NaN"),
+])
+def test_bad_input_is_refused(bad, match):
+    e, cube, _ = low_rank_cube()
+    kw = {"energies": e, "shape": cube.shape[1:], "sampling_ratio": 0.15, "seed": 0}
+    kw.update(bad)
+    with pytest.raises(ValueError, match=match):
+        curiss.CURISSPlanner(kw.pop("energies"), kw.pop("shape"), **kw)
+
+
+@pytest.mark.parametrize("seed", [1.5, "3", -1, True])
+def test_bad_seed_type(seed):
+    e, cube, _ = low_rank_cube()
+    with pytest.raises(TypeError, match="seed"):
+        curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.15, seed=seed)
+
+
+def test_replay_cost_against_raster():
+    e, cube, spectra = low_rank_cube()
+    acq = curiss.replay(curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.15, seed=0), cube)
+    full = curiss.replay(curiss.RasterPlanner(e, cube.shape[1:]), cube)
+    assert full.cost.time == pytest.approx(acq.raster_cost.time)
+    assert acq.saving["time"] < 1 and acq.saving["dose_total"] < 1
+    assert full.saving["time"] == pytest.approx(1.0)
+    assert np.array_equal(full.completed, cube)
