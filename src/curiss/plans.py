@@ -1,0 +1,462 @@
+"""Bluesky plans: the planner in the loop of a monochromator, a raster stage and a line detector.
+
+One generic lockstep plan, :func:`subsampled_scan`, asks a planner for a request, orders the rows to
+move the monochromator once per energy (and the stage in a serpentine), measures each spatial row,
+feeds its optical density to the planner, records the planner's decision in the ``planner`` stream
+and repeats until the planner is done; then it records the ``analysis`` stream. The convenience
+plans build the planner from the keywords of design §4.
+
+Documents (design §5, ``schema_version`` 1):
+
+- start: ``plan_name``, ``plan_args``, ``method``, ``planner``, ``planner_kwargs``, ``energies``,
+  ``shape``, ``y_positions``, ``seed``, ``sampling_ratio``, ``dictionary_name``, ``cost_model``,
+  ``curiss_version``, ``schema_version``, ``hints``.
+- ``primary``: one event per spatial row: the detector's line, I0 and dwell, the monochromator
+  readback, the stage y readback, ``energy_index`` and ``row_index``.
+- ``planner``: one event per decision (see :func:`decision_record`).
+- ``analysis``: one event: completed cube, mask, labels, cluster spectra, eigenspectra.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+from bluesky import plan_stubs as bps
+from bluesky import preprocessors as bpp
+from bluesky.protocols import Movable, Readable
+
+from . import __version__
+from .analysis import spectral_analysis
+from .cost import acquisition_cost
+from .planners import (
+    ACURISSPlanner,
+    CURISSPlanner,
+    Planner,
+    RandomRowsPlanner,
+    RasterPlanner,
+    RISSPlanner,
+)
+
+__all__ = [
+    "subsampled_scan",
+    "raster_scan",
+    "random_rows_scan",
+    "riss_scan",
+    "curiss_scan",
+    "acuriss_scan",
+    "SCHEMA_VERSION",
+]
+
+SCHEMA_VERSION = 1
+
+
+class _Record:
+    """A minimal bluesky ``Readable`` that emits a dict of values as one event of a stream.
+
+    Used for the ``planner`` and ``analysis`` streams, whose values are computed by curiss rather
+    than read from hardware.
+    """
+
+    parent = None
+
+    def __init__(self, name: str, describe: dict[str, dict]):
+        self.name = name
+        self._describe = describe
+        self._values: dict[str, Any] = {}
+
+    def set(self, values: dict[str, Any]) -> None:
+        missing = set(self._describe) - set(values)
+        if missing:
+            raise KeyError(f"record {self.name!r} is missing {sorted(missing)}")
+        self._values = values
+
+    def read(self):
+        t = _time.time()
+        return {k: {"value": self._values[k], "timestamp": t} for k in self._describe}
+
+    def describe(self):
+        return {k: dict(v) for k, v in self._describe.items()}
+
+    def read_configuration(self):
+        return {}
+
+    def describe_configuration(self):
+        return {}
+
+
+def _key(dtype: str, shape=(), numpy_dtype: str | None = None) -> dict:
+    d = {"source": "curiss", "dtype": dtype, "shape": list(shape)}
+    if numpy_dtype is not None:
+        d["dtype_numpy"] = np.dtype(numpy_dtype).str
+    return d
+
+
+def _planner_describe(n_e: int, n_y: int) -> dict[str, dict]:
+    return {
+        "iteration": _key("integer", (), "int64"),
+        "kind": _key("string"),
+        "request": _key("array", (n_e, n_y), "uint8"),
+        "energy_weights": _key("array", (n_e,), "float64"),
+        "row_weights": _key("array", (n_y,), "float64"),
+        "rank": _key("integer", (), "int64"),
+        "condition": _key("number", (), "float64"),
+        "completion_variation": _key("number", (), "float64"),
+        "spectral_variation": _key("number", (), "float64"),
+        "sampling_ratio": _key("number", (), "float64"),
+        "time": _key("number", (), "float64"),
+        "dose": _key("number", (), "float64"),
+        "stop_reason": _key("string"),
+    }
+
+
+def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]:
+    """The ``planner`` stream event of one decision, fixed shapes (uint8 request mask, NaN fill).
+
+    ``time`` and ``dose`` are the cost model's acquisition time (s) and incident dose (dwell ×
+    pixels, arbitrary units) of everything measured up to this decision.
+    """
+    n_e, (n_y, n_x) = planner.energies.size, planner.shape
+    req = np.zeros((n_e, n_y), np.uint8)
+    if len(decision.pairs):
+        req[decision.pairs[:, 0], decision.pairs[:, 1]] = 1
+    order = planner.order if order is None else order
+    cost = acquisition_cost(order, n_x, model=planner.cost_model)
+    ew = decision.energy_weights
+    rw = decision.row_weights
+    return {
+        "iteration": int(decision.iteration),
+        "kind": str(decision.kind),
+        "request": req,
+        "energy_weights": np.full(n_e, np.nan) if ew is None else np.asarray(ew, float),
+        "row_weights": np.full(n_y, np.nan) if rw is None else np.asarray(rw, float),
+        "rank": int(decision.rank),
+        "condition": float(decision.condition),
+        "completion_variation": float(decision.completion_variation),
+        "spectral_variation": float(decision.spectral_variation),
+        "sampling_ratio": float(decision.sampling_ratio),
+        "time": float(cost.time),
+        "dose": float(cost.dose_total),
+        "stop_reason": str(decision.stop_reason or ""),
+    }
+
+
+def _analysis_describe(n_e, n_y, n_x, n_clusters, n_components):
+    return {
+        "completed": _key("array", (n_e, n_y, n_x), "float64"),
+        "mask": _key("array", (n_e, n_y, n_x), "uint8"),
+        "labels": _key("array", (n_y, n_x), "int64"),
+        "cluster_spectra": _key("array", (n_e, n_clusters), "float64"),
+        "eigenspectra": _key("array", (n_e, n_components), "float64"),
+    }
+
+
+def _ordered_pairs(pairs: np.ndarray) -> list[tuple[int, list[int]]]:
+    """Group pairs by energy (ascending: one monochromator move each) with rows in a serpentine."""
+    out = []
+    for i, e in enumerate(np.unique(pairs[:, 0])):
+        rows = np.sort(pairs[pairs[:, 0] == e, 1])
+        out.append((int(e), (rows if i % 2 == 0 else rows[::-1]).tolist()))
+    return out
+
+
+def _limits(obj) -> tuple[float, float] | None:
+    lim = getattr(obj, "limits", None)
+    if lim is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in lim)
+    except (TypeError, ValueError):
+        return None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
+        return None  # (0, 0) or (lo >= hi) means "no limits" in ophyd
+    return lo, hi
+
+
+def _line_length(detector, line_key: str) -> int | None:
+    try:
+        desc = detector.describe()
+    except Exception:  # an async or remote device: cannot ask synchronously
+        return None
+    shape = desc.get(line_key, {}).get("shape")
+    return int(shape[0]) if shape else None
+
+
+def _validate(planner: Planner, detector, mono, stage, y_positions, line_key) -> np.ndarray:
+    """Refuse bad arguments before anything moves. Returns y_positions as an array (n_y,)."""
+    if not isinstance(planner, Planner):
+        raise TypeError(f"planner must be a curiss planner; got {type(planner).__name__}")
+    if planner.history:
+        raise ValueError("the planner has already been used; give the plan a fresh planner")
+    n_y, n_x = planner.shape
+    y = np.arange(n_y, dtype=float) if y_positions is None else np.asarray(y_positions, dtype=float)
+    if y.shape != (n_y,):
+        raise ValueError(f"y_positions must have one position per spatial row, shape ({n_y},); got {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("y_positions must be finite")
+    lim = _limits(mono)
+    if lim is not None:
+        e = planner.energies
+        bad = e[(e < lim[0]) | (e > lim[1])]
+        if bad.size:
+            raise ValueError(f"energies {bad[:5].tolist()} eV are outside the monochromator limits "
+                             f"[{lim[0]}, {lim[1]}] eV")
+    ymotor = getattr(stage, "y", None)
+    if ymotor is None:
+        raise TypeError("stage must have a 'y' positioner (the raster's slow axis)")
+    lim = _limits(ymotor)
+    if lim is not None:
+        bad = y[(y < lim[0]) | (y > lim[1])]
+        if bad.size:
+            raise ValueError(f"y_positions {bad[:5].tolist()} are outside the stage y limits "
+                             f"[{lim[0]}, {lim[1]}]")
+    n_line = _line_length(detector, line_key)
+    if n_line is not None and n_line != n_x:
+        raise ValueError(f"the detector's line has {n_line} pixels but shape[1] (n_x) is {n_x}")
+    return y
+
+
+def _jsonable(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, *,
+                    y_positions=None, line_key: str | None = None, i0_key: str | None = None,
+                    analysis: bool = True, n_components: int = 3, n_clusters: int = 4,
+                    md: dict | None = None):
+    """Acquire a stack with ``planner`` in the loop (generic lockstep plan).
+
+    Parameters
+    ----------
+    planner : curiss.planners.Planner
+        A fresh planner; its ``energies`` (eV) and ``shape`` (n_y, n_x) define the raster.
+    detector : bluesky.protocols.Readable (and Triggerable)
+        Line detector: each trigger measures one spatial row; its reading has the line counts
+        (n_x,) under ``line_key`` and the incident counts per pixel under ``i0_key``.
+    mono : bluesky.protocols.Movable
+        Monochromator energy positioner (eV).
+    stage : device with a ``y`` Movable
+        Raster stage; ``stage.y`` is moved to ``y_positions[row_index]``.
+    y_positions : array_like, shape (n_y,), optional
+        Stage y of each spatial row (default ``0, 1, …, n_y − 1``).
+    line_key, i0_key : str, optional
+        Reading keys of the line counts and the incident counts (default ``"<detector>_line"``
+        and ``"<detector>_i0"``).
+    analysis : bool
+        Record the ``analysis`` stream (completion, labels, spectra) at the end.
+    n_components, n_clusters : int
+        Settings of that analysis.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid (bluesky convention). The planner, updated in place, holds the state.
+    """
+    line_key = line_key or f"{detector.name}_line"
+    i0_key = i0_key or f"{detector.name}_i0"
+    y = _validate(planner, detector, mono, stage, y_positions, line_key)
+    n_e, (n_y, n_x) = planner.energies.size, planner.shape
+    rec = _Record("planner", _planner_describe(n_e, n_y))
+    idx = _Record("curiss", {"energy_index": _key("integer", (), "int64"),
+                             "row_index": _key("integer", (), "int64")})
+    ana_rec = _Record("analysis", _analysis_describe(n_e, n_y, n_x, n_clusters, n_components))
+
+    _md = {
+        "detectors": [detector.name],
+        "motors": [mono.name, stage.y.name],
+        "method": planner.method,
+        "planner": type(planner).__name__,
+        "energies": planner.energies.tolist(),
+        "shape": [n_y, n_x],
+        "y_positions": y.tolist(),
+        "seed": planner.seed if not isinstance(planner.seed, np.random.Generator) else None,
+        "sampling_ratio": planner.sampling_ratio,
+        "cost_model": asdict(planner.cost_model),
+        "line_key": line_key,
+        "i0_key": i0_key,
+        "analysis": {"n_components": n_components, "n_clusters": n_clusters} if analysis else None,
+        "curiss_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "plan_name": "subsampled_scan",
+        "plan_args": {"planner": repr(planner), "detector": repr(detector), "mono": repr(mono),
+                      "stage": repr(stage)},
+        "hints": {"dimensions": [([f"{mono.name}"], "primary")]},
+    }
+    _md.update(md or {})
+
+    def emit_decision(decision):
+        rec.set(decision_record(planner, decision))
+        yield from bps.trigger_and_read([rec], name="planner")
+
+    @bpp.stage_decorator([detector])
+    @bpp.run_decorator(md=_md)
+    def inner():
+        while True:
+            request = planner.suggest()
+            yield from emit_decision(planner.history[-1])
+            if request is None:
+                break
+            for e, rows in _ordered_pairs(request.pairs):
+                yield from bps.checkpoint()
+                yield from bps.mv(mono, float(planner.energies[e]))
+                for r in rows:
+                    yield from bps.checkpoint()
+                    yield from bps.mv(stage.y, float(y[r]))
+                    idx.set({"energy_index": e, "row_index": r})
+                    reading = yield from bps.trigger_and_read([detector, mono, stage.y, idx])
+                    line = np.asarray(reading[line_key]["value"], dtype=float)
+                    i0 = float(np.asarray(reading[i0_key]["value"], dtype=float))
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        od = -np.log(line / i0)
+                    planner.ingest(e, r, od)
+        if analysis:
+            cube = planner.completed()
+            ana = spectral_analysis(cube, n_components=n_components, n_clusters=n_clusters,
+                                    seed=0, mask=planner.mask, measured=planner.measured)
+            ana_rec.set({
+                "completed": cube,
+                "mask": planner.mask.astype(np.uint8),
+                "labels": ana.labels.astype(np.int64),
+                "cluster_spectra": ana.cluster_spectra,
+                "eigenspectra": ana.eigenspectra,
+            })
+            yield from bps.trigger_and_read([ana_rec], name="analysis")
+
+    return (yield from inner())
+
+
+def _resolve_seed(seed):
+    """Plans record a concrete seed so that every run can be reproduced."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**32))
+    return seed
+
+
+def _shape_for(detector, y_positions, shape, line_key):
+    if shape is not None:
+        return tuple(int(s) for s in shape)
+    if y_positions is None:
+        raise ValueError("give either shape=(n_y, n_x) or y_positions (one stage y per spatial row)")
+    n_x = _line_length(detector, line_key or f"{detector.name}_line")
+    if n_x is None:
+        raise ValueError("cannot read the detector's line length; give shape=(n_y, n_x)")
+    return (len(y_positions), n_x)
+
+
+def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_positions, seed,
+                   planner_kwargs, plan_kwargs, md):
+    shape = _shape_for(detector, y_positions, shape, plan_kwargs.get("line_key"))
+    seed = _resolve_seed(seed)
+    planner = cls(energies, shape, seed=seed, **planner_kwargs)
+    kw_md = {k: _jsonable(v) for k, v in planner_kwargs.items() if k != "dictionary"}
+    if planner_kwargs.get("dictionary") is not None:
+        kw_md["dictionary"] = _jsonable(np.asarray(planner_kwargs["dictionary"], float))
+    if "cost_model" in kw_md and kw_md["cost_model"] is not None:
+        kw_md["cost_model"] = asdict(planner_kwargs["cost_model"])
+    _md = {
+        "plan_name": plan_name,
+        "plan_args": {"detector": repr(detector), "mono": repr(mono), "stage": repr(stage),
+                      "energies": _jsonable(np.asarray(energies, float)), "shape": list(shape),
+                      "seed": seed, **{k: v for k, v in kw_md.items() if k != "dictionary"}},
+        "planner_kwargs": kw_md,
+    }
+    _md.update(md or {})
+    return (yield from subsampled_scan(planner, detector, mono, stage, y_positions=y_positions,
+                                       md=_md, **plan_kwargs))
+
+
+def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=None, y_positions=None,
+                cost_model=None, analysis: bool = True, n_components: int = 3,
+                n_clusters: int = 4, md: dict | None = None):
+    """Conventional full stack: every spatial row at every energy (``RasterPlanner``).
+
+    See :func:`subsampled_scan` for the devices and the documents; ``shape`` (n_y, n_x) or
+    ``y_positions`` (n_y,) define the raster.
+    """
+    return (yield from _strategy_plan(
+        RasterPlanner, "raster_scan", detector, mono, stage, energies, shape=shape,
+        y_positions=y_positions, seed=0, planner_kwargs={"cost_model": cost_model},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        md=md))
+
+
+def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
+                     shape=None, y_positions=None, seed=None, cost_model=None,
+                     max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
+                     n_clusters: int = 4, md: dict | None = None):
+    """Random spatial rows at every energy + LoopedASD (baseline; ``RandomRowsPlanner``)."""
+    return (yield from _strategy_plan(
+        RandomRowsPlanner, "random_rows_scan", detector, mono, stage, energies, shape=shape,
+        y_positions=y_positions, seed=seed,
+        planner_kwargs={"sampling_ratio": sampling_ratio, "cost_model": cost_model,
+                        "max_rank": max_rank},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        md=md))
+
+
+def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
+              dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
+              max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
+              n_clusters: int = 4, md: dict | None = None):
+    """RISS: leverage-sampled images, fresh ARP rows per remaining energy, LoopedASD (``RISSPlanner``)."""
+    return (yield from _strategy_plan(
+        RISSPlanner, "riss_scan", detector, mono, stage, energies, shape=shape,
+        y_positions=y_positions, seed=seed,
+        planner_kwargs={"sampling_ratio": sampling_ratio, "dictionary": dictionary,
+                        "cost_model": cost_model, "max_rank": max_rank},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        md=md))
+
+
+def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
+                dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
+                core_rank: int | None = None, noise_level: float | None = None,
+                analysis: bool = True, n_components: int = 3, n_clusters: int = 4,
+                md: dict | None = None):
+    """CURISS: leverage-sampled images, the same ARP rows at every other energy, CUR completion."""
+    return (yield from _strategy_plan(
+        CURISSPlanner, "curiss_scan", detector, mono, stage, energies, shape=shape,
+        y_positions=y_positions, seed=seed,
+        planner_kwargs={"sampling_ratio": sampling_ratio, "dictionary": dictionary,
+                        "cost_model": cost_model, "core_rank": core_rank,
+                        "noise_level": noise_level},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        md=md))
+
+
+def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float = 0.10,
+                 initial_ratio: float = 0.02, dictionary=None, shape=None, y_positions=None,
+                 seed=None, cost_model=None, max_iterations: int = 50,
+                 tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
+                 n_clusters: int = 4, mode: str = "alternate", max_time: float | None = None,
+                 core_rank: int | None = None, noise_level: float | None = None,
+                 analysis: bool = True, md: dict | None = None):
+    """ACURISS: CURISS at ``initial_ratio``, then images and row scans until the result settles.
+
+    ``sampling_ratio`` caps the budget. See :class:`curiss.ACURISSPlanner` for the keywords.
+    """
+    return (yield from _strategy_plan(
+        ACURISSPlanner, "acuriss_scan", detector, mono, stage, energies, shape=shape,
+        y_positions=y_positions, seed=seed,
+        planner_kwargs={"sampling_ratio": sampling_ratio, "initial_ratio": initial_ratio,
+                        "dictionary": dictionary, "cost_model": cost_model,
+                        "max_iterations": max_iterations, "tol_completion": tol_completion,
+                        "tol_spectral": tol_spectral, "n_components": n_components,
+                        "n_clusters": n_clusters, "mode": mode, "max_time": max_time,
+                        "core_rank": core_rank, "noise_level": noise_level},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        md=md))
