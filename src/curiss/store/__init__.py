@@ -1,0 +1,44 @@
+"""The catalog of runs: open it, write runs into it, read them back.
+
+- :func:`open_catalog` — the embedded Tiled SQLite catalog of a directory (in-process, no
+  server), or a Tiled profile (a Tiled server, e.g. on PostgreSQL).
+- :func:`writer_for` — the ``RE.subscribe`` callback that writes runs into it
+  (``bluesky_tiled_plugins.TiledWriter`` with ``max_array_size=0``).
+- :func:`load_run` — a run back as numpy arrays (:class:`RunData`): the measured optical density,
+  mask and counts (n_E, n_y, n_x), the acquisition order, the planner history, the analysis.
+
+Example
+-------
+>>> from bluesky import RunEngine
+>>> from curiss.store import open_catalog, writer_for, load_run
+>>> catalog = open_catalog("./runs")                      # doctest: +SKIP
+>>> RE = RunEngine(); RE.subscribe(writer_for(catalog))   # doctest: +SKIP
+>>> uid, = RE(curiss_scan(...))                           # doctest: +SKIP
+>>> data = load_run(catalog[uid])                         # doctest: +SKIP
+
+Other readers of the same directory (another process): ``open_catalog(DIR)`` again; the plain
+Tiled client (``tiled.catalog.from_uri`` → ``build_app`` → ``Context.from_app`` →
+``from_context``, with the ``CatalogOfBlueskyRuns`` spec); databroker 2.x through
+``databroker.catalog[PROFILE]`` (v2/v3 API), or ``databroker.Broker.named(PROFILE)`` (v1 API; needs
+databroker's ``back-compat`` extra: humanize, doct, boltons), where ``PROFILE`` is a Tiled profile
+(YAML in a ``TILED_PROFILES`` folder) with an in-line app::
+
+    PROFILE:
+      direct:
+        catalog:
+          uri: sqlite:///DIR/catalog.db
+          writable_storage: [DIR/data, sqlite:///DIR/storage.sqlite]
+          specs: [{name: CatalogOfBlueskyRuns, version: "3.0"}]
+
+Document model notes (what the writer does to design §5's documents): every array is stored as
+zarr (``max_array_size=0``); a data key named ``time`` (the planner's acquisition time) is renamed
+``time_`` by the writer and renamed back by :func:`load_run`; arrays keep the ``dtype_numpy`` their
+descriptor declares (``|b1``, ``|u1``, ``<i8`` all work) and are stored as float64 without one,
+which :func:`load_run` casts back for the curiss keys (``mask``/``request`` → bool,
+``energy_index``/``row_index``/``labels``/``rank``/``iteration`` → int).
+"""
+
+from ._catalog import DEFAULT_BATCH_SIZE, ROOT_SPEC, open_catalog, writer_for
+from ._load import RunData, load_run
+
+__all__ = ["open_catalog", "writer_for", "load_run", "RunData", "DEFAULT_BATCH_SIZE", "ROOT_SPEC"]

@@ -1,0 +1,310 @@
+"""Read a curiss run back from the catalog into plain numpy arrays (:class:`RunData`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RunData", "load_run"]
+
+# Data keys the event-model normaliser of bluesky-tiled-plugins renames ("time" -> "time_"),
+# because they clash with the event columns of the stored table.
+_RESERVED = ("time", "seq_num")
+
+# dtypes of the curiss document model (design §5), applied on reading: a descriptor without
+# ``dtype_numpy`` makes the writer store every array as float64.
+_INT_KEYS = {"energy_index", "row_index", "rank", "iteration", "labels"}
+_BOOL_KEYS = {"request", "mask"}
+
+
+@dataclass(eq=False)
+class RunData:
+    """One curiss acquisition read back from the catalog.
+
+    Attributes
+    ----------
+    uid : str
+        The run's start uid.
+    start : dict
+        The start document (plain ``dict``/``list`` values).
+    stop : dict or None
+        The stop document (``exit_status`` "success", "fail" or "abort"); None while running.
+    energies : ndarray, shape (n_E,)
+        Energies of the stack (eV), from the start document.
+    shape : tuple of int
+        ``(n_y, n_x)``: spatial rows × pixels per row.
+    od : ndarray, shape (n_E, n_y, n_x)
+        Measured optical density −ln(line / I0) of every measured spatial row; NaN elsewhere.
+        A row measured twice keeps its last measurement.
+    mask : ndarray of bool, shape (n_E, n_y, n_x)
+        True where measured.
+    counts : ndarray, shape (n_E, n_y, n_x)
+        Raw line counts of the measured rows; NaN elsewhere.
+    order : ndarray of int, shape (n_rows, 2)
+        ``(energy_index, row_index)`` of each ``primary`` event, in acquisition order.
+    primary : dict of str to ndarray
+        Every data key of the ``primary`` stream, one entry (leading axis) per event, plus
+        ``"time"``: the event times (s since the epoch).
+    history : list of dict
+        One dict per ``planner`` event (decision), in order: data key → value (arrays as
+        ndarrays, ``request`` as bool (n_E, n_y), scalars as Python numbers/strings).
+    completed : ndarray, shape (n_E, n_y, n_x), or None
+        The completed cube from the ``analysis`` stream; None without one.
+    analysis : dict of str to ndarray, or None
+        The last ``analysis`` event (``completed``, ``mask`` (bool), ``labels`` (n_y, n_x) int,
+        ``cluster_spectra`` (n_E, n_clusters), ``eigenspectra`` (n_E, k)); None without one.
+    """
+
+    uid: str
+    start: dict
+    stop: dict | None
+    energies: np.ndarray
+    shape: tuple[int, int]
+    od: np.ndarray
+    mask: np.ndarray
+    counts: np.ndarray
+    order: np.ndarray
+    primary: dict[str, np.ndarray]
+    history: list[dict[str, Any]]
+    completed: np.ndarray | None
+    analysis: dict[str, np.ndarray] | None
+
+    @property
+    def sampling_ratio(self) -> float:
+        """Fraction of the stack measured, ``mask.mean()``."""
+        return float(self.mask.mean()) if self.mask.size else 0.0
+
+    @property
+    def exit_status(self) -> str | None:
+        """The stop document's ``exit_status``; None while the run is going on."""
+        return None if self.stop is None else self.stop.get("exit_status")
+
+    def __repr__(self) -> str:
+        n_e, (n_y, n_x) = self.energies.size, self.shape
+        return (f"RunData(uid={self.uid!r}, method={self.start.get('method')!r}, "
+                f"shape=({n_e}, {n_y}, {n_x}), rows={len(self.order)}, "
+                f"sampling_ratio={self.sampling_ratio:.3g}, exit_status={self.exit_status!r})")
+
+
+def _plain(obj):
+    """Tiled's read-only DictView/ListView (recursively) to plain dict/list."""
+    if isinstance(obj, Mapping):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, Sequence) and not isinstance(obj, (str, bytes)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _children(node) -> dict[str, Any]:
+    """Child clients of a Tiled container, listed in one request (paged), without the
+    bluesky-tiled-plugins wrappers (``.base``) so that no child costs a request of its own."""
+    base = getattr(node, "base", node)
+    return dict(base.items())
+
+
+def _stream_nodes(run) -> dict[str, Any]:
+    """Stream name -> stream node, in either layout (``run[name]`` or ``run["streams"][name]``)."""
+    children = _children(run)
+    sub = children.get("streams")
+    if sub is not None and "BlueskyEventStream" not in {s.name for s in getattr(sub, "specs", [])}:
+        return _children(sub)
+    return children
+
+
+def _columns_direct(stream) -> dict[str, np.ndarray]:
+    """Read every part of a stream: zarr arrays one request each, the event table once."""
+    import pandas
+
+    cols: dict[str, np.ndarray] = {}
+    for part, client in _children(stream).items():
+        value = client.read()
+        if isinstance(value, pandas.DataFrame):
+            for name in value.columns:
+                col = value[name]
+                if isinstance(col.dtype, pandas.StringDtype) or col.dtype == object:
+                    arr = col.to_numpy()
+                    try:
+                        arr = np.stack([np.asarray(v) for v in arr]) if len(arr) else arr
+                    except ValueError:
+                        pass
+                    if arr.dtype == object and all(isinstance(v, str) for v in arr):
+                        arr = arr.astype(str)
+                    cols[str(name)] = arr
+                else:
+                    cols[str(name)] = col.to_numpy()
+        else:
+            cols[str(part)] = np.asarray(value)
+    return cols
+
+
+def _columns_composite(stream) -> dict[str, np.ndarray]:
+    """Fallback: the plugin's own reader (an xarray Dataset of the data keys)."""
+    ds = stream.read()
+    cols = {str(k): np.asarray(ds[k].values) for k in ds.data_vars}
+    if "time" in ds.coords:
+        cols["time"] = np.asarray(ds["time"].values)
+    return cols
+
+
+def _read_stream(stream) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """Read a stream as (data key → array with one leading entry per event, event times)."""
+    md = _plain(getattr(stream, "metadata", {}) or {})
+    declared = set((md.get("data_keys") or {}).keys())
+    try:
+        cols = _columns_direct(stream)
+    except Exception:
+        cols = _columns_composite(stream)
+    cols = {k: v for k, v in cols.items() if not k.startswith("ts_") and k != "seq_num"}
+    times = cols.pop("time", None)
+    if times is not None:
+        times = np.asarray(times, dtype=float)
+    # Undo the writer's renaming of reserved data keys ("time" -> "time_").
+    for name in _RESERVED:
+        alias = f"{name}_"
+        if alias in cols and name not in declared and name not in cols:
+            cols[name] = cols.pop(alias)
+    # A stream being written may have its zarr arrays and its table at different lengths for a
+    # moment: keep the events that are complete.
+    lengths = [len(v) for v in cols.values()] + ([len(times)] if times is not None else [])
+    if lengths:
+        n = min(lengths)
+        cols = {k: v[:n] for k, v in cols.items()}
+        times = None if times is None else times[:n]
+    for k in list(cols):
+        if k in _BOOL_KEYS:
+            cols[k] = cols[k].astype(bool)
+        elif k in _INT_KEYS and cols[k].dtype.kind == "f" and np.all(np.isfinite(cols[k])):
+            cols[k] = cols[k].astype(np.int64)
+    return cols, times
+
+
+def _scalar(v):
+    if isinstance(v, np.ndarray) and v.ndim == 0:
+        v = v[()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def load_run(run, catalog=None) -> RunData:
+    """Read a curiss run back into numpy arrays.
+
+    Parameters
+    ----------
+    run : BlueskyRun client or str
+        A catalog entry (``load_run(catalog[uid])``, the main form), or a uid (then give
+        ``catalog``). A run still being written can be read: ``stop`` is None and only the rows
+        written so far (see :func:`curiss.store.writer_for`) are there.
+    catalog : tiled client or str or os.PathLike, optional
+        Where to look ``run`` up when it is a uid (anything :func:`open_catalog` accepts).
+
+    Returns
+    -------
+    RunData
+        ``od``/``mask``/``counts`` (n_E, n_y, n_x), ``order`` (n_rows, 2), the ``primary``
+        columns, the planner ``history`` and the ``analysis`` results.
+
+    Raises
+    ------
+    TypeError
+        A uid without ``catalog``, or ``run`` of another type.
+    KeyError
+        The uid is not in the catalog.
+    ValueError
+        The run is not a curiss run (no ``energies``/``shape`` in its start document) or its
+        rows do not fit them (index out of range, line of the wrong length).
+    """
+    if isinstance(run, str):
+        if catalog is None:
+            raise TypeError("load_run(uid) needs catalog=...: the catalog (or its directory) to "
+                            "look the uid up in; or pass the entry, load_run(catalog[uid])")
+        if isinstance(catalog, (str, os.PathLike)):
+            from ._catalog import open_catalog
+
+            catalog = open_catalog(catalog)
+        uid = run
+        try:
+            run = catalog[uid]
+        except (KeyError, ValueError):  # ValueError: a partial uid too short to look up
+            raise KeyError(f"no run {uid!r} in the catalog") from None
+    if not hasattr(run, "metadata"):
+        raise TypeError(f"run must be a catalog entry (Tiled BlueskyRun client) or a uid string; "
+                        f"got {type(run).__name__}")
+    md = _plain(run.metadata)
+    start = md.get("start")
+    if not isinstance(start, dict):
+        raise ValueError("not a Bluesky run: its metadata has no start document")
+    stop = md.get("stop") or None
+    missing = [k for k in ("energies", "shape") if k not in start]
+    if missing:
+        raise ValueError(f"run {start.get('uid')!r} is not a curiss run: its start document has no "
+                         f"{missing} (plan {start.get('plan_name')!r})")
+    energies = np.asarray(start["energies"], dtype=float)
+    if energies.ndim != 1:
+        raise ValueError(f"start['energies'] must be a list of energies (eV); got shape {energies.shape}")
+    shape = tuple(int(s) for s in start["shape"])
+    if len(shape) != 2:
+        raise ValueError(f"start['shape'] must be [n_y, n_x]; got {start['shape']!r}")
+    n_e, (n_y, n_x) = energies.size, shape
+
+    streams = _stream_nodes(run)
+
+    # primary: one event per measured spatial row
+    stream = streams.get("primary")
+    primary, times = _read_stream(stream) if stream is not None else ({}, None)
+    if times is not None and "time" not in primary:
+        primary["time"] = times
+    line_key = start.get("line_key") or "detector_line"
+    i0_key = start.get("i0_key") or "detector_i0"
+    od = np.full((n_e, n_y, n_x), np.nan)
+    counts = np.full((n_e, n_y, n_x), np.nan)
+    mask = np.zeros((n_e, n_y, n_x), dtype=bool)
+    n_rows = min((len(v) for v in primary.values()), default=0)
+    need = [k for k in ("energy_index", "row_index", line_key, i0_key) if k not in primary]
+    if n_rows and need:
+        if stop is not None:
+            raise ValueError(f"the primary stream lacks {need}; it has {sorted(primary)}")
+        n_rows = 0  # a run being written: its first rows are not all stored yet
+    if n_rows:
+        ei = np.asarray(primary["energy_index"]).astype(np.int64)
+        ri = np.asarray(primary["row_index"]).astype(np.int64)
+        line = np.asarray(primary[line_key], dtype=float).reshape(n_rows, -1)
+        i0 = np.asarray(primary[i0_key], dtype=float).reshape(n_rows, -1)
+        if line.shape[1] != n_x:
+            raise ValueError(f"{line_key!r} has {line.shape[1]} pixels per row but shape[1] (n_x) is {n_x}")
+        if ei.min() < 0 or ei.max() >= n_e or ri.min() < 0 or ri.max() >= n_y:
+            raise ValueError(f"energy_index/row_index out of range for {n_e} energies and {n_y} rows")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            row_od = -np.log(line / i0)
+        counts[ei, ri] = line  # fancy assignment: a repeated row keeps its last measurement
+        od[ei, ri] = row_od
+        mask[ei, ri] = True
+        order = np.column_stack([ei, ri])
+    else:
+        order = np.zeros((0, 2), dtype=np.int64)
+
+    # planner: one event per decision
+    history: list[dict[str, Any]] = []
+    stream = streams.get("planner")
+    if stream is not None:
+        cols, _ = _read_stream(stream)
+        n = min((len(v) for v in cols.values()), default=0)
+        history = [{k: _scalar(v[i]) for k, v in cols.items()} for i in range(n)]
+
+    # analysis: one event at the end
+    analysis = completed = None
+    stream = streams.get("analysis")
+    if stream is not None:
+        cols, _ = _read_stream(stream)
+        if cols and min(len(v) for v in cols.values()) > 0:
+            analysis = {k: np.asarray(v[-1]) for k, v in cols.items()}
+            if "completed" in analysis:
+                completed = np.asarray(analysis["completed"], dtype=float)
+
+    return RunData(uid=str(start.get("uid", "")), start=start, stop=stop, energies=energies,
+                   shape=(n_y, n_x), od=od, mask=mask, counts=counts, order=order,
+                   primary=primary, history=history, completed=completed, analysis=analysis)
