@@ -89,8 +89,8 @@ def test_start_document_reproduces_the_run(sample):
         assert key in start, key
     assert start["plan_name"] == "curiss_scan" and start["method"] == "curiss"
     assert isinstance(start["seed"], int)  # a seed is drawn and recorded when none is given
-    p = curiss.make_planner(start["method"], start["energies"], start["shape"], seed=start["seed"],
-                            **{k: v for k, v in start["planner_kwargs"].items() if k != "cost_model"})
+    assert start["planner_kwargs"]["seed"] == start["seed"]
+    p = curiss.make_planner(start["method"], start["energies"], start["shape"], **start["planner_kwargs"])
     offline = curiss.replay(p, sample.cube)
     rows = {(ev["data"]["energy_index"], ev["data"]["row_index"]) for ev in events(docs, "primary")}
     assert rows == {tuple(x) for x in offline.order}

@@ -18,8 +18,13 @@ from .replay import replay
 
 __all__ = ["STRATEGIES", "Trial", "run_trials", "summarise", "format_table", "strategy_kwargs"]
 
-#: strategies compared by default, in table order
-STRATEGIES = ("raster", "random_rows", "riss", "curiss", "acuriss", "acuriss_energies")
+#: strategies compared by default, in table order; ``*_authors`` are the authors' choices
+#: (leverage-score energy draws, their budget split), kept one flag away for comparisons
+STRATEGIES = ("raster", "random_rows", "riss", "curiss_authors", "curiss", "acuriss_authors",
+              "acuriss")
+
+#: planner keywords that reproduce the authors' MATLAB code
+AUTHORS = {"energy_sampling": "leverage", "budget_rule": "authors"}
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,16 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
         return "raster", {}
     if strategy in ("random_rows", "riss", "curiss"):
         return strategy, {"sampling_ratio": ratio}
-    if strategy in ("acuriss", "acuriss_energies"):
+    if strategy == "curiss_authors":
+        return "curiss", {"sampling_ratio": ratio, **AUTHORS}
+    if strategy in ("acuriss", "acuriss_energies", "acuriss_authors"):
         p0 = max(ratio / 2, minimum_ratio(n_energies, shape) * 1.0001)
-        mode = "energies" if strategy == "acuriss_energies" else "alternate"
-        return "acuriss", {"sampling_ratio": min(1.0, 2 * ratio), "initial_ratio": p0, "mode": mode}
+        kw = {"sampling_ratio": min(1.0, 2 * ratio), "initial_ratio": p0}
+        if strategy == "acuriss_energies":
+            kw["mode"] = "energies"
+        if strategy == "acuriss_authors":
+            kw.update(mode="energies", **AUTHORS)
+        return "acuriss", kw
     raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
 
 

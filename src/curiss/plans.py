@@ -285,6 +285,7 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         "y_positions": y.tolist(),
         "seed": planner.seed if not isinstance(planner.seed, np.random.Generator) else None,
         "sampling_ratio": planner.sampling_ratio,
+        "planner_kwargs": planner_metadata(planner),
         "cost_model": asdict(planner.cost_model),
         "line_key": line_key,
         "i0_key": i0_key,
@@ -357,22 +358,33 @@ def _shape_for(detector, y_positions, shape, line_key):
     return (len(y_positions), n_x)
 
 
+def planner_metadata(planner: Planner) -> dict[str, Any]:
+    """JSON-friendly constructor keywords of ``planner`` for the start document.
+
+    ``curiss.make_planner(start["method"], start["energies"], start["shape"],
+    **start["planner_kwargs"])`` rebuilds it (the cost model as a dict is accepted back).
+    """
+    out = {}
+    for k, v in planner.get_params().items():
+        if k == "cost_model" and v is not None:
+            v = asdict(v)
+        if k == "seed" and isinstance(v, np.random.Generator):
+            v = None  # a Generator cannot be recorded; plans always pass an int
+        out[k] = _jsonable(np.asarray(v, float) if k == "dictionary" and v is not None else v)
+    return out
+
+
 def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_positions, seed,
                    planner_kwargs, plan_kwargs, md):
     shape = _shape_for(detector, y_positions, shape, plan_kwargs.get("line_key"))
     seed = _resolve_seed(seed)
     planner = cls(energies, shape, seed=seed, **planner_kwargs)
-    kw_md = {k: _jsonable(v) for k, v in planner_kwargs.items() if k != "dictionary"}
-    if planner_kwargs.get("dictionary") is not None:
-        kw_md["dictionary"] = _jsonable(np.asarray(planner_kwargs["dictionary"], float))
-    if "cost_model" in kw_md and kw_md["cost_model"] is not None:
-        kw_md["cost_model"] = asdict(planner_kwargs["cost_model"])
+    args = {k: v for k, v in planner_metadata(planner).items() if k != "dictionary"}
     _md = {
         "plan_name": plan_name,
         "plan_args": {"detector": repr(detector), "mono": repr(mono), "stage": repr(stage),
                       "energies": _jsonable(np.asarray(energies, float)), "shape": list(shape),
-                      "seed": seed, **{k: v for k, v in kw_md.items() if k != "dictionary"}},
-        "planner_kwargs": kw_md,
+                      **args},
     }
     _md.update(md or {})
     return (yield from subsampled_scan(planner, detector, mono, stage, y_positions=y_positions,

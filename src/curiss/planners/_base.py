@@ -184,11 +184,30 @@ class Planner:
         Reference spectra on ``energies``; ``None`` draws energies uniformly.
     seed : None, int or numpy.random.Generator
         Source of all randomness; the same seed gives the same decisions on the same data.
-    cost_model : curiss.cost.CostModel, optional
+    cost_model : curiss.cost.CostModel or dict, optional
         Time/dose model used for the ``time`` entries of the report and the budget checks.
     """
 
     method = "base"
+
+    def __new__(cls, *args, **kwargs):
+        obj = super().__new__(cls)
+        obj._init_args = (args, dict(kwargs))  # for get_params(): rebuild the same planner
+        return obj
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor keywords of this planner (besides ``energies`` and ``shape``), as given.
+
+        ``make_planner(p.method, p.energies, p.shape, **p.get_params())`` builds a fresh planner
+        that makes the same decisions on the same data.
+        """
+        args, kwargs = self._init_args
+        params = dict(kwargs)
+        for name, value in zip(("energies", "shape"), args):
+            params.setdefault(name, value)
+        params.pop("energies", None)
+        params.pop("shape", None)
+        return params
 
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
                  cost_model: CostModel | None = None):
@@ -197,6 +216,10 @@ class Planner:
         self.sampling_ratio = validate_ratio("sampling_ratio", sampling_ratio)
         self.dictionary = validate_dictionary(dictionary, self.energies.size)
         self.seed = validate_seed(seed)
+        if isinstance(cost_model, dict):  # as recorded in a start document
+            cost_model = CostModel(**cost_model)
+        if cost_model is not None and not isinstance(cost_model, CostModel):
+            raise TypeError(f"cost_model must be a curiss.cost.CostModel or a dict; got {cost_model!r}")
         self.cost_model = cost_model if cost_model is not None else CostModel()
         self._rng = np.random.default_rng(self.seed)
         n_e, (n_y, n_x) = self.energies.size, self.shape

@@ -18,6 +18,28 @@ from ..cost import acquisition_cost
 from ..linalg import arp, budget, cur_complete, looped_asd, row_basis, row_pixels, weighted_sample
 from ._base import Decision, Planner, grid_pairs, validate_ratio
 
+def images_first_budget(n_energies: int, shape, ratio: float, *, n_rows: int = 1) -> tuple[int, int]:
+    """Budget split that spends the ratio on images, keeping ``n_rows`` spatial rows.
+
+    ``s_R = n_rows`` and ``s_E`` is the largest count with ``s_E·n_y + (n_E − s_E)·s_R ≤
+    ratio·n_E·n_y``; falls back to the authors' rule (:func:`curiss.linalg.budget`) when that
+    leaves no image. One spatial row scan costs about as much as one image when n_E ≈ n_y, and on
+    the measured ALS stacks extra images reduce the worst-case error more than extra rows
+    (docs/quality.md).
+    """
+    n_y = shape[0]
+    total = ratio * n_energies * n_y
+    s_e = int(np.floor((total - n_energies * n_rows) / (n_y - n_rows) + 1e-9)) if n_y > n_rows else 0
+    s_e = min(s_e, n_energies - 1)
+    if s_e < 1:
+        return budget(n_energies, shape, ratio)
+    return s_e, n_rows
+
+
+#: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
+ENERGY_SAMPLING = "leverage"
+BUDGET_RULE = "authors"
+
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
 
@@ -125,10 +147,49 @@ class _CURISSBase(Planner):
         self.write_back = bool(write_back)
         self.cur_result_ = None
 
-    def _decide_images(self, n_images: int) -> Decision:
+    def _init_selection(self, energy_sampling, budget_rule):
+        if energy_sampling not in ("volume", "leverage"):
+            raise ValueError(f"energy_sampling must be 'volume' or 'leverage'; got {energy_sampling!r}")
+        if budget_rule not in ("images", "authors"):
+            raise ValueError(f"budget_rule must be 'images' or 'authors'; got {budget_rule!r}")
+        self.energy_sampling = energy_sampling
+        self.budget_rule = budget_rule
+
+    def _budget(self, ratio: float) -> tuple[int, int]:
+        """(images, rows) for ``ratio`` under ``self.budget_rule``."""
+        s_e, s_r = budget(self.energies.size, self.shape, ratio)  # also validates the minimum
+        if self.budget_rule == "authors":
+            return s_e, s_r
+        return images_first_budget(self.energies.size, self.shape, ratio)
+
+    def _choose_energies(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` new energies to image and the weights they were drawn with."""
         imaged = self.imaged_energies
         w = self._energy_weights(imaged)
-        chosen = weighted_sample(w, n_images, exclude=imaged, rng=self._rng)
+        if self.energy_sampling == "leverage":
+            return weighted_sample(w, n, exclude=imaged, rng=self._rng), w
+        chosen: list[int] = []
+        if self.dictionary is not None:
+            # volume sampling of energies: ARP on the dictionary's basis, conditional on what is
+            # imaged, for as many energies as the dictionary has dimensions; leverage after that
+            U, sv, _ = np.linalg.svd(self.dictionary, full_matrices=False)
+            r = int(np.count_nonzero(sv > 1e-8 * sv[0]))
+            pre = list(imaged[:r])
+            k = min(r, len(pre) + n)
+            if k > len(pre):
+                chosen = [int(i) for i in arp(U[:, :r], k, preselected=pre, rng=self._rng)[len(pre):]]
+        else:
+            # no dictionary: one uniform draw per contiguous stratum of the energies not imaged
+            free = np.setdiff1d(np.arange(self.energies.size), imaged)
+            chosen = [int(self._rng.choice(part)) for part in np.array_split(free, n)]
+        if len(chosen) < n:
+            rest = weighted_sample(w, n - len(chosen), exclude=np.concatenate([imaged, chosen]).astype(int),
+                                   rng=self._rng)
+            chosen += [int(i) for i in rest]
+        return np.asarray(chosen, dtype=int), w
+
+    def _decide_images(self, n_images: int) -> Decision:
+        chosen, w = self._choose_energies(n_images)
         todo = [(e, r) for e in chosen for r in range(self.shape[0]) if not self._row_measured[e, r]]
         e_idx, r_idx = zip(*todo)
         pairs = np.column_stack([e_idx, r_idx]).astype(int)
@@ -176,6 +237,14 @@ class CURISSPlanner(_CURISSBase):
     row_sampling : {"arp", "uniform"}
         How the spatial rows are chosen: adaptive randomized pivoting on the images' row basis
         (the method), or uniformly at random (the naive baseline of the comparisons).
+    energy_sampling : {"volume", "leverage"}
+        ``"leverage"`` (the authors'): energies drawn without replacement with the dictionary's
+        leverage scores (uniform without a dictionary). ``"volume"``: the first energies by ARP on
+        the dictionary's basis (volume sampling: no near-duplicate energies), leverage after
+        that; without a dictionary one uniform draw per contiguous stratum of energies.
+    budget_rule : {"images", "authors"}
+        Split of the ratio between images and rows: the authors' rule
+        (:func:`curiss.linalg.budget`) or :func:`images_first_budget`.
     """
 
     method = "curiss"
@@ -183,10 +252,12 @@ class CURISSPlanner(_CURISSBase):
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
                  cost_model=None, core_rank: int | None = None, core_rtol: float = 1e-6,
                  noise_level: float | None = None, write_back: bool = False,
-                 row_sampling: str = "arp"):
+                 row_sampling: str = "arp", energy_sampling: str = ENERGY_SAMPLING,
+                 budget_rule: str = BUDGET_RULE):
         super().__init__(energies, shape, sampling_ratio=sampling_ratio, dictionary=dictionary,
                          seed=seed, cost_model=cost_model)
-        self.n_images, self.n_rows = budget(self.energies.size, self.shape, self.sampling_ratio)
+        self._init_selection(energy_sampling, budget_rule)
+        self.n_images, self.n_rows = self._budget(self.sampling_ratio)
         self._init_cur(core_rank=core_rank, core_rtol=core_rtol, noise_level=noise_level,
                        write_back=write_back)
         if row_sampling not in ("arp", "uniform"):
@@ -231,9 +302,11 @@ class RISSPlanner(_ASDCompletion, CURISSPlanner):
     method = "riss"
 
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
-                 cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6):
+                 cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6,
+                 energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE):
         CURISSPlanner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
-                               dictionary=dictionary, seed=seed, cost_model=cost_model)
+                               dictionary=dictionary, seed=seed, cost_model=cost_model,
+                               energy_sampling=energy_sampling, budget_rule=budget_rule)
         self._init_asd(max_rank, asd_tol)
 
     def _decide_rows(self, n_rows: int) -> Decision:
@@ -298,11 +371,13 @@ class ACURISSPlanner(CURISSPlanner):
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", max_time: float | None = None,
                  core_rank: int | None = None, core_rtol: float = 1e-6,
-                 noise_level: float | None = None, write_back: bool = False):
+                 noise_level: float | None = None, write_back: bool = False,
+                 energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE):
         Planner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
                          dictionary=dictionary, seed=seed, cost_model=cost_model)
         self.initial_ratio = validate_ratio("initial_ratio", initial_ratio, high=self.sampling_ratio)
-        self.n_images, self.n_rows = budget(self.energies.size, self.shape, self.initial_ratio)
+        self._init_selection(energy_sampling, budget_rule)
+        self.n_images, self.n_rows = self._budget(self.initial_ratio)
         self._init_cur(core_rank=core_rank, core_rtol=core_rtol, noise_level=noise_level,
                        write_back=write_back)
         if mode not in ("alternate", "energies"):

@@ -4,6 +4,7 @@
   server), or a Tiled profile (a Tiled server, e.g. on PostgreSQL).
 - :func:`writer_for` — the ``RE.subscribe`` callback that writes runs into it
   (``bluesky_tiled_plugins.TiledWriter`` with ``max_array_size=0``).
+- :func:`recompute` — the completion again from ``primary`` alone (replays the recorded planner).
 - :func:`load_run` — a run back as numpy arrays (:class:`RunData`): the measured optical density,
   mask and counts (n_E, n_y, n_x), the acquisition order, the planner history, the analysis.
 
@@ -40,5 +41,7 @@ which :func:`load_run` casts back for the curiss keys (``mask``/``request`` → 
 
 from ._catalog import DEFAULT_BATCH_SIZE, ROOT_SPEC, open_catalog, writer_for
 from ._load import RunData, load_run
+from ._recompute import recompute
 
-__all__ = ["open_catalog", "writer_for", "load_run", "RunData", "DEFAULT_BATCH_SIZE", "ROOT_SPEC"]
+__all__ = ["open_catalog", "writer_for", "load_run", "recompute", "RunData", "DEFAULT_BATCH_SIZE",
+           "ROOT_SPEC"]

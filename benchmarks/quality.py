@@ -1,0 +1,161 @@
+"""Quality of every strategy against the full raster, on the shared ALS stacks and on phantoms.
+
+Prints, for each stack, strategy and sampling ratio, the median and worst over seeds of the signal
+error, raw error, ARI, cluster-spectra error, and the time and dose as fractions of the full
+raster (design §7-§8); then an ablation of the CURISS choices at one ratio; writes error-vs-ratio
+plots. Run from the repository root:
+
+    .venv/bin/python benchmarks/quality.py                      # everything (slow: ~30 min)
+    .venv/bin/python benchmarks/quality.py --stacks phantom --ratios 0.04,0.06 --seeds 3
+    .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10
+
+The ALS stacks (``../shared/data/als_stxm_fe_L23_breier2012``) are used when present, with the
+71214078 Fe(III)/Fe(II) references plus a constant as dictionary (same energy grid for both).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score
+
+from curiss.analysis import raw_error, signal_error, spectra_error, spectral_analysis
+from curiss.compare import STRATEGIES, format_table, run_trials, summarise
+from curiss.datasets import make_phantom
+from curiss.io import load_stack
+from curiss.planners import ACURISSPlanner, CURISSPlanner
+from curiss.replay import replay
+
+ROOT = Path(__file__).resolve().parents[1]
+ALS = ROOT.parent / "shared" / "data" / "als_stxm_fe_L23_breier2012"
+OUT = ROOT / "benchmarks" / "out"
+
+
+def stacks(names):
+    """Yield (name, energies, cube, dictionary, truth)."""
+    dictionary = None
+    if (ALS / "71214078_stack.npz").exists():
+        dictionary = load_stack(ALS / "71214078_stack.npz").dictionary
+    for name in names:
+        if name == "phantom":
+            ph = make_phantom(n_energies=100, shape=(64, 64), n_materials=3, seed=0, noise=0.02)
+            yield name, ph.energies, ph.cube, ph.spectra, ph.truth
+        else:
+            path = ALS / f"{name}_stack.npz"
+            if not path.exists():
+                print(f"[skip] {path} not found")
+                continue
+            st = load_stack(path)
+            yield name, st.energies, st.cube, dictionary, None
+
+
+def measure(planner, cube, ref, full):
+    acq = replay(planner, cube)
+    ana = spectral_analysis(acq.completed, n_components=3, n_clusters=4, seed=0)
+    return {
+        "ratio": acq.sampling_ratio,
+        "signal": signal_error(acq.completed, ref, k=3),
+        "raw": raw_error(acq.completed, cube),
+        "ari": adjusted_rand_score(full.labels.ravel(), ana.labels.ravel()),
+        "spectra": spectra_error(full.cluster_spectra, ana.cluster_spectra),
+        "stop": acq.report.get("stop_reason"),
+    }
+
+
+def summary_line(name, rows):
+    def mw(key, worst=max):
+        v = [r[key] for r in rows]
+        return f"{np.median(v):.3f} / {worst(v):.3f}"
+    return (f"{name:34s} ratio {mw('ratio')}  signal {mw('signal')}  raw {mw('raw')}  "
+            f"ARI {mw('ari', min)}  spectra {mw('spectra')}")
+
+
+ABLATION = [
+    ("authors (leverage energies, authors' split)", dict(energy_sampling="leverage", budget_rule="authors")),
+    ("+ volume-sampled energies", dict(energy_sampling="volume", budget_rule="authors")),
+    ("+ images-first split", dict(energy_sampling="leverage", budget_rule="images")),
+    ("volume + images-first (default)", dict(energy_sampling="volume", budget_rule="images")),
+    ("default + core rank 3", dict(energy_sampling="volume", budget_rule="images", core_rank=3)),
+    ("default + write back", dict(energy_sampling="volume", budget_rule="images", write_back=True)),
+    ("uniform energies, uniform rows", dict(energy_sampling="leverage", budget_rule="authors",
+                                            row_sampling="uniform", no_dictionary=True)),
+]
+
+
+def ablation(name, energies, cube, dictionary, truth, ratio, seeds):
+    ref = cube if truth is None else truth
+    full = spectral_analysis(ref, n_components=3, n_clusters=4, seed=0)
+    print(f"\n## CURISS ablation on {name} at ratio {ratio} ({len(seeds)} seeds; median / worst)")
+    for label, kw in ABLATION:
+        kw = dict(kw)
+        d = None if kw.pop("no_dictionary", False) else dictionary
+        rows = [measure(CURISSPlanner(energies, cube.shape[1:], sampling_ratio=ratio, dictionary=d,
+                                      seed=s, **kw), cube, ref, full) for s in seeds]
+        print(summary_line(label, rows), flush=True)
+    print(f"\n## ACURISS from p0 = 0.02 (cap 0.10) on {name} ({len(seeds)} seeds)")
+    for label, kw in (("alternate (default)", {}),
+                      ("energies, authors' choices", dict(mode="energies", energy_sampling="leverage",
+                                                          budget_rule="authors"))):
+        rows = [measure(ACURISSPlanner(energies, cube.shape[1:], sampling_ratio=0.10,
+                                       initial_ratio=0.02, dictionary=dictionary, seed=s, **kw),
+                        cube, ref, full) for s in seeds]
+        print(summary_line(label, rows), flush=True)
+        print(f"{'':34s} stops: {sorted(set(str(r['stop']).split(' ')[0] for r in rows))}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--stacks", default="phantom,71214078,71214098")
+    p.add_argument("--ratios", default="0.02,0.04,0.06,0.08,0.10")
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--ablation-ratio", type=float, default=0.05)
+    p.add_argument("--ablation-only", action="store_true")
+    args = p.parse_args(argv)
+    seeds = list(range(args.seeds))
+    ratios = [float(r) for r in args.ratios.split(",")]
+    strategies = args.strategies.split(",")
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name, energies, cube, dictionary, truth in stacks(args.stacks.split(",")):
+        print(f"\n# {name}: {len(energies)} energies x {cube.shape[1]} x {cube.shape[2]}"
+              + (" (errors against the noise-free truth)" if truth is not None else ""), flush=True)
+        ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds)
+        if args.ablation_only:
+            continue
+        curves = {}
+        for ratio in ratios:
+            t0 = time.perf_counter()
+            trials = run_trials(energies, cube, ratio=ratio, seeds=seeds, dictionary=dictionary,
+                                truth=truth, strategies=strategies)
+            summ = summarise(trials)
+            print(f"\n## ratio {ratio} ({time.perf_counter() - t0:.0f} s)")
+            print(format_table(summ), flush=True)
+            for strat, row in summ.items():
+                curves.setdefault(strat, []).append((row["sampling_ratio"][0], *row["signal_error"]))
+        _plot(name, curves)
+
+
+def _plot(name, curves):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for strat, pts in curves.items():
+        pts = np.array(pts)
+        line, = ax.plot(pts[:, 0], pts[:, 1], "o-", label=strat)
+        ax.plot(pts[:, 0], pts[:, 2], "x:", color=line.get_color())
+    ax.set_xlabel("sampling ratio")
+    ax.set_ylabel("signal error (k = 3)")
+    ax.set_yscale("log")
+    ax.set_title(f"{name}: median (o) and worst (x) over seeds")
+    ax.legend(fontsize=7)
+    path = OUT / f"quality_{name}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
