@@ -13,7 +13,7 @@ LAYER = {
     "linalg": 0,
     "analysis": 1, "cost": 1, "datasets": 1,
     "planners": 2, "replay": 2, "compare": 2,
-    "plans": 3, "store": 3, "io": 3, "viz": 3, "export": 3,
+    "plans": 3, "store": 3, "io": 3, "_formats_als": 3, "_formats_hdf5": 3, "viz": 3, "export": 3,
     "cli": 4,
 }
 STDLIB = set(sys.stdlib_module_names)

@@ -1,6 +1,6 @@
-"""Read recorded stacks and reference spectra; write stacks.
+"""Read recorded stacks and reference spectra; write stacks and results.
 
-Formats read by :func:`load_stack`:
+Formats read by :func:`load_stack` (dispatch on the suffix, HDF5 flavour by content):
 
 * the simple curiss ``.npz`` (written by :func:`save_stack`): ``energies`` (n_E,) eV,
   ``cube`` (n_E, n_y, n_x) OD, optional ``i0`` (n_E,), ``dictionary`` (n_E, n_refs),
@@ -8,23 +8,38 @@ Formats read by :func:`load_stack`:
 * the converted ALS STXM ``.npz`` stacks of ``shared/data/als_stxm_fe_L23_breier2012``:
   ``energies_eV``, ``transmitted`` (n_E, n_y, n_x) counts, ``i0`` (n_E,), optional
   Fe(III)/Fe(II) references ``oxidized_t``/``reduced_t``.
+* ``.hdr``: the ALS/aXis raw STXM format, a text header plus one ``<id>_aNNN.xim``
+  text image per energy and an optional ``i0.xsp`` (:func:`read_als_hdr`);
+* ``.h5``/``.hdf5``/``.hdf``/``.nxs``/``.nx5``: MANTiS data-exchange (``/exchange/data``,
+  :func:`read_dataexchange`, written by :func:`write_dataexchange`) or NeXus NXstxm
+  (:func:`read_nxstxm`), told apart by content.
+
+Results are exported by :func:`write_nexus` as an NXstxm NeXus file MANTiS can open as a
+stack (the completed OD cube) with the sampling mask, cluster labels and spectra,
+eigenspectra and metadata alongside; :func:`read_nexus_results` reads it back.
 
 Reference spectra (:func:`load_dictionary`) come from a text file with an energy
 column (eV) and one column per reference, or from an ``.npz``.
 
-Only numpy (and h5py, for later HDF5 readers) is imported here (layering rule).
+Only numpy and h5py are imported here (layering rule); the format details live in
+the private modules ``curiss._formats_als`` and ``curiss._formats_hdf5``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from . import _formats_als as _als
+from . import _formats_hdf5 as _h5
 
 __all__ = [
     "Stack",
@@ -34,7 +49,17 @@ __all__ = [
     "read_reference_spectra",
     "load_dictionary",
     "ALS_PRE_EDGE_EV",
+    "read_als_hdr",
+    "read_dataexchange",
+    "write_dataexchange",
+    "read_nxstxm",
+    "write_nexus",
+    "read_nexus_results",
+    "HDF5_SUFFIXES",
 ]
+
+#: File suffixes :func:`load_stack` opens as HDF5 (data-exchange or NeXus, by content).
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".nxs", ".nx5", ".nexus")
 
 #: Upper bound (eV) of the pre-edge region of the ALS Fe L2,3 stacks (see shared/data/README.md).
 ALS_PRE_EDGE_EV = 705.0
@@ -64,6 +89,8 @@ class Stack:
         One name per dictionary column (empty without a dictionary).
     name : str
         A label (e.g. the file stem).
+    x_um, y_um : ndarray, shape (n_x,) and (n_y,), optional
+        Sample positions of the columns and rows, µm, when the file records them.
 
     Arrays are copied to float64 and made read-only.
     """
@@ -74,6 +101,8 @@ class Stack:
     dictionary: np.ndarray | None = None
     dictionary_names: tuple[str, ...] = ()
     name: str = ""
+    x_um: np.ndarray | None = None
+    y_um: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         energies = np.asarray(self.energies, dtype=np.float64)
@@ -120,6 +149,13 @@ class Stack:
         object.__setattr__(self, "dictionary_names", names)
         if not isinstance(self.name, str):
             raise TypeError(f"name must be a str, got {type(self.name).__name__}")
+        for attr, n in (("x_um", cube.shape[2]), ("y_um", cube.shape[1])):
+            pos = getattr(self, attr)
+            if pos is not None:
+                pos = np.asarray(pos, dtype=np.float64)
+                if pos.shape != (n,):
+                    raise ValueError(f"{attr} must have shape ({n},), got {pos.shape}")
+                object.__setattr__(self, attr, _readonly(pos))
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -178,18 +214,25 @@ def _resolve_pre_edge(value: Any, default: float | None) -> float | None:
 
 
 def load_stack(path: str | os.PathLike, *, subtract_pre_edge: float | bool | None = None) -> Stack:
-    """Read a stack from an ``.npz`` file.
+    """Read a stack from any supported file, choosing the reader by suffix.
 
     Parameters
     ----------
     path : str or path-like
-        A curiss ``.npz`` (keys ``energies``, ``cube``) or a converted ALS STXM
-        ``.npz`` (keys ``energies_eV``, ``transmitted``, ``i0``).
+        * ``.npz``: a curiss ``.npz`` (keys ``energies``, ``cube``) or a converted ALS
+          STXM ``.npz`` (keys ``energies_eV``, ``transmitted``, ``i0``);
+        * ``.hdr``: ALS/aXis raw stack, see :func:`read_als_hdr` (I0 from ``i0.xsp``
+          next to it);
+        * ``.h5``, ``.hdf5``, ``.hdf``, ``.nxs``, ``.nx5``, ``.nexus``: MANTiS
+          data-exchange (:func:`read_dataexchange`) if the file has
+          ``/exchange/data``, else NeXus NXstxm (:func:`read_nxstxm`, first entry and
+          channel) -- including files written by :func:`write_nexus`.
     subtract_pre_edge : float, False or None
         Subtract from each pixel its mean OD over energies below this value (eV).
         ``None`` uses the format's default: 705 eV (:data:`ALS_PRE_EDGE_EV`) for
-        the ALS files, whose I0 is not the open-beam level of the images, and no
-        subtraction for curiss files. ``False`` disables it.
+        the converted ALS ``.npz`` files, whose I0 is not the open-beam level of the
+        images, and no subtraction for all other formats (including ``.hdr``, which
+        may hold any edge). ``False`` disables it.
 
     Returns
     -------
@@ -206,8 +249,26 @@ def load_stack(path: str | os.PathLike, *, subtract_pre_edge: float | bool | Non
         the pre-edge threshold.
     """
     p = Path(path)
-    if p.suffix.lower() != ".npz":
-        raise ValueError(f"{p}: unsupported stack format {p.suffix!r}; expected a .npz file")
+    suffix = p.suffix.lower()
+    if suffix == ".hdr":
+        return read_als_hdr(p, subtract_pre_edge=subtract_pre_edge)
+    if suffix in HDF5_SUFFIXES:
+        kind = _h5.hdf5_kind(p)
+        if kind == "dataexchange":
+            return read_dataexchange(p, subtract_pre_edge=subtract_pre_edge)
+        if kind == "nxstxm":
+            return read_nxstxm(p, subtract_pre_edge=subtract_pre_edge)
+        raise ValueError(
+            f"{p}: unsupported HDF5 layout: neither data-exchange (/exchange/data) nor NeXus "
+            "(an NXentry group holding an NXdata group)"
+        )
+    if suffix == ".xim":
+        raise ValueError(f"{p}: open the stack's .hdr header, not a single .xim image")
+    if suffix != ".npz":
+        raise ValueError(
+            f"{p}: unsupported stack format {p.suffix!r}; expected .npz, .hdr or one of "
+            f"{', '.join(HDF5_SUFFIXES)}"
+        )
     with np.load(p, allow_pickle=False) as z:
         keys = set(z.files)
         if {"energies", "cube"} <= keys:
@@ -234,8 +295,10 @@ def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
         names = tuple(str(n) for n in np.atleast_1d(z["dictionary_names"]))
     name = str(z["name"]) if "name" in z.files else p.stem
     i0 = z["i0"] if "i0" in z.files else None
+    x_um = z["x_um"] if "x_um" in z.files else None
+    y_um = z["y_um"] if "y_um" in z.files else None
     return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
-                 dictionary_names=names, name=name)
+                 dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
 
 
 def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
@@ -263,8 +326,16 @@ def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
         dictionary = np.column_stack([ox, red, np.ones_like(ox)])
         names = ("oxidized", "reduced", "constant")
     name = p.stem[: -len("_stack")] if p.stem.endswith("_stack") else p.stem
+    x_um, y_um = _positions(z.get("x_um"), z.get("y_um"), cube.shape)
     return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
-                 dictionary_names=names, name=name)
+                 dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
+
+
+def _positions(x: Any, y: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """Keep recorded positions only when they match the cube's (n_E, n_y, n_x) shape."""
+    x = None if x is None or np.shape(x) != (shape[2],) else x
+    y = None if y is None or np.shape(y) != (shape[1],) else y
+    return x, y
 
 
 def save_stack(path: str | os.PathLike, stack: Stack) -> None:
@@ -288,6 +359,10 @@ def save_stack(path: str | os.PathLike, stack: Stack) -> None:
     if stack.dictionary is not None:
         arrays["dictionary"] = stack.dictionary
         arrays["dictionary_names"] = np.asarray(stack.dictionary_names, dtype=str)
+    if stack.x_um is not None:
+        arrays["x_um"] = stack.x_um
+    if stack.y_um is not None:
+        arrays["y_um"] = stack.y_um
     np.savez_compressed(path, **arrays)
 
 
@@ -465,3 +540,408 @@ def load_dictionary(path: str | os.PathLike, energies: Any) -> np.ndarray:
     """
     ref_e, spectra, _ = read_reference_spectra(path)
     return interpolate_dictionary(ref_e, spectra, energies)
+
+
+# --------------------------------------------------------------------------- raw formats
+
+
+def _od_from_counts(counts: np.ndarray, i0: np.ndarray, p: Path) -> np.ndarray:
+    """OD = -ln(counts / I0); ``i0`` is (n_E,) or shaped like ``counts`` (n_E, n_y, n_x)."""
+    if not (np.all(np.isfinite(counts)) and np.all(np.isfinite(i0))):
+        raise ValueError(f"{p}: counts or I0 contain NaN/Inf values")
+    counts = _clip_positive(counts, "transmitted", p)
+    i0 = _clip_positive(i0, "i0", p)
+    if i0.ndim == 1:
+        i0 = i0[:, None, None]
+    return -np.log(counts / i0)
+
+
+def _finish(p: Path, energies: np.ndarray, cube: np.ndarray, subtract_pre_edge: Any,
+            **kwargs: Any) -> Stack:
+    if not np.all(np.isfinite(cube)):
+        raise ValueError(f"{p}: optical density contains NaN/Inf values")
+    threshold = _resolve_pre_edge(subtract_pre_edge, None)
+    if threshold is not None:
+        cube = _subtract_pre_edge(cube, energies, threshold)
+    return Stack(energies=energies, cube=cube, **kwargs)
+
+
+def _i0_on_grid(i0: Any, energies: np.ndarray, p: Path) -> np.ndarray:
+    """An I0 given as (n_E,) values or an ``.xsp`` file, on the stack's energies."""
+    if isinstance(i0, (str, os.PathLike)):
+        src = Path(i0)
+        ie, iv = _als.read_xsp(src)
+        if ie.shape == energies.shape and np.allclose(ie, energies, rtol=0, atol=1e-3):
+            return iv
+        try:
+            return interpolate_dictionary(ie, iv, energies)[:, 0]
+        except ValueError as exc:
+            raise ValueError(f"{src}: cannot put I0 on the stack's energies: {exc}") from None
+    arr = np.asarray(i0, dtype=np.float64)
+    if arr.shape != energies.shape:
+        raise ValueError(
+            f"{p}: i0 must be a path to a two-column .xsp file or an array of shape "
+            f"{energies.shape}, got shape {arr.shape}"
+        )
+    return arr
+
+
+def read_als_hdr(path: str | os.PathLike, *, i0: Any = None,
+                 subtract_pre_edge: float | bool | None = None) -> Stack:
+    """Read an ALS/aXis raw STXM stack: ``<id>.hdr`` + ``<id>_aNNN.xim`` images.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.hdr`` text header. Its ``ScanDefinition`` gives the x positions
+        (``PAxis`` points, µm, n_x), the y positions (``QAxis``, µm, n_y) and the
+        energies (``StackAxis``, eV, n_E). The images ``<id>_a000.xim`` …
+        ``<id>_a{n_E-1:03d}.xim`` must sit next to it, each a whitespace-separated
+        text matrix of transmitted counts with n_y rows (y) of n_x values (x).
+    i0 : None, str, path-like or array_like of shape (n_E,)
+        Incident intensity. ``None`` reads ``i0.xsp`` (two columns: energy eV, I0)
+        from the header's folder; a path reads that ``.xsp`` file (interpolated
+        onto the stack's energies when its grid differs; it must cover them).
+    subtract_pre_edge : float, False or None
+        As in :func:`load_stack`; ``None`` (default) and ``False`` mean no subtraction.
+
+    Returns
+    -------
+    Stack
+        ``cube`` = -ln(counts / I0), shape (n_E, n_y, n_x); ``i0`` (n_E,);
+        ``x_um``, ``y_um`` from the header; ``name`` = the header's stem. Energies
+        out of order in the header are sorted (images follow).
+
+    Raises
+    ------
+    ValueError
+        Missing header blocks, missing or extra ``.xim`` files (missing energies),
+        an image whose rows/columns do not match the header (truncated file),
+        no I0, or NaN/Inf.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"{p}: header file not found")
+    hdr = _als.parse_hdr(p)
+    energies, x, y = hdr["energies"], hdr["x"], hdr["y"]
+    files = _als.find_xim(p, energies.size)
+    counts = np.stack([_als.read_xim(f, y.size, x.size) for f in files])
+    if i0 is None:
+        default = p.parent / "i0.xsp"
+        if not default.is_file():
+            raise ValueError(
+                f"{p}: no I0: {default.name} not found next to the header; pass i0= "
+                "(a two-column .xsp file or an array with one value per energy)"
+            )
+        i0 = default
+    i0v = _i0_on_grid(i0, energies, p)
+    order = np.argsort(energies, kind="stable")
+    energies, counts, i0v = energies[order], counts[order], i0v[order]
+    cube = _od_from_counts(counts, i0v, p)
+    return _finish(p, energies, cube, subtract_pre_edge, i0=i0v, name=p.stem, x_um=x, y_um=y)
+
+
+def read_dataexchange(path: str | os.PathLike, *,
+                      subtract_pre_edge: float | bool | None = None) -> Stack:
+    """Read an HDF5 data-exchange stack as MANTiS writes it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        HDF5 file with ``/exchange/data`` and ``/exchange/energy`` (eV). The data
+        layout comes from the ``axes`` attribute (MANTiS: ``"x:y:energy"``, i.e.
+        shape (n_x, n_y, n_E)); without it, (n_x, n_y, n_E) when the last axis
+        matches the energies, else (n_E, n_y, n_x).
+        The OD is ``/spectromicroscopy/optical_density`` when present, else
+        -ln(data / I0) with I0 from ``/spectromicroscopy/normalization/white_spectrum``
+        (interpolated from ``white_spectrum_energy``) or ``/exchange/white_data``
+        ((n_E,) or per pixel), else ``data`` itself if its ``units`` say OD.
+    subtract_pre_edge : float, False or None
+        As in :func:`load_stack`; default no subtraction.
+
+    Returns
+    -------
+    Stack
+        ``cube`` (n_E, n_y, n_x) OD; ``i0`` (n_E,) when the file has an I0 spectrum
+        (the per-energy mean for a per-pixel white field); ``x_um``/``y_um`` from
+        ``/exchange/x``/``y`` when in µm; ``name`` from ``/information/title``.
+
+    Raises
+    ------
+    ValueError
+        Missing groups, shapes that disagree, no I0 for raw counts, NaN/Inf.
+    """
+    p = Path(path)
+    d = _h5.read_dataexchange(p)
+    od, i0 = d["od"], d["i0"]
+    if od is None:
+        if i0 is None:
+            raise ValueError(
+                f"{p}: /exchange/data holds counts but the file has no I0 "
+                "(/spectromicroscopy/normalization/white_spectrum or /exchange/white_data) "
+                "and no /spectromicroscopy/optical_density"
+            )
+        od = _od_from_counts(d["counts"], i0, p)
+    if i0 is not None and np.ndim(i0) == 3:
+        i0 = i0.mean(axis=(1, 2))
+    names = tuple(d["dictionary_names"]) if d["dictionary"] is not None else ()
+    return _finish(p, d["energies"], od, subtract_pre_edge, i0=i0, name=d["name"],
+                   dictionary=d["dictionary"], dictionary_names=names,
+                   x_um=d["x"], y_um=d["y"])
+
+
+def write_dataexchange(path: str | os.PathLike, stack: Stack) -> Path:
+    """Write ``stack`` as a MANTiS data-exchange 1.0 HDF5 file.
+
+    Layout: ``/exchange/data`` (n_x, n_y, n_E) = I0·exp(-OD) (transmission with
+    I0 = 1 when the stack has no ``i0``), attrs ``axes="x:y:energy"``;
+    ``/exchange/energy`` (eV), ``/exchange/x``, ``/exchange/y`` (µm, or pixel
+    indices); ``/spectromicroscopy/normalization/white_spectrum`` = I0;
+    ``/spectromicroscopy/optical_density`` (n_x, n_y, n_E) = the cube, so that
+    :func:`read_dataexchange` returns the cube bit for bit. The dictionary, if
+    any, goes to ``/curiss``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination (overwritten); ``.h5`` or ``.hdf5`` suffix recommended.
+    stack : Stack
+
+    Returns
+    -------
+    Path
+        The file written.
+    """
+    if not isinstance(stack, Stack):
+        raise TypeError(f"stack must be a curiss.io.Stack, got {type(stack).__name__}")
+    p = Path(path)
+    _h5.write_dataexchange(p, energies=stack.energies, od=stack.cube, i0=stack.i0,
+                           x=stack.x_um, y=stack.y_um, name=stack.name,
+                           dictionary=stack.dictionary, dictionary_names=stack.dictionary_names)
+    return p
+
+
+def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, channel: str | None = None,
+                i0: Any = None, subtract_pre_edge: float | bool | None = None) -> Stack:
+    """Read an image stack from a NeXus NXstxm file (ALS, CLS, Diamond, PSI; MANTiS layout).
+
+    Parameters
+    ----------
+    path : str or path-like
+        HDF5 file with an NXentry (``definition = "NXstxm"`` preferred) holding an
+        NXdata group whose signal (``data``) is 3-D with axes ``energy`` (or
+        ``photon_energy``, eV), ``sample_y``, ``sample_x`` (µm), in the order of the
+        group's ``axes`` attribute, the older 1-based ``axis`` attributes, or
+        ``*_indices`` attributes (default (n_E, n_y, n_x)).
+    entry, channel : str, optional
+        The NXentry and NXdata group; default the first NXstxm entry and its
+        ``default`` (else first) NXdata group, like MANTiS.
+    i0 : None or array_like of shape (n_E,)
+        I0 when the file has none. By default the entry's NXmonitor ``control/data``
+        ((n_E,) or per pixel) is used. Ignored when the signal is marked as OD
+        (files from :func:`write_nexus`).
+    subtract_pre_edge : float, False or None
+        As in :func:`load_stack`; default no subtraction.
+
+    Returns
+    -------
+    Stack
+        ``cube`` (n_E, n_y, n_x) OD = -ln(data / I0) (or the signal itself if its
+        attributes mark it as optical density); ``i0`` (n_E,) (per-energy mean of a
+        per-pixel monitor); ``x_um``, ``y_um``; ``name`` from the entry's title.
+
+    Raises
+    ------
+    ValueError
+        No NXentry/NXdata, not a 3-D stack, axis lengths that disagree with the
+        signal's shape, no I0 for counts, NaN/Inf.
+    """
+    p = Path(path)
+    d = _h5.read_nxstxm(p, entry=entry, channel=channel)
+    od, i0v = d["od"], d["i0"]
+    if od is None:
+        if i0v is None and i0 is not None:
+            i0v = _i0_on_grid(i0, d["energies"], p)
+        if i0v is None:
+            raise ValueError(
+                f"{p}:/{d['entry']}/{d['channel']}: the signal holds counts but the entry has no "
+                "NXmonitor (control/data) with I0; pass i0= (one value per energy)"
+            )
+        od = _od_from_counts(d["counts"], i0v, p)
+    if i0v is not None and np.ndim(i0v) == 3:
+        i0v = i0v.mean(axis=(1, 2))
+    return _finish(p, d["energies"], od, subtract_pre_edge, i0=i0v, name=d["name"],
+                   x_um=d["x"], y_um=d["y"])
+
+
+# --------------------------------------------------------------------------- results export
+
+
+def _as_float_array(value: Any, name: str, shape: tuple[int, ...] | None, *,
+                    allow_nan: bool = False) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64, copy=False)
+    if shape is not None and arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if allow_nan:
+        if np.any(np.isinf(arr)):
+            raise ValueError(f"{name} contains Inf values")
+    elif not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN/Inf values")
+    return arr
+
+
+def _spectra(value: Any, name: str, n_e: int) -> np.ndarray:
+    arr = _as_float_array(value, name, None)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[0] != n_e:
+        raise ValueError(f"{name} must have shape (n_E={n_e}, k), got {np.shape(value)}")
+    return arr
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (Path, os.PathLike)):
+        return os.fspath(obj)
+    raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serialisable")
+
+
+def write_nexus(path: str | os.PathLike, *, energies: Any, completed: Any, mask: Any = None,
+                labels: Any = None, cluster_spectra: Any = None, eigenspectra: Any = None,
+                measured: Any = None, metadata: Mapping[str, Any] | None = None,
+                sample_x: Any = None, sample_y: Any = None, count_time: Any = None) -> Path:
+    """Export an acquisition's results as an NXstxm NeXus (HDF5) file.
+
+    Layout (``entry1`` is an NXentry with ``definition = ["NXstxm"]``)::
+
+        /entry1/counter0      NXdata, signal "data", axes [energy, sample_y, sample_x]
+            data (n_E, n_y, n_x)  completed OD (attr curiss_quantity="optical_density")
+            energy (n_E,) eV, sample_y (n_y,), sample_x (n_x,) µm (pixel indices if
+            unknown), count_time (n_E,) s, stxm_scan_type "sample image stack"
+        /entry1/sampling      NXcollection: mask (n_E, n_y, n_x) uint8, measured
+        /entry1/analysis      NXprocess: labels, cluster_spectra, eigenspectra
+        /entry1/curiss        NXnote: data = JSON of ``metadata``
+
+    ``counter0`` is the only NXdata group, so MANTiS (NXstxm plugin) opens it as the
+    stack; note that MANTiS treats the signal as raw data (choose I0 = 1 there, as
+    the values are already OD). :func:`load_stack` reads it back as a Stack.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination, overwritten (``.nxs`` recommended).
+    energies : array_like, shape (n_E,)
+        eV, strictly increasing.
+    completed : array_like, shape (n_E, n_y, n_x)
+        Completed optical density, finite.
+    mask : array_like of bool, shape (n_E, n_y, n_x), optional
+        True where measured.
+    labels : array_like of int, shape (n_y, n_x), optional
+        Cluster label per pixel.
+    cluster_spectra : array_like, shape (n_E, n_clusters), optional
+    eigenspectra : array_like, shape (n_E, n_components), optional
+    measured : array_like, shape (n_E, n_y, n_x), optional
+        Measured OD; NaN allowed where not measured.
+    metadata : mapping, optional
+        JSON-serialisable (numpy scalars/arrays are converted); stored as a JSON
+        string. ``title``, ``start_time`` and ``end_time`` also fill the NXentry fields.
+    sample_x, sample_y : array_like, shape (n_x,) and (n_y,), optional
+        Positions, µm.
+    count_time : float or array_like of shape (n_E,), optional
+        Dwell per pixel, s (NXstxm requires the field; NaN when unknown).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Wrong shapes, dtypes, non-finite values or non-serialisable metadata.
+    """
+    e = _as_float_array(energies, "energies", None)
+    if e.ndim != 1 or e.size < 1:
+        raise ValueError(f"energies must be a non-empty 1-D array, got shape {e.shape}")
+    if np.any(np.diff(e) <= 0):
+        raise ValueError("energies must be strictly increasing")
+    cube = _as_float_array(completed, "completed", None)
+    if cube.ndim != 3 or cube.shape[0] != e.size:
+        raise ValueError(f"completed must have shape (n_E={e.size}, n_y, n_x), got {cube.shape}")
+    n_e, n_y, n_x = cube.shape
+    arrays: dict[str, Any] = {"energies": e, "completed": cube}
+    if mask is not None:
+        m = np.asarray(mask)
+        if m.dtype != bool:
+            if m.dtype.kind not in "iu" or not np.isin(m, (0, 1)).all():
+                raise TypeError(f"mask must be boolean (or 0/1 integers), got dtype {m.dtype}")
+            m = m.astype(bool)
+        if m.shape != cube.shape:
+            raise ValueError(f"mask must have shape {cube.shape}, got {m.shape}")
+        arrays["mask"] = m
+    if measured is not None:
+        arrays["measured"] = _as_float_array(measured, "measured", cube.shape, allow_nan=True)
+    if labels is not None:
+        lab = np.asarray(labels)
+        if lab.dtype.kind not in "iu":
+            raise TypeError(f"labels must be integers, got dtype {lab.dtype}")
+        if lab.shape != (n_y, n_x):
+            raise ValueError(f"labels must have shape {(n_y, n_x)}, got {lab.shape}")
+        arrays["labels"] = lab.astype(np.int64)
+    if cluster_spectra is not None:
+        arrays["cluster_spectra"] = _spectra(cluster_spectra, "cluster_spectra", n_e)
+    if eigenspectra is not None:
+        arrays["eigenspectra"] = _spectra(eigenspectra, "eigenspectra", n_e)
+    for key, pos, n in (("sample_x", sample_x, n_x), ("sample_y", sample_y, n_y)):
+        arrays[key] = None if pos is None else _as_float_array(pos, key, (n,))
+    if count_time is None:
+        arrays["count_time"] = np.full(n_e, np.nan)
+    else:
+        ct = _as_float_array(count_time, "count_time", None, allow_nan=True)
+        if ct.ndim == 0:
+            ct = np.full(n_e, float(ct))
+        elif ct.shape != (n_e,):
+            raise ValueError(f"count_time must be a scalar or have shape ({n_e},), got {ct.shape}")
+        arrays["count_time"] = ct
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+    meta = dict(metadata or {})
+    if any(not isinstance(k, str) for k in meta):
+        raise TypeError("metadata keys must be str")
+    try:
+        meta = json.loads(json.dumps(meta, default=_json_default))
+    except ValueError as exc:  # e.g. circular references
+        raise ValueError(f"metadata is not JSON-serialisable: {exc}") from None
+    title = str(meta.get("title", "curiss export"))
+    p = Path(path)
+    _h5.write_results(p, arrays, meta, title)
+    return p
+
+
+def read_nexus_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a file written by :func:`write_nexus`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    dict
+        ``energies`` (n_E,), ``completed`` (n_E, n_y, n_x), ``mask`` (n_E, n_y, n_x)
+        bool or None, ``measured`` or None, ``labels`` (n_y, n_x) int or None,
+        ``cluster_spectra`` / ``eigenspectra`` (n_E, k) or None, ``sample_x`` /
+        ``sample_y`` (µm) or None, ``count_time`` (n_E,), ``metadata`` dict.
+
+    Raises
+    ------
+    ValueError
+        Not an HDF5 file or not a curiss export.
+    """
+    return _h5.read_results(Path(path))
