@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from importlib.metadata import entry_points
 
 import numpy as np
 
@@ -55,6 +57,61 @@ def _compare(args) -> int:
     return 0
 
 
+def _catalog(args):
+    from .store import open_catalog
+
+    store = args.store
+    if store is None:
+        base = os.environ.get("CURISS_STORE")
+        if base:
+            store = base
+        else:
+            data = os.environ.get("CURISS_DATA_DIR") or os.path.join(
+                os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "curiss")
+            store = os.path.join(data, "catalog")
+    return store, open_catalog(store)
+
+
+def _show(args) -> int:
+    from .store import load_run
+    from .viz import figures_for_run
+
+    store, catalog = _catalog(args)
+    data = load_run(catalog[args.uid])
+    start = data.start
+    print(f"run {data.uid}: {start.get('plan_name')} ({start.get('method')}), "
+          f"{len(data.energies)} energies x {data.shape[0]} x {data.shape[1]}; "
+          f"exit status {data.exit_status}")
+    print(f"sampling ratio {data.sampling_ratio:.4f}; {len(data.history)} planner decisions")
+    if data.history:
+        last = data.history[-1]
+        print(f"last decision: {last.get('kind')} {last.get('stop_reason') or ''}".rstrip())
+    outdir = args.out or os.path.join(os.path.dirname(os.path.abspath(store)) if os.path.isdir(store)
+                                      else ".", "figures", data.uid[:8])
+    paths = figures_for_run(data, outdir)
+    for p in paths:
+        print(f"  {p}")
+    return 0
+
+
+def _export(args) -> int:
+    from .io import write_nexus
+    from .store import load_run
+
+    _, catalog = _catalog(args)
+    data = load_run(catalog[args.uid])
+    if data.completed is None:
+        raise ValueError(f"run {data.uid} has no analysis stream (interrupted?); nothing completed to export")
+    ana = data.analysis or {}
+    out = args.out or f"curiss-{data.uid[:8]}.nxs"
+    path = write_nexus(out, energies=data.energies, completed=data.completed, mask=data.mask,
+                       labels=ana.get("labels"), cluster_spectra=ana.get("cluster_spectra"),
+                       eigenspectra=ana.get("eigenspectra"), measured=data.od,
+                       metadata={"uid": data.uid, "start": data.start})
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curiss", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -72,6 +129,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--phantom-noise", type=float, default=0.01, help="Gaussian OD noise of the phantom")
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=_compare)
+
+    for name, func, helptext in (("show", _show, "summarise a run and write its figures"),
+                                 ("export", _export, "write a run's completed stack, mask, labels "
+                                                     "and spectra to a NeXus (HDF5) file")):
+        c = sub.add_parser(name, help=helptext)
+        c.add_argument("uid", help="run uid (or a unique prefix of at least 5 characters)")
+        c.add_argument("--store", help="catalog directory or Tiled profile (default $CURISS_STORE, "
+                                       "else the per-user data directory's catalog)")
+        c.add_argument("--out", help="output folder (show) or file (export)")
+        c.set_defaults(func=func)
+
+    # commands contributed by other packages (``curiss demo`` comes from sim_devices)
+    for ep in entry_points(group="curiss.commands"):
+        ep.load()(sub)
     return p
 
 
@@ -79,7 +150,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"curiss {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

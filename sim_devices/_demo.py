@@ -1,0 +1,119 @@
+"""``curiss demo``: ACURISS on the simulated STXM into the embedded catalog.
+
+The command lives here, not in ``curiss.cli``, because nothing in ``curiss`` imports the
+simulated devices: ``sim_devices`` registers it through the ``curiss.commands`` entry point.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["register", "default_data_dir", "run_demo"]
+
+
+def default_data_dir() -> Path:
+    """Per-user data directory: ``$CURISS_DATA_DIR``, else ``$XDG_DATA_HOME/curiss``, else
+    ``~/.local/share/curiss``."""
+    if os.environ.get("CURISS_DATA_DIR"):
+        return Path(os.environ["CURISS_DATA_DIR"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "curiss"
+
+
+def register(sub) -> None:
+    """Add the ``demo`` sub-command to the ``curiss`` argument parser."""
+    p = sub.add_parser("demo", help="run ACURISS on the simulated STXM into the embedded catalog")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"catalog and figures folder (default {default_data_dir()})")
+    p.add_argument("--energies", type=int, default=60, help="energies of the phantom (default 60)")
+    p.add_argument("--size", type=int, default=40, help="pixels per side of the phantom (default 40)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the phantom, detector and planner")
+    p.add_argument("--no-figures", action="store_true", help="do not write figures")
+    p.set_defaults(func=run_demo)
+
+
+class _Progress:
+    """One line per planner decision (a text progress display that copes with array data)."""
+
+    def __init__(self, stream=sys.stdout):
+        self.stream = stream
+        self.rows = 0
+        self._planner_desc = None
+
+    def __call__(self, name, doc):
+        if name == "descriptor" and doc["name"] == "planner":
+            self._planner_desc = doc["uid"]
+        elif name == "event" and doc["descriptor"] == self._planner_desc:
+            d = doc["data"]
+            if d["kind"] == "stop":
+                print(f"  stop after {self.rows} rows: {d['stop_reason']}", file=self.stream, flush=True)
+            else:
+                n = int(np.asarray(d["request"]).sum())
+                var = d["completion_variation"]
+                extra = f", completion changed {var:.3g}" if np.isfinite(var) else ""
+                print(f"  step {d['iteration']}: {d['kind']:8s} {n:4d} rows -> ratio "
+                      f"{d['sampling_ratio']:.3f}{extra}", file=self.stream, flush=True)
+        elif name == "event" and "detector_line" in doc["data"]:
+            self.rows += 1
+
+
+def run_demo(args) -> int:
+    """Run the demo; prints what a scientist asks first. Returns the exit code."""
+    from bluesky import RunEngine
+
+    from curiss.cost import acquisition_cost, raster_cost
+    from curiss.plans import acuriss_scan
+    from curiss.store import load_run, open_catalog, writer_for
+
+    from . import PhantomSample, make_stxm
+
+    t0 = time.perf_counter()
+    data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    store = data_dir / "catalog"
+    sample = PhantomSample(args.energies, (args.size, args.size), 3, seed=args.seed)
+    stxm = make_stxm(sample, seed=args.seed + 1)
+    print(f"curiss demo: ACURISS on a simulated STXM, phantom of 3 materials, {args.energies} energies "
+          f"x {args.size} x {args.size} pixels")
+    print(f"catalog: {store} (opening...)", flush=True)
+    catalog = open_catalog(store)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    RE.subscribe(_Progress())
+    (uid,) = RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                             y_positions=stxm.y_positions, dictionary=sample.spectra,
+                             seed=args.seed, initial_ratio=0.05, sampling_ratio=0.3,
+                             md={"sample": "curiss demo phantom", "demo": True}))
+    data = load_run(catalog[uid])
+    n_e, (n_y, n_x) = sample.energies.size, sample.shape
+    cm = data.history[-1]
+    od = np.clip(sample.cube, 0, None)  # absorbed dose follows the true OD
+    cost = acquisition_cost(data.order, n_x, od=od)
+    full = raster_cost(n_e, (n_y, n_x), od=od)
+    err = np.linalg.norm(data.completed - sample.cube) / np.linalg.norm(sample.cube)
+    print()
+    print(f"run uid            {uid}")
+    print(f"sampling ratio     {data.sampling_ratio:.3f} of the full stack "
+          f"({data.order.shape[0]} of {n_e * n_y} spatial rows)")
+    print(f"stopped because    {cm['stop_reason']}")
+    print(f"time               {cost.time:.1f} s vs {full.time:.1f} s for a full raster "
+          f"({cost.time / full.time:.1%}; cost model: {cost.n_energy_changes} energy changes)")
+    print(f"dose               total {cost.dose_total / full.dose_total:.1%}, peak per pixel "
+          f"{cost.dose_peak / full.dose_peak:.1%} of a full raster")
+    print(f"error vs truth     {err:.2%} (relative Frobenius norm of the completed stack)")
+    print("load it back:")
+    print(f"    from curiss.store import open_catalog, load_run")
+    print(f"    data = load_run(open_catalog({str(store)!r})[{uid!r}])")
+    if not args.no_figures:
+        from curiss.viz import figures_for_run
+
+        outdir = data_dir / "figures" / uid[:8]
+        paths = figures_for_run(data, outdir, truth=sample.cube, references=sample.spectra,
+                                reference_names=[f"material {i}" for i in range(sample.spectra.shape[1])])
+        print(f"figures            {len(paths)} PNG files in {outdir}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    return 0
