@@ -30,8 +30,8 @@ def register(sub) -> None:
     p = sub.add_parser("demo", help="run ACURISS on the simulated STXM into the embedded catalog")
     p.add_argument("--data-dir", type=Path, default=None,
                    help=f"catalog and figures folder (default {default_data_dir()})")
-    p.add_argument("--energies", type=int, default=60, help="energies of the phantom (default 60)")
-    p.add_argument("--size", type=int, default=40, help="pixels per side of the phantom (default 40)")
+    p.add_argument("--energies", type=int, default=40, help="energies of the phantom (default 40)")
+    p.add_argument("--size", type=int, default=48, help="pixels per side of the phantom (default 48)")
     p.add_argument("--seed", type=int, default=0, help="seed of the phantom, detector and planner")
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.set_defaults(func=run_demo)
@@ -67,6 +67,7 @@ def run_demo(args) -> int:
     from bluesky import RunEngine
 
     from curiss.cost import acquisition_cost, raster_cost
+    from curiss.linalg import minimum_ratio
     from curiss.plans import acuriss_scan
     from curiss.store import load_run, open_catalog, writer_for
 
@@ -81,12 +82,13 @@ def run_demo(args) -> int:
           f"x {args.size} x {args.size} pixels")
     print(f"catalog: {store} (opening...)", flush=True)
     catalog = open_catalog(store)
+    p0 = max(0.05, 1.2 * minimum_ratio(sample.energies.size, sample.shape))
     RE = RunEngine({})
     RE.subscribe(writer_for(catalog))
     RE.subscribe(_Progress())
     (uid,) = RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
                              y_positions=stxm.y_positions, dictionary=sample.spectra,
-                             seed=args.seed, initial_ratio=0.05, sampling_ratio=0.3,
+                             seed=args.seed, initial_ratio=p0, sampling_ratio=0.3,
                              md={"sample": "curiss demo phantom", "demo": True}))
     data = load_run(catalog[uid])
     n_e, (n_y, n_x) = sample.energies.size, sample.shape
