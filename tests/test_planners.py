@@ -6,6 +6,7 @@ import pytest
 import curiss
 from curiss.linalg import budget
 from curiss.planners import PLANNERS, make_planner
+from curiss.planners._strategies import images_first_budget
 
 SEEDS = [0, 1, 7]
 
@@ -65,16 +66,61 @@ def test_reproducible_from_seed(method):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_curiss_exact_on_low_rank_cube(seed):
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=seed)
-    # ratio 0.2 gives 3 images (>= rank) and 2 spatial rows (30 pixel columns)
-    p = curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.2, dictionary=spectra, seed=seed)
-    acq = curiss.replay(p, cube)
-    err = np.linalg.norm(acq.completed - cube) / np.linalg.norm(cube)
-    assert err < 1e-8
-    s_e, s_r = budget(40, (20, 15), 0.2)
+    # ratio 0.2 gives >= 3 images (>= rank) under both budget rules
+    for rule in ("authors", "images"):
+        p = curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.2, dictionary=spectra, seed=seed,
+                                 budget_rule=rule)
+        acq = curiss.replay(p, cube)
+        err = np.linalg.norm(acq.completed - cube) / np.linalg.norm(cube)
+        assert err < 1e-8
+        assert acq.history[-1]["rank"] == 3
+    s_e, s_r = budget(40, (20, 15), 0.2)  # the authors' rule
     assert s_e >= 3
-    assert len(p.imaged_energies) == s_e
+    assert (p.n_images, p.n_rows) == images_first_budget(40, (20, 15), 0.2)
+    assert len(p.imaged_energies) == p.n_images
+    s_e, s_r = p.n_images, p.n_rows
     assert acq.mask[:, :, 0].sum() == s_e * 20 + (40 - s_e) * s_r
-    assert acq.history[-1]["rank"] == 3
+    assert acq.mask.mean() <= 0.2
+
+
+@pytest.mark.parametrize("ratio", [0.03, 0.05, 0.1, 0.3])
+@pytest.mark.parametrize("shape", [(125, 125), (40, 30), (16, 64)])
+def test_images_first_budget_fits_the_ratio(ratio, shape):
+    n_e = 123
+    try:
+        s_e, s_r = images_first_budget(n_e, shape, ratio)
+    except ValueError as exc:
+        assert "minimum is" in str(exc)
+        return
+    assert 1 <= s_e < n_e and 1 <= s_r <= shape[0]
+    assert (s_e * shape[0] + (n_e - s_e) * s_r) / (n_e * shape[0]) <= ratio + 1e-12
+    if s_r == 1:  # as many images as fit
+        assert ((s_e + 1) * shape[0] + (n_e - s_e - 1)) / (n_e * shape[0]) > ratio
+
+
+def test_volume_energy_sampling_avoids_near_duplicates():
+    """Volume sampling on a 2-spectrum dictionary never images two energies that carry the same
+    information while the authors' leverage draws sometimes do."""
+    e = np.linspace(700, 730, 60)
+    d = np.zeros((60, 2))
+    d[10:13, 0] = 1.0  # three interchangeable energies for spectrum 0
+    d[40:43, 1] = 1.0  # and three for spectrum 1
+    cube = np.random.default_rng(0).random((60, 8, 6))
+    both, lev_dup = 0, 0
+    for seed in range(30):
+        for sampling, flag in (("volume", "v"), ("leverage", "l")):
+            p = curiss.CURISSPlanner(e, (8, 6), sampling_ratio=0.2, dictionary=d, seed=seed,
+                                     energy_sampling=sampling, budget_rule="authors")
+            p.suggest()
+            first2 = p.history[0].pairs[:, 0]
+            chosen = np.unique(first2)
+            groups = {int(i >= 40) for i in chosen if 10 <= i < 13 or 40 <= i < 43}
+            if flag == "v":
+                both += groups == {0, 1}
+            else:
+                lev_dup += groups != {0, 1}
+    assert both == 30
+    assert lev_dup > 0
 
 
 def test_curiss_uses_dictionary_leverage():

@@ -37,8 +37,8 @@ def images_first_budget(n_energies: int, shape, ratio: float, *, n_rows: int = 1
 
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
-ENERGY_SAMPLING = "leverage"
-BUDGET_RULE = "authors"
+ENERGY_SAMPLING = "volume"
+BUDGET_RULE = "images"
 
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
