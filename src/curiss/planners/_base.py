@@ -300,6 +300,14 @@ class Planner:
             self._completion_key = key
         return self._completion
 
+    @property
+    def latest_completion(self) -> np.ndarray | None:
+        """The last completion computed (n_E, n_y, n_x), or None; never computes one.
+
+        For live displays: cheap, and does not change the planner's state.
+        """
+        return self._completion
+
     def report(self) -> dict[str, Any]:
         """Summary of the acquisition so far (JSON-friendly scalars and lists)."""
         last = self.history[-1] if self.history else None
