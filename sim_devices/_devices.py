@@ -150,11 +150,20 @@ class SimPositioner(Device, PositionerBase):
         """Start a move to ``new_position``; return its :class:`ophyd.status.MoveStatus`."""
         return self.move(new_position, wait=wait, moved_cb=moved_cb, timeout=timeout)
 
+    def fail_next_moves(self, count: int = 1) -> None:
+        """Fault injection: the next ``count`` moves fail (their status fails, nothing moves)."""
+        self._failing_moves = getattr(self, "_failing_moves", 0) + int(count)
+
     def move(self, position: float, wait: bool = False, timeout: float | None = None,
              moved_cb=None):
         """Move to ``position`` (see :meth:`set`); block only when ``wait`` is True."""
         self.check_value(position)
         position = float(position)
+        if getattr(self, "_failing_moves", 0) > 0:
+            self._failing_moves -= 1
+            status = DeviceStatus(self)
+            status.set_exception(RuntimeError(f"{self.name}: simulated failure to reach {position}"))
+            return status
         with self._move_lock:
             # A move still in progress is superseded: its timer is cancelled and
             # PositionerBase.move fails its status (whose failure handler calls
@@ -298,8 +307,17 @@ class LineDetector(Device):
     Attributes
     ----------
     fault : None
-        Reserved hook for fault injection (not implemented yet); must be None.
+        Kept for compatibility; must be None. Use :meth:`inject_fault`.
+
+    Notes
+    -----
+    Fault injection (for reliability tests): :meth:`inject_fault` queues faults that the next
+    triggers produce, one per trigger: ``"nan"`` (the line is NaN), ``"short"`` (the line misses
+    pixels), ``"zeros"`` (zero counts), ``"i0_zero"`` (the incident beam reads 0: beam loss),
+    ``"timeout"`` (the trigger never completes).
     """
+
+    FAULTS = ("nan", "short", "zeros", "i0_zero", "timeout")
 
     line = Cpt(Signal, value=np.zeros(1), kind="normal")
     i0 = Cpt(Signal, value=1e4, kind="normal")
@@ -324,9 +342,20 @@ class LineDetector(Device):
         self.noise.put(bool(noise))
         self.line.put(np.zeros(sample.shape[1]))
         self.reseed(seed)
-        #: Reserved hook for fault injection (dropped rows, beam loss, ...). Not
-        #: implemented yet: must stay None.
         self.fault = None
+        self._faults: list[str] = []
+        self._i0_restore: float | None = None
+
+    def inject_fault(self, kind: str, count: int = 1) -> None:
+        """Make the next ``count`` triggers produce the fault ``kind`` (see the class notes)."""
+        if kind not in self.FAULTS:
+            raise ValueError(f"unknown fault {kind!r}; choose from {self.FAULTS}")
+        self._faults.extend([kind] * int(count))
+
+    @property
+    def pending_faults(self) -> list[str]:
+        """Faults still queued for the next triggers."""
+        return list(self._faults)
 
     @property
     def sample(self) -> SampleBase:
@@ -351,13 +380,31 @@ class LineDetector(Device):
     def trigger(self) -> DeviceStatus:
         """Measure the row at the current energy and y; return a finished status."""
         if self.fault is not None:
-            raise NotImplementedError("LineDetector.fault is reserved; fault injection is not implemented")
+            raise NotImplementedError("LineDetector.fault is reserved; use inject_fault()")
+        fault = self._faults.pop(0) if self._faults else None
+        status = DeviceStatus(self)
+        if fault == "timeout":
+            return status  # never finishes
         energy = self._mono.position
         y = self._stage.y.position
-        counts = self._sample.measure_row(energy, y, i0=float(self.i0.get()), rng=self._rng,
-                                          noise=bool(self.noise.get()))
+        if self._i0_restore is not None:  # the beam is back after an "i0_zero" fault
+            self.i0.put(self._i0_restore)
+            self._i0_restore = None
+        i0 = float(self.i0.get())
+        if fault == "i0_zero":
+            counts = np.zeros(self._sample.shape[1])
+            self._i0_restore = i0
+            self.i0.put(0.0)
+        else:
+            counts = self._sample.measure_row(energy, y, i0=i0, rng=self._rng,
+                                              noise=bool(self.noise.get()))
+            if fault == "nan":
+                counts = np.full_like(counts, np.nan)
+            elif fault == "short":
+                counts = counts[:-3]
+            elif fault == "zeros":
+                counts = np.zeros_like(counts)
         self.line.put(counts)
-        status = DeviceStatus(self)
         status.set_finished()
         return status
 

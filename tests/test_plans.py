@@ -124,7 +124,8 @@ def test_message_sequence_without_hardware(sample):
     assert creates[0] == "planner" and creates[-1] == "analysis"
     assert creates.count("planner") == 3  # images, rows, stop
     n_rows = creates.count("primary")
-    s_e, s_r = curiss.linalg.budget(sample.energies.size, sample.shape, 0.2)
+    p = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2, seed=1)
+    s_e, s_r = p.n_images, p.n_rows
     assert n_rows == s_e * sample.shape[0] + (sample.energies.size - s_e) * s_r
     # one monochromator move per energy, ascending within each request (images, then rows)
     segments, current = [], []

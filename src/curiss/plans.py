@@ -27,6 +27,8 @@ import numpy as np
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from bluesky.protocols import Movable, Readable
+from bluesky.run_engine import WaitForTimeoutError
+from bluesky.utils import FailedStatus
 
 from . import __version__
 from .analysis import spectral_analysis
@@ -153,6 +155,27 @@ def _analysis_describe(n_e, n_y, n_x, n_clusters, n_components):
     }
 
 
+def _row_od(reading, line_key, i0_key, n_x):
+    """(OD row, None) for a valid reading, else (None, (fault kind, message))."""
+    if reading.get(line_key) is None or reading.get(i0_key) is None:
+        return None, ("missing", f"the reading has no {line_key!r} or {i0_key!r}")
+    line = np.asarray(reading[line_key]["value"], dtype=float).ravel()
+    i0 = float(np.asarray(reading[i0_key]["value"], dtype=float))
+    if line.shape != (n_x,):
+        return None, ("short", f"line has {line.size} pixels, expected {n_x}")
+    if not np.all(np.isfinite(line)):
+        return None, ("nan", f"{int((~np.isfinite(line)).sum())} non-finite counts")
+    if not (np.isfinite(i0) and i0 > 0):
+        return None, ("i0", f"incident intensity I0 = {i0} (beam lost?)")
+    if np.any(line <= 0):
+        if np.all(line <= 0):
+            return None, ("zeros", "zero counts on the whole line (shutter or detector?)")
+        line = np.maximum(line, 0.5)  # an isolated zero-count pixel: OD of half a count
+    if np.any(line > 10 * i0):
+        return None, ("counts", f"counts exceed 10 x I0 ({line.max():.3g} > {i0:.3g})")
+    return -np.log(line / i0), None
+
+
 def _ordered_pairs(pairs: np.ndarray) -> list[tuple[int, list[int]]]:
     """Group pairs by energy (ascending: one monochromator move each) with rows in a serpentine."""
     out = []
@@ -235,6 +258,7 @@ def _jsonable(v):
 def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, *,
                     y_positions=None, line_key: str | None = None, i0_key: str | None = None,
                     analysis: bool = True, n_components: int = 3, n_clusters: int = 4,
+                    max_retries: int = 2, trigger_timeout: float | None = 10.0,
                     md: dict | None = None):
     """Acquire a stack with ``planner`` in the loop (generic lockstep plan).
 
@@ -258,6 +282,13 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         Record the ``analysis`` stream (completion, labels, spectra) at the end.
     n_components, n_clusters : int
         Settings of that analysis.
+    max_retries : int
+        Attempts after the first for a row whose reading is invalid (NaN, wrong length, zero
+        counts, I0 ≤ 0), whose trigger times out, or whose move fails. Each fault is an event of
+        the ``faults`` stream; a bad reading is dropped (never in ``primary``, never given to the
+        planner); a row that fails every attempt is marked failed and the planner works around it.
+    trigger_timeout : float or None
+        Seconds to wait for one detector trigger (None: wait forever).
     md : dict, optional
         Extra metadata for the start document.
 
@@ -269,11 +300,19 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     line_key = line_key or f"{detector.name}_line"
     i0_key = i0_key or f"{detector.name}_i0"
     y = _validate(planner, detector, mono, stage, y_positions, line_key)
+    if int(max_retries) != max_retries or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
+    if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
+        raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
     n_e, (n_y, n_x) = planner.energies.size, planner.shape
     rec = _Record("planner", _planner_describe(n_e, n_y))
     idx = _Record("curiss", {"energy_index": _key("integer", (), "int64"),
                              "row_index": _key("integer", (), "int64")})
     ana_rec = _Record("analysis", _analysis_describe(n_e, n_y, n_x, n_clusters, n_components))
+    fault_rec = _Record("fault", {"energy_index": _key("integer", (), "int64"),
+                                  "row_index": _key("integer", (), "int64"),
+                                  "kind": _key("string"), "attempt": _key("integer", (), "int64"),
+                                  "message": _key("string")})
 
     _md = {
         "detectors": [detector.name],
@@ -303,6 +342,58 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         rec.set(decision_record(planner, decision))
         yield from bps.trigger_and_read([rec], name="planner")
 
+    def record_fault(e, r, kind, attempt, message):
+        fault_rec.set({"energy_index": int(e), "row_index": int(r), "kind": kind,
+                       "attempt": int(attempt), "message": str(message)[:500]})
+        yield from bps.trigger_and_read([fault_rec], name="faults")
+
+    def move_mono(e, rows):
+        """Move to energy e; on failure retry, then give up on these rows. True when there."""
+        for attempt in range(1 + max_retries):
+            try:
+                yield from bps.mv(mono, float(planner.energies[e]))
+                return True
+            except FailedStatus as exc:
+                yield from record_fault(e, -1, "mono", attempt, exc)
+        for r in rows:
+            planner.mark_failed(e, r, "monochromator did not reach the energy")
+        return False
+
+    def measure_row(e, r):
+        """One spatial row, validated before it is saved to 'primary'; retried on faults.
+
+        Returns the row's optical density (n_x,) or None when every attempt failed.
+        """
+        for attempt in range(1 + max_retries):
+            yield from bps.checkpoint()
+            try:
+                yield from bps.mv(stage.y, float(y[r]))
+            except FailedStatus as exc:
+                yield from record_fault(e, r, "stage", attempt, exc)
+                continue
+            idx.set({"energy_index": e, "row_index": r})
+            group = f"curiss-trigger-{e}-{r}-{attempt}"
+            yield from bps.trigger(detector, group=group)
+            try:
+                yield from bps.wait(group=group, timeout=trigger_timeout)
+            except (WaitForTimeoutError, FailedStatus) as exc:
+                kind = "timeout" if isinstance(exc, WaitForTimeoutError) else "detector"
+                yield from record_fault(e, r, kind, attempt, exc or f"no answer in {trigger_timeout} s")
+                continue
+            yield from bps.create("primary")
+            reading = {}
+            for obj in (detector, mono, stage.y, idx):
+                ret = yield from bps.read(obj)
+                reading.update(ret or {})
+            od, problem = _row_od(reading, line_key, i0_key, n_x)
+            if problem is None:
+                yield from bps.save()
+                return od
+            yield from bps.drop()  # a bad reading never reaches 'primary' nor the planner
+            yield from record_fault(e, r, problem[0], attempt, problem[1])
+        planner.mark_failed(e, r, f"no valid reading in {1 + max_retries} attempts")
+        return None
+
     @bpp.stage_decorator([detector])
     @bpp.run_decorator(md=_md)
     def inner():
@@ -313,17 +404,12 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
                 break
             for e, rows in _ordered_pairs(request.pairs):
                 yield from bps.checkpoint()
-                yield from bps.mv(mono, float(planner.energies[e]))
+                if not (yield from move_mono(e, rows)):
+                    continue
                 for r in rows:
-                    yield from bps.checkpoint()
-                    yield from bps.mv(stage.y, float(y[r]))
-                    idx.set({"energy_index": e, "row_index": r})
-                    reading = yield from bps.trigger_and_read([detector, mono, stage.y, idx])
-                    line = np.asarray(reading[line_key]["value"], dtype=float)
-                    i0 = float(np.asarray(reading[i0_key]["value"], dtype=float))
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        od = -np.log(line / i0)
-                    planner.ingest(e, r, od)
+                    od = yield from measure_row(e, r)
+                    if od is not None:
+                        planner.ingest(e, r, od)
         if analysis:
             cube = planner.completed()
             ana = spectral_analysis(cube, n_components=n_components, n_clusters=n_clusters,
@@ -393,44 +479,51 @@ def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_
 
 def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=None, y_positions=None,
                 cost_model=None, analysis: bool = True, n_components: int = 3,
-                n_clusters: int = 4, md: dict | None = None):
+                n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
+                 md: dict | None = None):
     """Conventional full stack: every spatial row at every energy (``RasterPlanner``).
 
-    See :func:`subsampled_scan` for the devices and the documents; ``shape`` (n_y, n_x) or
-    ``y_positions`` (n_y,) define the raster.
+    See :func:`subsampled_scan` for the devices, the documents and the fault handling
+    (``max_retries``, ``trigger_timeout``); ``shape`` (n_y, n_x) or ``y_positions`` (n_y,) define
+    the raster.
     """
     return (yield from _strategy_plan(
         RasterPlanner, "raster_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=0, planner_kwargs={"cost_model": cost_model},
-        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
+                     "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
 
 
 def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
                      shape=None, y_positions=None, seed=None, cost_model=None,
                      max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
-                     n_clusters: int = 4, md: dict | None = None):
+                     n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
+                 md: dict | None = None):
     """Random spatial rows at every energy + LoopedASD (baseline; ``RandomRowsPlanner``)."""
     return (yield from _strategy_plan(
         RandomRowsPlanner, "random_rows_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
         planner_kwargs={"sampling_ratio": sampling_ratio, "cost_model": cost_model,
                         "max_rank": max_rank},
-        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
+                     "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
 
 
 def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
               dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
               max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
-              n_clusters: int = 4, md: dict | None = None):
+              n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
+                 md: dict | None = None):
     """RISS: leverage-sampled images, fresh ARP rows per remaining energy, LoopedASD (``RISSPlanner``)."""
     return (yield from _strategy_plan(
         RISSPlanner, "riss_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
         planner_kwargs={"sampling_ratio": sampling_ratio, "dictionary": dictionary,
                         "cost_model": cost_model, "max_rank": max_rank},
-        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
+                     "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
 
 
@@ -438,7 +531,8 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
                 dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
                 core_rank: int | None = None, noise_level: float | None = None,
                 analysis: bool = True, n_components: int = 3, n_clusters: int = 4,
-                md: dict | None = None):
+                max_retries: int = 2, trigger_timeout: float | None = 10.0,
+                 md: dict | None = None):
     """CURISS: leverage-sampled images, the same ARP rows at every other energy, CUR completion."""
     return (yield from _strategy_plan(
         CURISSPlanner, "curiss_scan", detector, mono, stage, energies, shape=shape,
@@ -446,7 +540,8 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
         planner_kwargs={"sampling_ratio": sampling_ratio, "dictionary": dictionary,
                         "cost_model": cost_model, "core_rank": core_rank,
                         "noise_level": noise_level},
-        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
+                     "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
 
 
@@ -456,7 +551,8 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", max_time: float | None = None,
                  core_rank: int | None = None, noise_level: float | None = None,
-                 analysis: bool = True, md: dict | None = None):
+                 analysis: bool = True, max_retries: int = 2, trigger_timeout: float | None = 10.0,
+                 md: dict | None = None):
     """ACURISS: CURISS at ``initial_ratio``, then images and row scans until the result settles.
 
     ``sampling_ratio`` caps the budget. See :class:`curiss.ACURISSPlanner` for the keywords.
@@ -470,5 +566,6 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                         "tol_spectral": tol_spectral, "n_components": n_components,
                         "n_clusters": n_clusters, "mode": mode, "max_time": max_time,
                         "core_rank": core_rank, "noise_level": noise_level},
-        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters},
+        plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
+                     "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))

@@ -169,6 +169,80 @@ class Decision:
         return d
 
 
+# ---------------------------------------------------------------- numerical safety (design §2, §4)
+def cur_notes(result) -> dict[str, Any]:
+    """Decision-record fields (``Decision.extra``) explaining a CUR completion's rank choice.
+
+    Parameters
+    ----------
+    result : curiss.linalg.CURResult or None
+
+    Returns
+    -------
+    dict
+        ``{"rank_before_guard": int, "fallback": str}``: the rank the requested rule chose and,
+        when the core was truncated further (ill-conditioned core, rank cap above what the data
+        supports), the sentence saying so (``""`` otherwise). Empty for ``None``.
+    """
+    if result is None:
+        return {}
+    return {"rank_before_guard": int(result.rank_before_guard), "fallback": str(result.fallback)}
+
+
+def guard_asd_completion(D: np.ndarray, mask: np.ndarray, result) -> tuple[np.ndarray, dict[str, Any]]:
+    """Check a LoopedASD completion and fall back to a safe fill when it cannot be used.
+
+    The completion ``result.matrix`` is rejected when it has NaN/Inf, or when its relative
+    residual on the measured entries is not finite or exceeds 1 — worse than filling with zeros
+    (a diverged run). The documented fallback is then the **per-energy mean fill**: every
+    unmeasured entry of energy e gets the mean of the measured values at energy e. It is always
+    finite (every energy has a measured row before a completion is attempted) and never worse
+    than the zero fill on the measured entries (the mean is their best constant fit).
+
+    Parameters
+    ----------
+    D : ndarray, shape (n_E, n_pix)
+        Measured OD, any value (NaN allowed) where ``mask`` is False.
+    mask : ndarray of bool, shape (n_E, n_pix)
+        Measured entries; every row has at least one True.
+    result : curiss.linalg.ASDResult
+
+    Returns
+    -------
+    matrix : ndarray, shape (n_E, n_pix)
+        ``result.matrix`` or the fallback fill (finite either way).
+    notes : dict
+        Decision-record fields: ``asd_rank``, ``asd_iterations``, ``asd_residual``,
+        ``asd_converged``, ``asd_stop_reason`` (non-convergence is reported, not an error) and
+        ``fallback`` (``""`` when the ASD result was used).
+    """
+    notes: dict[str, Any] = {
+        "asd_rank": int(result.rank),
+        "asd_iterations": int(result.n_iter),
+        "asd_residual": float(result.residual),
+        "asd_converged": bool(result.converged),
+        "asd_stop_reason": str(result.stop_reason),
+        "fallback": "",
+    }
+    with np.errstate(all="ignore"):
+        matrix = result.matrix
+    why = None
+    if not np.all(np.isfinite(matrix)):
+        why = "its completion has NaN/Inf"
+    elif not np.isfinite(result.residual):
+        why = f"its residual is {result.residual}"
+    elif result.residual > 1.0:
+        why = f"its relative residual {result.residual:.3g} is worse than the zero fill (1)"
+    if why is None:
+        return matrix, notes
+    counts = mask.sum(axis=1)
+    means = np.where(mask, D, 0.0).sum(axis=1) / np.maximum(counts, 1)
+    filled = np.where(mask, D, means[:, None])
+    notes["fallback"] = (f"LoopedASD result rejected ({why}; stop_reason {result.stop_reason!r}): "
+                         "unmeasured entries filled with the per-energy mean of the measured values")
+    return filled, notes
+
+
 class Planner:
     """Base class of the strategies: measured-data bookkeeping and the lockstep protocol.
 
@@ -227,11 +301,13 @@ class Planner:
         self._row_measured = np.zeros((n_e, n_y), dtype=bool)
         self._pending: set[tuple[int, int]] = set()
         self._order: list[tuple[int, int]] = []
+        self.failed: list[tuple[int, int, str]] = []  # (energy_index, row_index, reason)
         self.history: list[Decision] = []
         self.done = False
         self.stop_reason: str | None = None
         self._completion: np.ndarray | None = None
         self._completion_key: int = -1
+        self.numerics_: dict[str, Any] = {}  # notes of the last completion (see _note_completion)
 
     # ------------------------------------------------------------------ protocol
     def suggest(self) -> Request | None:
@@ -251,6 +327,10 @@ class Planner:
         if self.done:
             return None
         decision = self._decide()
+        if decision is not None:
+            # after a failed row, a strategy's next group (e.g. every non-imaged energy at the
+            # chosen rows) can include rows measured already: request only the new ones
+            decision.pairs = decision.pairs[~self._row_measured[decision.pairs[:, 0], decision.pairs[:, 1]]]
         if decision is None:
             self.done = True
             if self.stop_reason is None:
@@ -259,7 +339,8 @@ class Planner:
             return None
         decision.iteration = len(self.history)
         if decision.pairs.size == 0:
-            raise AssertionError("a planner decided an empty request")
+            raise RuntimeError(f"{type(self).__name__} decided a {decision.kind!r} step whose rows are "
+                               "all measured already (after failed rows); nothing new to measure")
         after = self._row_measured.sum() + len(decision.pairs)
         decision.sampling_ratio = after / self._row_measured.size
         self.history.append(decision)
@@ -291,6 +372,19 @@ class Planner:
         self._row_measured[key] = True
         self._pending.discard(key)
         self._order.append(key)
+
+    def mark_failed(self, energy_index: int, row_index: int, reason: str = "") -> None:
+        """Give up on a requested row (the measurement failed): it stays unmeasured.
+
+        The row leaves the pending set, is listed in :attr:`failed`, and no completion ever uses
+        it: an energy with a failed row is not an image, and a spatial row with a failed energy is
+        not a CUR column, so the strategies work around it (ACURISS may request it again later).
+        """
+        key = (int(energy_index), int(row_index))
+        if key not in self._pending:
+            raise ValueError(f"row {key} (energy_index, row_index) is not pending")
+        self._pending.discard(key)
+        self.failed.append((key[0], key[1], str(reason)))
 
     def completed(self) -> np.ndarray:
         """The completed cube (n_E, n_y, n_x), OD, from what has been measured so far."""
@@ -364,6 +458,17 @@ class Planner:
 
     def _complete(self) -> np.ndarray:
         raise NotImplementedError
+
+    def _note_completion(self, notes: dict[str, Any]) -> None:
+        """Record a completion's numerical notes (rank, convergence, fallback).
+
+        They are kept in :attr:`numerics_` and merged into the ``extra`` of the latest record of
+        :attr:`history` — the decision whose data the completion used, i.e. the stop record once
+        the acquisition is finished — so the planner stream explains every fallback.
+        """
+        self.numerics_ = dict(notes)
+        if self.history:
+            self.history[-1].extra.update(notes)
 
     def _in_range(self, key) -> bool:
         return 0 <= key[0] < self._row_measured.shape[0] and 0 <= key[1] < self._row_measured.shape[1]

@@ -16,7 +16,7 @@ import numpy as np
 from ..analysis import completion_variation, spectral_analysis, spectral_variation
 from ..cost import acquisition_cost
 from ..linalg import arp, budget, cur_complete, looped_asd, row_basis, row_pixels, weighted_sample
-from ._base import Decision, Planner, grid_pairs, validate_ratio
+from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 def images_first_budget(n_energies: int, shape, ratio: float, *, n_rows: int = 1) -> tuple[int, int]:
     """Budget split that spends the ratio on images, keeping ``n_rows`` spatial rows.
@@ -89,7 +89,10 @@ class _ASDCompletion:
         res = looped_asd(np.where(mask, D, 0.0), mask, max_rank=self.max_rank, tol=self.asd_tol,
                          rng=self._completion_seed)
         self.asd_result_ = res
-        out = np.where(mask, D, res.matrix)
+        # NaN/Inf or a diverged run -> per-energy mean fill; notes go to the planner stream
+        filled, notes = guard_asd_completion(D, mask, res)
+        self._note_completion(notes)
+        out = np.where(mask, D, filled)
         return out.reshape(self._od.shape)
 
 
@@ -276,20 +279,44 @@ class CURISSPlanner(_CURISSBase):
         others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
         return Decision(0, "rows", grid_pairs(others, rows), row_weights=(V**2).sum(1) / n_rows)
 
-    def _decide(self):
-        if len(self.history) == 0:
+    #: how many times a failed image or row is replaced or retried before going on without it
+    MAX_REPLACEMENTS = 3
+
+    def _decide_fixed_budget(self):
+        """Images, then rows; images or rows lost to failed measurements are replaced first."""
+        if not self.history:
+            self._replacements = 0
+            self._rows_selected = None
             return self._decide_images(self.n_images)
-        if len(self.history) == 1:
-            return self._decide_rows(self.n_rows)
-        res = self._cur()
+        missing = self.n_images - self.imaged_energies.size
+        if missing > 0 and self._replacements < self.MAX_REPLACEMENTS:
+            self._replacements += 1
+            return self._decide_images(missing)  # new energies (a failed one may be drawn again)
+        if self._rows_selected is None:
+            dec = self._decide_rows(self.n_rows)
+            self._rows_selected = np.unique(dec.pairs[:, 1])
+            return dec
+        others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
+        retry = grid_pairs(others, self._rows_selected)
+        retry = retry[~self._row_measured[retry[:, 0], retry[:, 1]]]
+        if retry.size and self._replacements < self.MAX_REPLACEMENTS and self.method != "riss":
+            self._replacements += 1
+            return Decision(0, "rows", retry)  # failed rows at their energies, again
+        return None
+
+    def _decide(self):
+        dec = self._decide_fixed_budget()
+        if dec is not None:
+            return dec
+        self._cur()
         self.stop_reason = "budget reached"
-        self._final = (res.rank, res.condition)
         return None
 
     def _stop_record(self):
         rec = super()._stop_record()
         if getattr(self, "cur_result_", None) is not None:
             rec.rank, rec.condition = self.cur_result_.rank, self.cur_result_.condition
+            rec.extra.update(cur_notes(self.cur_result_))  # core truncation fallback, if any
         return rec
 
     def _complete(self):
@@ -322,12 +349,10 @@ class RISSPlanner(_ASDCompletion, CURISSPlanner):
         return Decision(0, "rows", pairs, row_weights=(V**2).sum(1) / n_rows)
 
     def _decide(self):
-        if len(self.history) == 0:
-            return self._decide_images(self.n_images)
-        if len(self.history) == 1:
-            return self._decide_rows(self.n_rows)
-        self.stop_reason = "budget reached"
-        return None
+        dec = self._decide_fixed_budget()
+        if dec is None:
+            self.stop_reason = "budget reached"
+        return dec
 
     def _stop_record(self):
         return Planner._stop_record(self)
@@ -417,19 +442,28 @@ class ACURISSPlanner(CURISSPlanner):
         """Complete, analyse and compare with the previous iterate; returns the two variations."""
         res = self._cur()
         cube = res.matrix.reshape(self._od.shape)
-        ana = spectral_analysis(cube, n_components=self.n_components, n_clusters=self.n_clusters,
-                                seed=self._analysis_seed, mask=self.mask, measured=self._od)
-        self.analysis_ = ana
+        self._eval_extra = cur_notes(res)
         dc = ds = float("nan")
+        try:
+            ana = spectral_analysis(cube, n_components=self.n_components, n_clusters=self.n_clusters,
+                                    seed=self._analysis_seed, mask=self.mask, measured=self._od)
+            if self._prev_spectra is not None:
+                if self.mode == "energies":
+                    ds = spectral_variation(self._prev_spectra, ana.cluster_spectra,
+                                            normalize_post_edge=self._post_edge(), drop_background=True)
+                else:
+                    ds = spectral_variation(self._prev_spectra, ana.cluster_spectra)
+        except ValueError as exc:
+            # guard: e.g. a constant image has fewer distinct pixels than n_clusters, or a zero
+            # post-edge mean; the completion variation alone then decides (reported in the stream)
+            ana = None
+            self._eval_extra["analysis_fallback"] = (
+                f"spectral analysis skipped ({exc}); spectral variation not computed")
+        self.analysis_ = ana
         if self._prev_completion is not None:
             dc = completion_variation(self._prev_completion, cube)
-            if self.mode == "energies":
-                ds = spectral_variation(self._prev_spectra, ana.cluster_spectra,
-                                        normalize_post_edge=self._post_edge(), drop_background=True)
-            else:
-                ds = spectral_variation(self._prev_spectra, ana.cluster_spectra)
         self._prev_completion = cube
-        self._prev_spectra = ana.cluster_spectra
+        self._prev_spectra = None if ana is None else ana.cluster_spectra
         self._completion = cube
         self._completion_key = len(self._order)
         return res, dc, ds
@@ -451,6 +485,7 @@ class ACURISSPlanner(CURISSPlanner):
             self.stop_reason = reason
             return None
         dec.rank, dec.condition = res.rank, res.condition
+        dec.extra.update(self._eval_extra)  # core truncation / analysis fallbacks, if any
         dec.completion_variation, dec.spectral_variation = dc, ds
         self._refinements += 1
         return dec
@@ -508,6 +543,7 @@ class ACURISSPlanner(CURISSPlanner):
         rec = Planner._stop_record(self)
         if hasattr(self, "_last"):
             rec.rank, rec.condition, rec.completion_variation, rec.spectral_variation = self._last
+            rec.extra.update(self._eval_extra)
         return rec
 
     def _complete(self):
