@@ -17,7 +17,6 @@ Documents (design §5, ``schema_version`` 1):
 - ``analysis``: one event: completed cube, mask, labels, cluster spectra, eigenspectra.
 """
 
-from __future__ import annotations
 
 import time as _time
 from dataclasses import asdict
