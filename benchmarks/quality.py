@@ -26,6 +26,7 @@ from curiss.analysis import raw_error, signal_error, spectra_error, spectral_ana
 from curiss.compare import STRATEGIES, format_table, run_trials, summarise
 from curiss.datasets import make_phantom
 from curiss.io import load_stack
+from curiss.linalg import minimum_ratio
 from curiss.planners import ACURISSPlanner, CURISSPlanner
 from curiss.replay import replay
 
@@ -95,12 +96,13 @@ def ablation(name, energies, cube, dictionary, truth, ratio, seeds):
         rows = [measure(CURISSPlanner(energies, cube.shape[1:], sampling_ratio=ratio, dictionary=d,
                                       seed=s, **kw), cube, ref, full) for s in seeds]
         print(summary_line(label, rows), flush=True)
-    print(f"\n## ACURISS from p0 = 0.02 (cap 0.10) on {name} ({len(seeds)} seeds)")
+    p0 = max(0.02, 1.001 * minimum_ratio(len(energies), cube.shape[1:]))
+    print(f"\n## ACURISS from p0 = {p0:.3g} (cap 0.10) on {name} ({len(seeds)} seeds)")
     for label, kw in (("alternate (default)", {}),
                       ("energies, authors' choices", dict(mode="energies", energy_sampling="leverage",
                                                           budget_rule="authors"))):
         rows = [measure(ACURISSPlanner(energies, cube.shape[1:], sampling_ratio=0.10,
-                                       initial_ratio=0.02, dictionary=dictionary, seed=s, **kw),
+                                       initial_ratio=p0, dictionary=dictionary, seed=s, **kw),
                         cube, ref, full) for s in seeds]
         print(summary_line(label, rows), flush=True)
         print(f"{'':34s} stops: {sorted(set(str(r['stop']).split(' ')[0] for r in rows))}")
