@@ -17,6 +17,12 @@ Implementation: columns of the mask with identical patterns are grouped (for the
 spectromicroscopy the columns of one spatial row share a pattern), so every product is restricted to
 the observed entries, P_Omega(A B) is computed block by block as A[T_g] @ B[:, J_g], and the cost per
 iteration is O(|Omega| r) up to padding (general masks work too, with smaller blocks).
+
+Scale: both solvers run on M divided by an even power of two near its largest observed magnitude
+and scale the factors back (each by the square root, again a power of two).  Squared norms then
+neither overflow for huge data nor underflow for tiny data; every step is exact, so data of ordinary
+magnitude give bit-identical results, and the solvers are exactly scale-equivariant for
+factors 4**j (up to round-off for other factors).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._checks import as_float, as_int, as_matrix, as_rng
+from ._checks import as_float, as_int, as_matrix, as_rng, pow2_scale
 
 __all__ = ["ASDResult", "asd", "looped_asd"]
 
@@ -72,7 +78,8 @@ def _sqnorm(a: np.ndarray) -> float:
     return float(np.einsum("i,i->", flat, flat))
 
 
-def _validate(M, mask) -> tuple[np.ndarray, np.ndarray]:
+def _validate(M, mask) -> tuple[np.ndarray, np.ndarray, float]:
+    """Checked (M / scale, mask, scale); scale = 4**j near max |M| on the mask (1 if that is 0)."""
     Mv = as_matrix(M, "M", finite=False)
     W = np.asarray(mask)
     if W.dtype != bool:
@@ -83,7 +90,16 @@ def _validate(M, mask) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("M must be finite on the observed entries (mask True)")
     if not W.any():
         raise ValueError("mask has no observed entry")
-    return Mv, W
+    scale = pow2_scale(float(np.abs(Mv[W]).max()), even=True)
+    return Mv / scale, W, scale
+
+
+def _rescaled(result: "ASDResult", root: float) -> "ASDResult":
+    """Factors of the unscaled problem: X, Y each multiplied by root = sqrt(scale)."""
+    if root == 1.0:
+        return result
+    return ASDResult(result.X * root, result.Y * root, result.rank, result.n_iter, result.residual,
+                     result.converged, result.stop_reason)
 
 
 class _Problem:
@@ -292,7 +308,8 @@ def asd(
     ASDResult
         Factors X (m, r), Y (r, n), iterations, relative residual, convergence flag.
     """
-    Mv, W = _validate(M, mask)
+    Mv, W, scale = _validate(M, mask)
+    root = float(np.sqrt(scale))
     m, n = Mv.shape
     r = as_int(rank, "rank", minimum=1, maximum=min(m, n))
     max_iter = as_int(max_iter, "max_iter", minimum=0)
@@ -303,15 +320,16 @@ def asd(
     if X0 is None:
         X, Y = _spectral_init(Mv, W, r)
         if not np.any(X) or not np.any(Y):
-            scale = max(np.linalg.norm(np.where(W, Mv, 0.0)), 1.0) * 1e-3
-            X = X + scale * gen.standard_normal((m, r)) / np.sqrt(m * r)
-            Y = Y + scale * gen.standard_normal((r, n)) / np.sqrt(n * r)
+            eps = max(np.linalg.norm(np.where(W, Mv, 0.0)), 1.0) * 1e-3
+            X = X + eps * gen.standard_normal((m, r)) / np.sqrt(m * r)
+            Y = Y + eps * gen.standard_normal((r, n)) / np.sqrt(n * r)
     else:
         X, Y = as_matrix(X0, "X0"), as_matrix(Y0, "Y0")
         if X.shape != (m, r) or Y.shape != (r, n):
             raise ValueError(
                 f"X0, Y0 must have shapes ({m}, {r}) and ({r}, {n}), got {X.shape} and {Y.shape}"
             )
+        X, Y = X / root, Y / root
     prob = _Problem(Mv, W)
     prob.set_factors(X, Y)
     if prob.rel_residual() <= tol:
@@ -320,7 +338,7 @@ def asd(
         n_iter, reason = prob.run(max_iter, tol)
     Xf, Yf = prob.factors()
     res = prob.rel_residual()
-    return ASDResult(Xf, Yf, r, n_iter, res, bool(res <= tol), reason)
+    return _rescaled(ASDResult(Xf, Yf, r, n_iter, res, bool(res <= tol), reason), root)
 
 
 def looped_asd(
@@ -377,7 +395,8 @@ def looped_asd(
     ValueError
         If some column or row of the mask has no observation, or on invalid parameters.
     """
-    Mv, W = _validate(M, mask)
+    Mv, W, scale = _validate(M, mask)
+    root = float(np.sqrt(scale))
     m, n = Mv.shape
     col_counts = W.sum(axis=0)
     row_counts = W.sum(axis=1)
@@ -425,14 +444,14 @@ def looped_asd(
         res = prob.rel_residual()
         current = ASDResult(Xf, Yf, r, total, res, bool(res <= tol), "")
         if res <= tol:
-            return _with(current, "tol")
+            return _with(current, "tol", root=root)
         if best is not None and best.residual - res < stagnation * best.residual:
-            return _with(best, "stagnation", total)
+            return _with(best, "stagnation", total, root=root)
         if total >= max_iter:
-            return _with(current, "max_iter")
+            return _with(current, "max_iter", root=root)
         best = current
         if r >= r_max:
-            return _with(current, "max_rank")
+            return _with(current, "max_rank", root=root)
         # grow the rank: new term along the top singular pair of the rescaled residual
         # P_Omega(M - XY) / p, plus a small random perturbation (10% of its norm)
         x, y = prob.residual_direction()
@@ -442,10 +461,10 @@ def looped_asd(
         r += 1
 
 
-def _with(result: ASDResult, reason: str, n_iter: int | None = None) -> ASDResult:
+def _with(result: ASDResult, reason: str, n_iter: int | None = None, *, root: float = 1.0) -> ASDResult:
     return ASDResult(
-        result.X,
-        result.Y,
+        result.X * root,
+        result.Y * root,
         result.rank,
         result.n_iter if n_iter is None else n_iter,
         result.residual,

@@ -77,3 +77,16 @@ def as_index_array(idx, name: str, *, upper: int | None = None, distinct: bool =
     if distinct and np.unique(arr).size != arr.size:
         raise ValueError(f"{name} must not contain repeated indices")
     return arr
+
+
+def pow2_scale(maxabs: float, *, even: bool = False) -> float:
+    """A power of two close to ``maxabs`` (> 0, finite): ``2**k`` with ``maxabs / 2**k`` in [1, 2)
+    ([1, 4) with an even ``k`` when ``even``).  Dividing by it is exact, so kernels that normalise
+    their input with it give bit-identical results for data of ordinary magnitude.  Returns 1.0
+    when ``maxabs`` is 0."""
+    if maxabs == 0.0:
+        return 1.0
+    k = int(np.frexp(maxabs)[1]) - 1
+    if even and k % 2:
+        k -= 1
+    return float(np.ldexp(1.0, k))

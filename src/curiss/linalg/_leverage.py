@@ -68,7 +68,8 @@ def weighted_sample(
 
     If fewer than ``k`` candidates have a positive weight, all of them are drawn first (in weighted
     random order) and the remaining draws are made **uniformly** among the other non-excluded
-    indices (those with zero weight).
+    indices (those with zero weight).  Any finite magnitude of the weights is safe (they are rescaled
+    when their sum would overflow), and ``k == 0`` returns an empty array whatever the weights.
 
     Parameters
     ----------
@@ -126,7 +127,15 @@ def weighted_sample(
         raise ValueError(
             f"cannot draw k={k} distinct indices: only {n_allowed} of {n} are not excluded"
         )
+    if k == 0:
+        return np.zeros(0, dtype=np.intp)
     w[~allowed] = 0.0
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not np.isfinite(total) or 0.0 < total < np.finfo(np.float64).tiny:
+        # the sum overflows (huge weights) or is subnormal: use weights relative to the largest
+        # (a weight below ~1e-308 of the largest then counts as zero)
+        w /= w.max()
     positive = np.flatnonzero(w > 0)
     if positive.size >= k:
         p = w / w.sum()
