@@ -110,6 +110,7 @@ def _planner_describe(n_e: int, n_y: int) -> dict[str, dict]:
         "time": _key("number", (), "float64"),
         "dose": _key("number", (), "float64"),
         "stop_reason": _key("string"),
+        "fallback": _key("string"),
     }
 
 
@@ -141,6 +142,10 @@ def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]
         "time": float(cost.time),
         "dose": float(cost.dose_total),
         "stop_reason": str(decision.stop_reason or ""),
+        # numerical safety: what the planner did when the core was ill-conditioned, the rank was
+        # capped, or LoopedASD failed ("" when nothing happened)
+        "fallback": "; ".join(str(decision.extra[k]) for k in ("fallback", "analysis_fallback")
+                              if decision.extra.get(k)),
     }
 
 
