@@ -384,13 +384,7 @@ def completion_variation(previous: Any, current: Any) -> float:
     float
         0 for identical inputs; ``inf`` if ``current`` is zero and differs.
     """
-    prev = np.asarray(previous, dtype=np.float64)
-    cur = np.asarray(current, dtype=np.float64)
-    if prev.shape != cur.shape:
-        raise ValueError(f"previous {prev.shape} and current {cur.shape} differ in shape")
-    if not (np.all(np.isfinite(prev)) and np.all(np.isfinite(cur))):
-        raise ValueError("completion_variation inputs contain NaN/Inf")
-    return _relative(float(np.linalg.norm(cur - prev)), float(np.linalg.norm(cur)))
+    return _relative_difference(previous, current, "completion_variation", ("previous", "current"))
 
 
 def _prepare_spectra(
@@ -523,13 +517,18 @@ def raw_error(completed: Any, full: Any) -> float:
     completed, full : array_like, same shape
         Completed and fully measured stacks (any matching shape).
     """
-    dhat = np.asarray(completed, dtype=np.float64)
-    d = np.asarray(full, dtype=np.float64)
-    if dhat.shape != d.shape:
-        raise ValueError(f"completed {dhat.shape} and full {d.shape} differ in shape")
-    if not (np.all(np.isfinite(dhat)) and np.all(np.isfinite(d))):
-        raise ValueError("raw_error inputs contain NaN/Inf")
-    return _relative(float(np.linalg.norm(dhat - d)), float(np.linalg.norm(d)))
+    return _relative_difference(completed, full, "raw_error", ("completed", "full"))
+
+
+def _relative_difference(x: Any, reference: Any, what: str, names: tuple[str, str]) -> float:
+    """||x − reference||_F / ||reference||_F with shape and finiteness checks."""
+    a = np.asarray(x, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    if a.shape != ref.shape:
+        raise ValueError(f"{names[0]} {a.shape} and {names[1]} {ref.shape} differ in shape")
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(ref))):
+        raise ValueError(f"{what} inputs contain NaN/Inf")
+    return _relative(float(np.linalg.norm(ref - a)), float(np.linalg.norm(ref)))
 
 
 def adjusted_rand(labels_a: Any, labels_b: Any) -> float:
