@@ -484,7 +484,7 @@ def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_
 def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=None, y_positions=None,
                 cost_model=None, analysis: bool = True, n_components: int = 3,
                 n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
-                 md: dict | None = None):
+                md: dict | None = None):
     """Conventional full stack: every spatial row at every energy (``RasterPlanner``).
 
     See :func:`subsampled_scan` for the devices, the documents and the fault handling
@@ -503,7 +503,7 @@ def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, samp
                      shape=None, y_positions=None, seed=None, cost_model=None,
                      max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
                      n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
-                 md: dict | None = None):
+                     md: dict | None = None):
     """Random spatial rows at every energy + LoopedASD (baseline; ``RandomRowsPlanner``)."""
     return (yield from _strategy_plan(
         RandomRowsPlanner, "random_rows_scan", detector, mono, stage, energies, shape=shape,
@@ -519,7 +519,7 @@ def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ra
               dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
               max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
               n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
-                 md: dict | None = None):
+              md: dict | None = None):
     """RISS: leverage-sampled images, fresh ARP rows per remaining energy, LoopedASD (``RISSPlanner``)."""
     return (yield from _strategy_plan(
         RISSPlanner, "riss_scan", detector, mono, stage, energies, shape=shape,
@@ -536,7 +536,7 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
                 core_rank: int | None = None, noise_level: float | None = None,
                 analysis: bool = True, n_components: int = 3, n_clusters: int = 4,
                 max_retries: int = 2, trigger_timeout: float | None = 10.0,
-                 md: dict | None = None):
+                md: dict | None = None):
     """CURISS: leverage-sampled images, the same ARP rows at every other energy, CUR completion."""
     return (yield from _strategy_plan(
         CURISSPlanner, "curiss_scan", detector, mono, stage, energies, shape=shape,
