@@ -1,0 +1,271 @@
+"""Peak memory of an ACURISS replay of a 200×512×512 stack, against the cube's size.
+
+Each measurement runs in a fresh subprocess that
+
+1. imports numpy, scipy, scikit-learn and curiss (``baseline``: interpreter + libraries);
+2. builds a synthetic float64 cube chunk by chunk (so building it costs one cube, not more);
+3. runs ``curiss.replay(ACURISSPlanner(..., max_iterations=3), cube)``.
+
+Reported: the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, and Linux's
+``VmHWM``), and the peak of traced allocations (``tracemalloc``, which numpy reports its arrays to),
+per phase of the replay: the planner's steps (``suggest``), ``replay``'s own end (the completion it
+returns, the cost of the acquisition and of the full raster). Everything is expressed in units of
+the cube's float64 size; the goal is peak RSS ≤ baseline + 4 × cube.
+
+A second subprocess repeats the replay with prototype fixes monkeypatched in (see ``--fixes`` and
+the printed list) to measure what they would save.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/memory.py                     # 200x512x512, ~2 min
+    .venv/bin/python benchmarks/memory.py --size 123x150x150 --iterations 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+MiB = 2**20
+
+
+def _rss_now() -> tuple[float, float]:
+    """(VmRSS, VmHWM) of this process in bytes (Linux); NaN elsewhere."""
+    out = {"VmRSS": float("nan"), "VmHWM": float("nan")}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            key = line.split(":")[0]
+            if key in out:
+                out[key] = float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return out["VmRSS"], out["VmHWM"]
+
+
+def _maxrss() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # KiB on Linux
+
+
+def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
+    """Run in the subprocess: measure and return a JSON-able dict (bytes, seconds)."""
+    import tracemalloc
+
+    import numpy as np
+    import scipy.linalg  # noqa: F401
+    import sklearn.cluster  # noqa: F401
+
+    import curiss
+    import importlib
+
+    replay_mod = importlib.import_module("curiss.replay")
+    from curiss.planners import ACURISSPlanner, Planner
+
+    sys.path.insert(0, str(HERE))
+    from planner import synthetic_stack  # the benchmark helpers (also imports threadpoolctl)
+
+    rec = {"baseline_rss": _rss_now()[0], "baseline_maxrss": _maxrss()}
+    n_e, n_y, n_x = (int(v) for v in size.split("x"))
+    # the cube, built energy by energy (same recipe as synthetic_stack, without full-size temporaries)
+    rng = np.random.default_rng(seed)
+    energies, small, spectra = synthetic_stack(n_e, (min(n_y, 32), min(n_x, 32)), rng=seed)
+    block = 16
+    gy, gx = -(-n_y // block), -(-n_x // block)
+    phase = np.kron(rng.integers(0, spectra.shape[1], size=(gy, gx)),
+                    np.ones((block, block), dtype=int))[:n_y, :n_x]
+    yy, xx = np.meshgrid(np.linspace(0, 1, n_y), np.linspace(0, 1, n_x), indexing="ij")
+    thickness = 0.6 + 0.4 * np.cos(3 * yy) * np.sin(2 * xx + 0.5)
+    cube = np.empty((n_e, n_y, n_x))
+    for e in range(n_e):
+        cube[e] = spectra[e, phase] * thickness + 0.01 * rng.standard_normal((n_y, n_x))
+    del yy, xx, thickness, phase
+    rec["cube_bytes"] = float(cube.nbytes)
+    rec["after_cube_rss"] = _rss_now()[0]
+    rec["after_cube_maxrss"] = _maxrss()
+
+    if fixes:
+        _apply_fixes(replay_mod, np)
+
+    tracemalloc.start()
+    base_traced = tracemalloc.get_traced_memory()[0]
+    phases: dict[str, float] = {}
+
+    def probe(owner, name, key):
+        fn = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            before = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                peak = tracemalloc.get_traced_memory()[1]
+                phases[key] = max(phases.get(key, 0.0), float(peak - base_traced))
+                phases[key + " (held before)"] = max(phases.get(key + " (held before)", 0.0),
+                                                     float(before - base_traced))
+        setattr(owner, name, wrapper)
+
+    probe(Planner, "suggest", "planner steps")
+    probe(replay_mod, "acquisition_cost", "replay: acquisition cost")
+    probe(replay_mod, "raster_cost", "replay: raster cost")
+    probe(Planner, "completed", "replay: completed()")
+    planner = ACURISSPlanner(energies, (n_y, n_x), sampling_ratio=0.5, initial_ratio=0.02,
+                             max_iterations=iterations, tol_completion=0.0, tol_spectral=0.0,
+                             seed=seed)
+    tracemalloc.reset_peak()
+    t0 = time.perf_counter()
+    # one BLAS thread: same memory, much faster on the loaded 2-core machine (see planner.py)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        acq = curiss.replay(planner, cube)
+    rec["replay_seconds"] = time.perf_counter() - t0
+    # the probes reset the peak at each call: the overall peak is the largest of the phases'
+    rec["traced_peak"] = max([float(tracemalloc.get_traced_memory()[1] - base_traced)]
+                             + [v for k, v in phases.items() if not k.endswith("(held before)")])
+    rec["traced_after"] = float(tracemalloc.get_traced_memory()[0] - base_traced)
+    tracemalloc.stop()
+    rec["phases"] = phases
+    rec["peak_maxrss"] = _maxrss()
+    rec["peak_vmhwm"] = _rss_now()[1]
+    rec["dose_total"] = acq.cost.dose_total
+    rec["raster_dose_total"] = acq.raster_cost.dose_total
+    rec["decisions"] = len(acq.history)
+    rec["stop_reason"] = acq.report.get("stop_reason")
+    rec["sampling_ratio"] = acq.sampling_ratio
+    rec["loadavg"] = os.getloadavg()
+    return rec
+
+
+FIXES = [
+    "replay(): the dose cube in place — od = np.nan_to_num(cube, nan=0.0) then "
+    "np.clip(od, 0, None, out=od) (one cube instead of two)",
+    "cost.acquisition_cost(): the dose of a full raster (od given, every row measured) row block by "
+    "row block instead of gathering od[e_idx, y_idx, :] for all pairs at once (modelled here: the "
+    "absorbed dose summed over energies in chunks of 8)",
+]
+
+
+def _apply_fixes(replay_mod, np):
+    """Monkeypatch the prototype fixes (listed in FIXES) into curiss.replay."""
+    real_cost = replay_mod.acquisition_cost
+    real_raster = replay_mod.raster_cost
+    real_clip = np.clip
+
+    class _LeanNumpy:
+        """curiss.replay's numpy with an in-place nan_to_num + clip."""
+
+        def __getattr__(self, name):
+            return getattr(np, name)
+
+        @staticmethod
+        def nan_to_num(x, nan=0.0, **kw):
+            return np.nan_to_num(np.array(x, dtype=float), nan=nan, copy=False, **kw)
+
+        @staticmethod
+        def clip(a, lo, hi, **kw):
+            return real_clip(a, lo, hi, out=a) if isinstance(a, np.ndarray) else real_clip(a, lo, hi, **kw)
+
+    def lean_dose_cost(order, n_x, *, model=None, od=None, i0=1.0, n_y=None):
+        # time from the real function without od; dose from the full od in energy chunks
+        base = real_cost(order, n_x, model=model, n_y=od.shape[1] if od is not None else n_y, i0=i0)
+        if od is None:
+            return base
+        order = np.asarray(order)
+        mask = np.zeros(od.shape[:2], bool)
+        mask[order[:, 0], order[:, 1]] = True
+        dose = np.zeros(od.shape[1:])
+        dwell = base.dose_total / max(len(order) * n_x, 1)  # dwell * i0 per pixel (incident)
+        for e0 in range(0, od.shape[0], 8):
+            chunk = -np.expm1(-real_clip(od[e0:e0 + 8], 0.0, None))
+            dose += np.einsum("eyx,ey->yx", chunk, mask[e0:e0 + 8].astype(float))
+        dose *= dwell
+        return type(base)(time=base.time, n_rows=base.n_rows, n_energy_changes=base.n_energy_changes,
+                          n_skipped=base.n_skipped, dose_total=float(dose.sum()),
+                          dose_mean=float(dose.mean()), dose_peak=float(dose.max()), dose_map=dose)
+
+    def lean_raster(n_e, shape, *, model=None, od=None, i0=1.0):
+        n_y, _ = shape
+        e, y = np.meshgrid(np.arange(n_e), np.arange(n_y), indexing="ij")
+        order = np.column_stack([e.ravel(), y.ravel()])
+        return lean_dose_cost(order, shape[1], model=model, od=od, i0=i0)
+
+    replay_mod.np = _LeanNumpy()
+    replay_mod.acquisition_cost = lean_dose_cost
+    replay_mod.raster_cost = lean_raster
+    return real_raster
+
+
+def run_child(args, fixes: bool) -> dict:
+    cmd = [sys.executable, __file__, "--child", "--size", args.size, "--iterations",
+           str(args.iterations), "--seed", str(args.seed)] + (["--fixes"] if fixes else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def report(label: str, rec: dict) -> None:
+    cube = rec["cube_bytes"]
+    base = rec["baseline_maxrss"]
+    peak = rec["peak_maxrss"]
+    over = (peak - base) / cube
+    print(f"\n--- {label}: {rec['decisions']} decisions, stop: {rec['stop_reason']!r}, sampling ratio "
+          f"{rec['sampling_ratio']:.3f}, replay {rec['replay_seconds']:.1f} s; load average "
+          + " ".join(f"{v:.2f}" for v in rec["loadavg"]))
+    print(f"    cube (float64)                 {cube / MiB:9.0f} MiB  = 1.00 cube")
+    print(f"    baseline (interpreter + libs)  {base / MiB:9.0f} MiB  (ru_maxrss after imports)")
+    print(f"    after building the cube        {rec['after_cube_maxrss'] / MiB:9.0f} MiB  "
+          f"= baseline + {(rec['after_cube_maxrss'] - base) / cube:.2f} cube")
+    print(f"    peak RSS (ru_maxrss)           {peak / MiB:9.0f} MiB  = baseline + {over:.2f} cube   "
+          f"goal <= baseline + 4 cube: {'ok' if over <= 4.0 else 'MISS'}")
+    print(f"    peak RSS (VmHWM)               {rec['peak_vmhwm'] / MiB:9.0f} MiB")
+    print(f"    traced peak during replay      {rec['traced_peak'] / MiB:9.0f} MiB  = "
+          f"{rec['traced_peak'] / cube:.2f} cube on top of the input cube (tracemalloc)")
+    print("    traced peak by phase (cube units, on top of the input cube; 'held before' = already "
+          "allocated when the phase started):")
+    ph = rec["phases"]
+    for key in sorted(k for k in ph if not k.endswith("(held before)")):
+        print(f"      {key:28s} peak {ph[key] / cube:5.2f}   held before {ph[key + ' (held before)'] / cube:5.2f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", default="200x512x512", help="n_E x n_y x n_x (default %(default)s)")
+    ap.add_argument("--iterations", type=int, default=3, help="ACURISS max_iterations")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-fixes", action="store_true", help="skip the run with the prototype fixes")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--fixes", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.size, args.iterations, args.seed, args.fixes)))
+        return
+    la = os.getloadavg()
+    print(f"curiss memory benchmark, {args.size}, ACURISS max_iterations={args.iterations}; "
+          f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
+    rec = run_child(args, fixes=False)
+    report("as is", rec)
+    if not args.no_fixes:
+        fixed = run_child(args, fixes=True)
+        report("with the prototype fixes", fixed)
+        print("\n    prototype fixes (monkeypatched in the child):")
+        for f in FIXES:
+            print(f"      - {f}")
+        rel = max(abs(fixed["dose_total"] / rec["dose_total"] - 1),
+                  abs(fixed["raster_dose_total"] / rec["raster_dose_total"] - 1))
+        print(f"    same doses as the real functions: max relative difference {rel:.1e}")
+        print(f"    peak RSS saved: {(rec['peak_maxrss'] - fixed['peak_maxrss']) / rec['cube_bytes']:.2f} cube")
+    la = os.getloadavg()
+    print(f"\nfinished; load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
