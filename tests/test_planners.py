@@ -259,3 +259,15 @@ def test_replay_cost_against_raster():
     assert acq.saving["time"] < 1 and acq.saving["dose_total"] < 1
     assert full.saving["time"] == pytest.approx(1.0)
     assert np.array_equal(full.completed, cube)
+
+
+def test_blas_thread_setting_does_not_change_decisions():
+    e, cube, spectra = low_rank_cube(noise=1e-2)
+    runs = []
+    for threads in (1, None):
+        p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=0.12,
+                                  dictionary=spectra, seed=3, max_iterations=3)
+        p.blas_threads = threads
+        runs.append(curiss.replay(p, cube))
+    assert np.array_equal(runs[0].order, runs[1].order)
+    assert np.allclose(runs[0].completed, runs[1].completed, rtol=1e-10, atol=1e-12)

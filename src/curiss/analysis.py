@@ -93,10 +93,19 @@ class SpectralAnalysis:
         return np.bincount(self.labels.ravel(), minlength=self.n_clusters)
 
 
+_CONTROLLER = None
+
+
 def _single_openmp_thread() -> Any:
+    """Context holding OpenMP (k-means) to one thread; the controller is built once (~5 ms)."""
+    global _CONTROLLER
     if _threadpool_limits is None:  # pragma: no cover
         return contextlib.nullcontext()
-    return _threadpool_limits(limits=1, user_api="openmp")
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=1, user_api="openmp")
 
 
 def _rng(seed: Any) -> np.random.Generator:

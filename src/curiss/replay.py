@@ -85,7 +85,8 @@ def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisitio
     else:
         raise RuntimeError(f"planner did not finish within {max_requests} requests")
     completed = planner.completed()
-    od = np.clip(np.nan_to_num(cube, nan=0.0), 0.0, None)
+    od = np.nan_to_num(cube, nan=0.0)  # a copy; clipped in place (dose of negative OD is 0)
+    np.clip(od, 0.0, None, out=od)
     order = planner.order
     cost = acquisition_cost(order, planner.shape[1], model=planner.cost_model, od=od)
     full = raster_cost(planner.energies.size, planner.shape, model=planner.cost_model, od=od)

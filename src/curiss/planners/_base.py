@@ -9,6 +9,7 @@ the same object runs under a RunEngine (``curiss.plans``) and offline (``curiss.
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,20 @@ import numpy as np
 from ..cost import CostModel
 
 KINDS = ("image", "rows", "row_scan")
+
+_CONTROLLER = None
+
+
+def _blas_limit(threads):
+    """Context limiting BLAS to ``threads`` (no-op for None); the controller is built once."""
+    global _CONTROLLER
+    if threads is None:
+        return contextlib.nullcontext()
+    if _CONTROLLER is None:
+        from threadpoolctl import ThreadpoolController
+
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=int(threads), user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -264,6 +279,11 @@ class Planner:
 
     method = "base"
 
+    #: BLAS threads used by the planner's numerics (``None``: the library default). The matrices
+    #: are small and the planner runs between scan steps: one thread was 10x faster for a
+    #: 123 x 150 x 150 ACURISS step on a loaded 2-core machine (benchmarks/planner.py).
+    blas_threads: int | None = 1
+
     def __new__(cls, *args, **kwargs):
         obj = super().__new__(cls)
         obj._init_args = (args, dict(kwargs))  # for get_params(): rebuild the same planner
@@ -326,7 +346,8 @@ class Planner:
             )
         if self.done:
             return None
-        decision = self._decide()
+        with _blas_limit(self.blas_threads):
+            decision = self._decide()
         if decision is not None:
             # after a failed row, a strategy's next group (e.g. every non-imaged energy at the
             # chosen rows) can include rows measured already: request only the new ones
@@ -390,7 +411,8 @@ class Planner:
         """The completed cube (n_E, n_y, n_x), OD, from what has been measured so far."""
         key = len(self._order)
         if self._completion is None or self._completion_key != key:
-            self._completion = self._complete()
+            with _blas_limit(self.blas_threads):
+                self._completion = self._complete()
             self._completion_key = key
         return self._completion
 
