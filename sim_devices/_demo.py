@@ -108,7 +108,7 @@ def run_demo(args) -> int:
           f"{cost.dose_peak / full.dose_peak:.1%} of a full raster")
     print(f"error vs truth     {err:.2%} (relative Frobenius norm of the completed stack)")
     print("load it back:")
-    print(f"    from curiss.store import open_catalog, load_run")
+    print("    from curiss.store import open_catalog, load_run")
     print(f"    data = load_run(open_catalog({str(store)!r})[{uid!r}])")
     if not args.no_figures:
         from curiss.viz import figures_for_run

@@ -59,7 +59,7 @@ def test_persistent_fault_marks_the_row_failed_and_the_planner_works_around_it(s
     docs = run(sample, lambda s: s.detector.inject_fault("nan", 3), max_retries=2)
     faults = stream(docs, "faults")
     assert len(faults) == 3 and [f["attempt"] for f in faults] == [0, 1, 2]
-    bad = (faults[0]["energy_index"], faults[0]["row_index"])
+    assert len({(f["energy_index"], f["row_index"]) for f in faults}) == 1  # one row, every attempt
     pairs = primary_pairs(docs)
     assert len(set(pairs)) == len(pairs)  # the failed attempts never reached 'primary'
     ana = stream(docs, "analysis")[0]

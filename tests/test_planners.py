@@ -105,7 +105,6 @@ def test_volume_energy_sampling_avoids_near_duplicates():
     d = np.zeros((60, 2))
     d[10:13, 0] = 1.0  # three interchangeable energies for spectrum 0
     d[40:43, 1] = 1.0  # and three for spectrum 1
-    cube = np.random.default_rng(0).random((60, 8, 6))
     both, lev_dup = 0, 0
     for seed in range(30):
         for sampling, flag in (("volume", "v"), ("leverage", "l")):

@@ -22,9 +22,7 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,32 +51,8 @@ class _LineDetector(Device):
     dwell = Cpt(Signal, value=1e-3)
 
 
-class _Record:
-    """A readable emitting a dict of computed values, with declared numpy dtypes."""
-
-    parent = None
-
-    def __init__(self, name, describe):
-        self.name = name
-        self._describe = describe
-        self._values = {}
-
-    def set(self, values):
-        assert set(values) == set(self._describe)
-        self._values = values
-
-    def read(self):
-        t = time.time()
-        return {k: {"value": v, "timestamp": t} for k, v in self._values.items()}
-
-    def describe(self):
-        return {k: dict(v) for k, v in self._describe.items()}
-
-    def read_configuration(self):
-        return {}
-
-    def describe_configuration(self):
-        return {}
+# the plans' own readable for computed streams (planner, analysis)
+from curiss.plans import _Record  # noqa: E402
 
 
 def _key(dtype, shape=(), np_dtype=None):

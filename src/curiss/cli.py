@@ -7,7 +7,6 @@ import os
 import sys
 from importlib.metadata import entry_points
 
-import numpy as np
 
 __all__ = ["main"]
 

@@ -9,8 +9,6 @@ LoopedASD baseline).
 
 from __future__ import annotations
 
-import time as _time
-
 import numpy as np
 
 from ..analysis import completion_variation, spectral_analysis, spectral_variation
@@ -207,7 +205,7 @@ class _CURISSBase(Planner):
         return np.flatnonzero(self._row_measured.all(axis=0))
 
     def _cur(self):
-        n_e, (n_y, n_x) = self.energies.size, self.shape
+        n_e, n_x = self.energies.size, self.shape[1]
         rows_i = self.imaged_energies
         rows_j = self._chosen_rows()
         if rows_i.size == 0 or rows_j.size == 0:
