@@ -123,3 +123,13 @@ def test_planner_mark_failed_is_never_used():
     req2 = p.suggest()
     measured = p.row_mask
     assert not measured[req2.pairs[:, 0], req2.pairs[:, 1]].any()  # never re-requests measured rows
+
+
+def test_planner_gives_a_clear_error_when_no_image_can_be_measured():
+    e = np.linspace(700, 730, 20)
+    p = curiss.CURISSPlanner(e, (8, 6), sampling_ratio=0.3, seed=0)
+    with pytest.raises(RuntimeError, match="no energy could be imaged"):
+        for _ in range(10):
+            req = p.suggest()
+            for a, b in req.pairs:
+                p.mark_failed(a, b, "beam lost")

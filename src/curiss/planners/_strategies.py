@@ -291,6 +291,9 @@ class CURISSPlanner(_CURISSBase):
             self._replacements += 1
             return self._decide_images(missing)  # new energies (a failed one may be drawn again)
         if self._rows_selected is None:
+            if self.imaged_energies.size == 0:
+                raise RuntimeError(f"no energy could be imaged after {self._replacements} replacements "
+                                   f"(failed rows: {self.failed[:5]}); check the detector and the beam")
             dec = self._decide_rows(self.n_rows)
             self._rows_selected = np.unique(dec.pairs[:, 1])
             return dec
