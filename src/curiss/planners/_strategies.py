@@ -181,7 +181,7 @@ class _CURISSBase(Planner):
                 chosen = [int(i) for i in arp(U[:, :r], k, preselected=pre, rng=self._rng)[len(pre):]]
         else:
             # no dictionary: one uniform draw per contiguous stratum of the energies not imaged
-            free = np.setdiff1d(np.arange(self.energies.size), imaged)
+            free = self._energies_not_imaged()
             chosen = [int(self._rng.choice(part)) for part in np.array_split(free, n)]
         if len(chosen) < n:
             rest = weighted_sample(w, n - len(chosen), exclude=np.concatenate([imaged, chosen]).astype(int),
@@ -196,6 +196,10 @@ class _CURISSBase(Planner):
         pairs = np.column_stack([e_idx, r_idx]).astype(int)
         pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
         return Decision(0, "image", pairs, energy_weights=w)
+
+    def _energies_not_imaged(self) -> np.ndarray:
+        """Energy indices without a full image, sorted."""
+        return np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
 
     def _images(self) -> np.ndarray:
         return self._od[self.imaged_energies]
@@ -269,13 +273,12 @@ class CURISSPlanner(_CURISSBase):
         if self.row_sampling == "uniform":
             n_y = self.shape[0]
             rows = self._rng.choice(n_y, n_rows, replace=False)
-            others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
-            return Decision(0, "rows", grid_pairs(others, rows), row_weights=np.full(n_y, 1.0 / n_y))
-        images = self._images()
-        V = row_basis(images, n_rows)
-        rows = arp(V, n_rows, rng=self._rng)
-        others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
-        return Decision(0, "rows", grid_pairs(others, rows), row_weights=(V**2).sum(1) / n_rows)
+            weights = np.full(n_y, 1.0 / n_y)
+        else:
+            V = row_basis(self._images(), n_rows)
+            rows = arp(V, n_rows, rng=self._rng)
+            weights = (V**2).sum(1) / n_rows
+        return Decision(0, "rows", grid_pairs(self._energies_not_imaged(), rows), row_weights=weights)
 
     #: how many times a failed image or row is replaced or retried before going on without it
     MAX_REPLACEMENTS = 3
@@ -297,8 +300,7 @@ class CURISSPlanner(_CURISSBase):
             dec = self._decide_rows(self.n_rows)
             self._rows_selected = np.unique(dec.pairs[:, 1])
             return dec
-        others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
-        retry = grid_pairs(others, self._rows_selected)
+        retry = grid_pairs(self._energies_not_imaged(), self._rows_selected)
         retry = retry[~self._row_measured[retry[:, 0], retry[:, 1]]]
         if retry.size and self._replacements < self.MAX_REPLACEMENTS and self.method != "riss":
             self._replacements += 1
@@ -341,7 +343,7 @@ class RISSPlanner(_ASDCompletion, CURISSPlanner):
         images = self._images()
         V = row_basis(images, n_rows)
         e_idx, r_idx = [], []
-        for e in np.setdiff1d(np.arange(self.energies.size), self.imaged_energies):
+        for e in self._energies_not_imaged():
             rows = arp(V, n_rows, rng=self._rng)
             e_idx.extend([e] * n_rows)
             r_idx.extend(rows.tolist())
@@ -537,8 +539,8 @@ class ACURISSPlanner(CURISSPlanner):
         V = row_basis(self._images(), k)
         rows = arp(V, k, preselected=chosen, rng=self._rng)
         new = int(rows[-1])
-        others = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
-        return Decision(0, "row_scan", grid_pairs(others, [new]), row_weights=(V**2).sum(1) / k)
+        return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
+                        row_weights=(V**2).sum(1) / k)
 
     def _stop_record(self):
         rec = Planner._stop_record(self)
