@@ -6,19 +6,22 @@ Each measurement runs in a fresh subprocess that
 2. builds a synthetic float64 cube chunk by chunk (so building it costs one cube, not more);
 3. runs ``curiss.replay(ACURISSPlanner(..., max_iterations=3), cube)``.
 
+The replay uses the implementation in ``src/`` (the working tree). A second subprocess runs the
+same replay on the implementation of an earlier commit (``--baseline``, default ``ede9294``: the
+planner step and replay before issue 7, extracted with ``git archive`` into a temporary folder and
+put first on ``sys.path``), so the saving is measured in the same run.
+
 Reported: the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``, and Linux's
 ``VmHWM``), and the peak of traced allocations (``tracemalloc``, which numpy reports its arrays to),
 per phase of the replay: the planner's steps (``suggest``), ``replay``'s own end (the completion it
 returns, the cost of the acquisition and of the full raster). Everything is expressed in units of
 the cube's float64 size; the goal is peak RSS ≤ baseline + 4 × cube.
 
-A second subprocess repeats the replay with prototype fixes monkeypatched in (see ``--fixes`` and
-the printed list) to measure what they would save.
-
 Run from the repository root::
 
     .venv/bin/python benchmarks/memory.py                     # 200x512x512, ~2 min
     .venv/bin/python benchmarks/memory.py --size 123x150x150 --iterations 3
+    .venv/bin/python benchmarks/memory.py --baseline none     # src only
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +58,7 @@ def _maxrss() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024.0  # KiB on Linux
 
 
-def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
+def child(size: str, iterations: int, seed: int, src: str | None) -> dict:
     """Run in the subprocess: measure and return a JSON-able dict (bytes, seconds)."""
     import tracemalloc
 
@@ -62,6 +66,8 @@ def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
     import scipy.linalg  # noqa: F401
     import sklearn.cluster  # noqa: F401
 
+    if src:  # an earlier implementation, first on the path (before the editable install's finder)
+        sys.path.insert(0, src)
     import curiss
     import importlib
 
@@ -71,7 +77,7 @@ def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
     sys.path.insert(0, str(HERE))
     from planner import synthetic_stack  # the benchmark helpers (also imports threadpoolctl)
 
-    rec = {"baseline_rss": _rss_now()[0], "baseline_maxrss": _maxrss()}
+    rec = {"baseline_rss": _rss_now()[0], "baseline_maxrss": _maxrss(), "curiss": curiss.__file__}
     n_e, n_y, n_x = (int(v) for v in size.split("x"))
     # the cube, built energy by energy (same recipe as synthetic_stack, without full-size temporaries)
     rng = np.random.default_rng(seed)
@@ -89,9 +95,6 @@ def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
     rec["cube_bytes"] = float(cube.nbytes)
     rec["after_cube_rss"] = _rss_now()[0]
     rec["after_cube_maxrss"] = _maxrss()
-
-    if fixes:
-        _apply_fixes(replay_mod, np)
 
     tracemalloc.start()
     base_traced = tracemalloc.get_traced_memory()[0]
@@ -113,8 +116,12 @@ def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
         setattr(owner, name, wrapper)
 
     probe(Planner, "suggest", "planner steps")
-    probe(replay_mod, "acquisition_cost", "replay: acquisition cost")
-    probe(replay_mod, "raster_cost", "replay: raster cost")
+    for name in ("acquisition_cost", "_acquisition_cost"):  # the name replay uses (old / new)
+        if hasattr(replay_mod, name):
+            probe(replay_mod, name, "replay: acquisition cost")
+    for name in ("raster_cost", "_raster_cost"):
+        if hasattr(replay_mod, name):
+            probe(replay_mod, name, "replay: raster cost")
     probe(Planner, "completed", "replay: completed()")
     planner = ACURISSPlanner(energies, (n_y, n_x), sampling_ratio=0.5, initial_ratio=0.02,
                              max_iterations=iterations, tol_completion=0.0, tol_spectral=0.0,
@@ -144,68 +151,9 @@ def child(size: str, iterations: int, seed: int, fixes: bool) -> dict:
     return rec
 
 
-FIXES = [
-    "replay(): the dose cube in place — od = np.nan_to_num(cube, nan=0.0) then "
-    "np.clip(od, 0, None, out=od) (one cube instead of two)",
-    "cost.acquisition_cost(): the dose of a full raster (od given, every row measured) row block by "
-    "row block instead of gathering od[e_idx, y_idx, :] for all pairs at once (modelled here: the "
-    "absorbed dose summed over energies in chunks of 8)",
-]
-
-
-def _apply_fixes(replay_mod, np):
-    """Monkeypatch the prototype fixes (listed in FIXES) into curiss.replay."""
-    real_cost = replay_mod.acquisition_cost
-    real_raster = replay_mod.raster_cost
-    real_clip = np.clip
-
-    class _LeanNumpy:
-        """curiss.replay's numpy with an in-place nan_to_num + clip."""
-
-        def __getattr__(self, name):
-            return getattr(np, name)
-
-        @staticmethod
-        def nan_to_num(x, nan=0.0, **kw):
-            return np.nan_to_num(np.array(x, dtype=float), nan=nan, copy=False, **kw)
-
-        @staticmethod
-        def clip(a, lo, hi, **kw):
-            return real_clip(a, lo, hi, out=a) if isinstance(a, np.ndarray) else real_clip(a, lo, hi, **kw)
-
-    def lean_dose_cost(order, n_x, *, model=None, od=None, i0=1.0, n_y=None):
-        # time from the real function without od; dose from the full od in energy chunks
-        base = real_cost(order, n_x, model=model, n_y=od.shape[1] if od is not None else n_y, i0=i0)
-        if od is None:
-            return base
-        order = np.asarray(order)
-        mask = np.zeros(od.shape[:2], bool)
-        mask[order[:, 0], order[:, 1]] = True
-        dose = np.zeros(od.shape[1:])
-        dwell = base.dose_total / max(len(order) * n_x, 1)  # dwell * i0 per pixel (incident)
-        for e0 in range(0, od.shape[0], 8):
-            chunk = -np.expm1(-real_clip(od[e0:e0 + 8], 0.0, None))
-            dose += np.einsum("eyx,ey->yx", chunk, mask[e0:e0 + 8].astype(float))
-        dose *= dwell
-        return type(base)(time=base.time, n_rows=base.n_rows, n_energy_changes=base.n_energy_changes,
-                          n_skipped=base.n_skipped, dose_total=float(dose.sum()),
-                          dose_mean=float(dose.mean()), dose_peak=float(dose.max()), dose_map=dose)
-
-    def lean_raster(n_e, shape, *, model=None, od=None, i0=1.0):
-        n_y, _ = shape
-        e, y = np.meshgrid(np.arange(n_e), np.arange(n_y), indexing="ij")
-        order = np.column_stack([e.ravel(), y.ravel()])
-        return lean_dose_cost(order, shape[1], model=model, od=od, i0=i0)
-
-    replay_mod.np = _LeanNumpy()
-    replay_mod.acquisition_cost = lean_dose_cost
-    replay_mod.raster_cost = lean_raster
-    return real_raster
-
-
-def run_child(args, fixes: bool) -> dict:
+def run_child(args, src: str | None = None) -> dict:
     cmd = [sys.executable, __file__, "--child", "--size", args.size, "--iterations",
-           str(args.iterations), "--seed", str(args.seed)] + (["--fixes"] if fixes else [])
+           str(args.iterations), "--seed", str(args.seed)] + (["--src", src] if src else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise SystemExit(f"child failed:\n{proc.stderr[-4000:]}")
@@ -241,28 +189,37 @@ def main(argv=None):
     ap.add_argument("--size", default="200x512x512", help="n_E x n_y x n_x (default %(default)s)")
     ap.add_argument("--iterations", type=int, default=3, help="ACURISS max_iterations")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--no-fixes", action="store_true", help="skip the run with the prototype fixes")
+    ap.add_argument("--baseline", default="ede9294",
+                    help="commit whose src/ is the same-run baseline ('none' to skip; default "
+                         "%(default)s, before issue 7)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--fixes", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--src", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.size, args.iterations, args.seed, args.fixes)))
+        print(json.dumps(child(args.size, args.iterations, args.seed, args.src)))
         return
     la = os.getloadavg()
     print(f"curiss memory benchmark, {args.size}, ACURISS max_iterations={args.iterations}; "
           f"load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f} on {os.cpu_count()} cores")
-    rec = run_child(args, fixes=False)
-    report("as is", rec)
-    if not args.no_fixes:
-        fixed = run_child(args, fixes=True)
-        report("with the prototype fixes", fixed)
-        print("\n    prototype fixes (monkeypatched in the child):")
-        for f in FIXES:
-            print(f"      - {f}")
-        rel = max(abs(fixed["dose_total"] / rec["dose_total"] - 1),
-                  abs(fixed["raster_dose_total"] / rec["raster_dose_total"] - 1))
-        print(f"    same doses as the real functions: max relative difference {rel:.1e}")
-        print(f"    peak RSS saved: {(rec['peak_maxrss'] - fixed['peak_maxrss']) / rec['cube_bytes']:.2f} cube")
+    rec = run_child(args)
+    report(f"src ({rec['curiss']})", rec)
+    if args.baseline.lower() != "none":
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", args.baseline, "src"],
+                                     capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+            old = run_child(args, src=str(Path(tmp) / "src"))
+        report(f"baseline: commit {args.baseline} ({old['curiss']})", old)
+        rel = max(abs(old["dose_total"] / rec["dose_total"] - 1),
+                  abs(old["raster_dose_total"] / rec["raster_dose_total"] - 1))
+        cube = rec["cube_bytes"]
+        print(f"\n    src vs baseline: peak RSS over the interpreter "
+              f"{(rec['peak_maxrss'] - rec['baseline_maxrss']) / cube:.2f} vs "
+              f"{(old['peak_maxrss'] - old['baseline_maxrss']) / cube:.2f} cube "
+              f"(ratio {(rec['peak_maxrss'] - rec['baseline_maxrss']) / (old['peak_maxrss'] - old['baseline_maxrss']):.2f}); "
+              f"replay {rec['replay_seconds']:.1f} s vs {old['replay_seconds']:.1f} s; same decisions: "
+              f"{rec['decisions'] == old['decisions'] and rec['sampling_ratio'] == old['sampling_ratio']}; "
+              f"doses agree to {rel:.1e}")
     la = os.getloadavg()
     print(f"\nfinished; load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
 

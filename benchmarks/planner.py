@@ -6,20 +6,28 @@ variations and the next decision (stop check, then energy image or ARP row scan)
 fed directly (``ingest``, no bluesky) from a cheap synthetic low-rank + noise float64 stack.
 
 The machine is shared and loaded, so every number comes with a baseline measured in the same run
-and the load average:
+and the load average. Each step is timed at the same planner state (deep copies), in rotating
+order, for:
 
-- each step is timed at the same planner state under two BLAS settings — the default thread count
-  and one BLAS thread (``threadpoolctl``) — in alternating order (paired; the ratio is per step);
-- a prototype of a *factored* step (the completion kept as ``L @ M`` with ``L`` (n_E, r) and
-  ``M`` (r, n_pix), analysis, cluster spectra and variations computed from the factors) runs on the
-  same states; its results are checked against the planner's (variation, spectra, labels);
+- ``src (factored)``: ``ACURISSPlanner`` as shipped — the completion kept as the CUR factors
+  ``L @ M`` (``L`` (n_E, r), ``M`` (r, n_pix)), the analysis and variations computed from them,
+  one BLAS thread (``Planner.blas_threads = 1``);
+- ``src + warm k-means``: the same with ``kmeans_warm_start=True`` (k-means starts from the
+  previous step's centres, one run instead of 4);
+- ``dense (old path)``: the step as it was before issue 7 (dense completion, dense analysis with
+  the mixed measured/completed cube, dense completion variation), one BLAS thread — the baseline;
+- optionally (``--default-blas``) the dense path with the default BLAS thread count.
+
+The factored results are checked against the dense ones at every step (completion variation,
+cluster spectra, labels' ARI, the decision). Further baselines:
+
 - the modelled time of one spatial row scan (``curiss.cost.acquisition_cost`` of one row at every
   energy not imaged, default ``CostModel``) and of one image; and the measured time of one copy of
   the cube (memory bandwidth) as a machine-speed unit.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/planner.py                          # both sizes, 6 steps (~3 min)
+    .venv/bin/python benchmarks/planner.py                          # both sizes, 6 steps (~2 min)
     .venv/bin/python benchmarks/planner.py --sizes 123x150x150 --steps 8
 
 Goals (issue): median step ≤ 0.1 s on 123×150×150 and ≤ 2 s on 200×512×512.
@@ -37,16 +45,12 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import ThreadpoolController
 
 import curiss.planners._strategies as strategies
-from curiss.analysis import spectral_variation
 from curiss.cost import CostModel, acquisition_cost
 from curiss.linalg import row_basis
-from curiss.linalg._cur import MAX_CONDITION
 from curiss.planners import ACURISSPlanner
 
 _CONTROLLER = ThreadpoolController()  # built once: building one scans every loaded library (~15-45 ms)
@@ -152,11 +156,7 @@ TIMERS = _Timers()
 
 
 class TimedACURISS(ACURISSPlanner):
-    """ACURISSPlanner whose step parts are timed (CUR, decision, the analysis' mask argument)."""
-
-    # the planner limits BLAS itself (Planner.blas_threads = 1 by default); the benchmark sets
-    # the threads from outside to compare both settings, so the planner must not override them
-    blas_threads = None
+    """ACURISSPlanner (the src, factored step) whose step parts are timed (CUR, decision)."""
 
     def _cur(self):
         with TIMERS("cur"):
@@ -171,9 +171,59 @@ class TimedACURISS(ACURISSPlanner):
             return super()._refine()
 
     @property
-    def mask(self):  # built as the analysis' argument inside _evaluate: part of the analysis cost
+    def mask(self):  # the dense path builds it as the analysis' argument: part of the analysis
         with TIMERS("analysis"):
             return ACURISSPlanner.mask.fget(self)
+
+
+class DenseACURISS(TimedACURISS):
+    """The refinement step as it was before issue 7: the dense completion and the dense analysis.
+
+    The completion ``res.matrix`` is formed, ``spectral_analysis`` gets the dense cube with the
+    full (n_E, n_y, n_x) mask and the measured cube (mixed values), and the completion variation
+    is a difference of dense cubes; the previous iterate is kept dense.
+    """
+
+    def _evaluate(self, dec_or_none):
+        res = self._cur()
+        with TIMERS("cur"):
+            cube = res.matrix.reshape(self._od.shape)
+        self._eval_extra = strategies.cur_notes(res)
+        dc = ds = float("nan")
+        try:
+            ana = strategies.spectral_analysis(cube, n_components=self.n_components,
+                                               n_clusters=self.n_clusters, seed=self._analysis_seed,
+                                               mask=self.mask, measured=self._od)
+            if self._prev_spectra is not None:
+                if self.mode == "energies":
+                    ds = strategies.spectral_variation(self._prev_spectra, ana.cluster_spectra,
+                                                       normalize_post_edge=self._post_edge(),
+                                                       drop_background=True)
+                else:
+                    ds = strategies.spectral_variation(self._prev_spectra, ana.cluster_spectra)
+        except ValueError as exc:
+            ana = None
+            self._eval_extra["analysis_fallback"] = f"spectral analysis skipped ({exc})"
+        self.analysis_ = ana
+        prev = self._prev_completion
+        if prev is not None:
+            if not isinstance(prev, np.ndarray):  # a factored iterate from the src planner
+                prev = prev.matrix.reshape(self._od.shape)
+            dc = strategies.completion_variation(prev, cube)
+        self._prev_completion = cube
+        self._prev_spectra = None if ana is None else ana.cluster_spectra
+        self._completion = cube
+        self._completion_key = len(self._order)
+        return res, dc, ds
+
+
+def as_config(p, cls, *, warm=False, threads=1):
+    """A deep copy of planner ``p`` as class ``cls`` (same state), with its BLAS setting."""
+    clone = copy.deepcopy(p)
+    clone.__class__ = cls
+    clone.kmeans_warm_start = warm
+    clone.blas_threads = threads
+    return clone
 
 
 def _wrap(fn, key):
@@ -209,133 +259,7 @@ def timed_suggest(planner):
     return req, total, parts
 
 
-# ----------------------------------------------------------------------------- factored prototype
-class FactoredStep:
-    """Prototype of a refinement step that never forms the dense completion.
-
-    The CUR completion is kept as ``D_hat = L @ M`` (``L = C V_r S_r^-1`` (n_E, r),
-    ``M = U_r^T R`` (r, n_pix)). Everything the step needs follows from the factors in
-    O(n_pix r^2 + measured):
-
-    - SVD of ``D_hat``: QR of L, then the r × r Gram of ``R_L M``;
-    - k-means features ``S_k V_k^T`` (k, n_pix) as in :func:`curiss.spectral_analysis`;
-    - cluster spectra of the mixed values (measured where measured, completion elsewhere):
-      ``L (M onehot)`` plus a correction summed over the measured spatial rows only;
-    - completion variation: ``||L1 M1 - L0 M0||_F`` from the (2r × 2r) Gram matrices.
-
-    With ``warm_start`` the k-means starts from the previous step's centres (one run instead of
-    ``n_init = 4`` k-means++ restarts); otherwise it uses the planner's own seed and settings so the
-    labels can be compared with the planner's.
-    """
-
-    def __init__(self, warm_start: bool = False):
-        self.warm_start = warm_start
-        self.prev = None  # (L, M, spectra, centres)
-        self.t = {}
-
-    def _factors(self, p):
-        n_e, (n_y, n_x) = p.energies.size, p.shape
-        rows_i = p.imaged_energies
-        rows_j = p._chosen_rows()
-        cols = (rows_j[:, None] * n_x + np.arange(n_x)).ravel()
-        D = p._od.reshape(n_e, -1)
-        C, R = D[:, cols], D[rows_i]
-        if not (np.all(np.isfinite(C)) and np.all(np.isfinite(R))):
-            raise ValueError("C or R not finite")
-        scale = 2.0 ** (np.frexp(max(np.abs(C).max(), np.abs(R).max()))[1] - 1)
-        Cs, Rs = C / scale, R / scale
-        G = Rs[:, cols]
-        t0 = time.perf_counter()
-        U, s, Vt = np.linalg.svd(G, full_matrices=False)
-        self.t["core_svd"] = time.perf_counter() - t0
-        r = int(np.count_nonzero(s > p.core_rtol * s[0]))
-        if p.core_rank is not None:
-            r = min(r, p.core_rank)
-        if s[0] / s[r - 1] > MAX_CONDITION:
-            r = int(np.count_nonzero(s[:r] * MAX_CONDITION >= s[0]))
-        L = Cs @ (Vt[:r].T / s[:r]) * scale  # (n_e, r)
-        M = U[:, :r].T @ Rs  # (r, n_pix)
-        return L, M
-
-    def run(self, p):
-        """Evaluate planner ``p``'s current state. Returns a dict of results; times in ``self.t``."""
-        n_e, (n_y, n_x) = p.energies.size, p.shape
-        k, n_cl = p.n_components, p.n_clusters
-        t = self.t
-        t.clear()
-        t0 = time.perf_counter()
-        L, M = self._factors(p)
-        t1 = time.perf_counter()
-        t["cur"] = t1 - t0
-        # ---- SVD of L @ M from the factors
-        Q, RL = np.linalg.qr(L)
-        B = RL @ M  # (r, n_pix)
-        w, vecs = np.linalg.eigh(B @ B.T)
-        ub = vecs[:, ::-1]
-        f = ub.T @ B  # (r, n_pix) = S V^T
-        sv = np.linalg.norm(f, axis=1)
-        order = np.argsort(-sv, kind="stable")
-        ub, f, sv = ub[:, order[:k]], f[order[:k]], sv[order[:k]]
-        u = Q @ ub
-        if u.shape[1] < k:  # completion of rank < k: the missing components are zero
-            pad = k - u.shape[1]
-            u = np.hstack([u, np.zeros((n_e, pad))])
-            f = np.vstack([f, np.zeros((pad, f.shape[1]))])
-        idx = np.argmax(np.abs(u), axis=0)
-        signs = np.sign(u[idx, np.arange(k)])
-        signs[signs == 0] = 1.0
-        features = (f * signs[:, None]).T  # (n_pix, k)
-        t2 = time.perf_counter()
-        t["svd"] = t2 - t1
-        # ---- k-means
-        rng = np.random.default_rng(p._analysis_seed)
-        state = int(rng.integers(0, 2**31 - 1))
-        with _CONTROLLER.limit(limits=1, user_api="openmp"):
-            if self.warm_start and self.prev is not None and self.prev[3].shape == (n_cl, k):
-                km = KMeans(n_clusters=n_cl, init=self.prev[3], n_init=1, random_state=state)
-            else:
-                km = KMeans(n_clusters=n_cl, n_init=4, random_state=state)
-            raw = km.fit_predict(features).astype(np.intp)
-        t3 = time.perf_counter()
-        t["kmeans"] = t3 - t2
-        # ---- cluster spectra of the mixed values
-        counts = np.bincount(raw, minlength=n_cl)
-        MO = np.stack([np.bincount(raw, weights=M[j], minlength=n_cl) for j in range(M.shape[0])])
-        sums = L @ MO  # (n_e, n_cl): completion summed per cluster
-        pairs = np.argwhere(p._row_measured)  # measured (e, y)
-        e_i, y_i = pairs[:, 0], pairs[:, 1]
-        M3 = M.reshape(M.shape[0], n_y, n_x)
-        comp_rows = np.einsum("mr,rmx->mx", L[e_i], M3[:, y_i, :])
-        diff = p._od[e_i, y_i, :] - comp_rows  # (m, n_x)
-        lab = raw.reshape(n_y, n_x)[y_i]  # (m, n_x)
-        sums += np.bincount((e_i[:, None] * n_cl + lab).ravel(), weights=diff.ravel(),
-                            minlength=n_e * n_cl).reshape(n_e, n_cl)
-        spectra = sums / np.maximum(counts, 1)
-        first = np.array([np.argmax(raw == c) for c in range(n_cl)])
-        cl_order = np.lexsort((first, spectra.mean(axis=0)))
-        spectra = spectra[:, cl_order]
-        relabel = np.empty(n_cl, dtype=np.intp)
-        relabel[cl_order] = np.arange(n_cl)
-        labels = relabel[raw].reshape(n_y, n_x)
-        centres = km.cluster_centers_
-        t4 = time.perf_counter()
-        t["spectra"] = t4 - t3
-        # ---- variations
-        dc = ds = float("nan")
-        if self.prev is not None:
-            L0, M0, s0, _ = self.prev
-            A = np.hstack([L, -L0])
-            Bm = np.vstack([M, M0])
-            num2 = float(np.sum((A.T @ A) * (Bm @ Bm.T)))
-            den2 = float(np.sum((L.T @ L) * (M @ M.T)))
-            dc = np.sqrt(max(num2, 0.0) / den2)
-            ds = spectral_variation(s0, spectra)
-        t["variation"] = time.perf_counter() - t4
-        t["total"] = time.perf_counter() - t0
-        self.prev = (L, M, spectra, centres)
-        return {"dc": dc, "ds": ds, "labels": labels, "spectra": spectra, "rank": L.shape[1]}
-
-
+# ----------------------------------------------------------------------------- row basis
 def row_basis_gram(images, k):
     """Prototype of ``curiss.linalg.row_basis`` through the (n_y, n_y) Gram matrix of F."""
     s, n_y, n_x = images.shape
@@ -375,49 +299,49 @@ def bench_size(n_e, n_y, n_x, *, steps, seed, configs):
     model = CostModel()
     p = TimedACURISS(energies, (n_y, n_x), sampling_ratio=0.5, initial_ratio=0.02,
                      max_iterations=steps - 1, tol_completion=0.0, tol_spectral=0.0, seed=seed)
-    proto_same = FactoredStep(warm_start=False)
-    proto_warm = FactoredStep(warm_start=True)
     rows = []
     h = 0
+    base = configs[0][0]
     with instrumented():
         while True:
             if h < 2:  # the initial CURISS (images, then ARP rows): not a refinement step
                 req = p.suggest()
             else:
                 scan_s, image_s = row_scan_seconds(p, model)
-                clone = copy.deepcopy(p)
-                order = configs if (h % 2 == 0) else configs[::-1]
+                clones = {name: as_config(p, cls, warm=warm, threads=threads)
+                          for name, cls, warm, threads in configs[1:]}
+                targets = {base: p, **clones}
+                names = [c[0] for c in configs]
+                shift = (h - 2) % len(names)  # rotate the order: no config always runs first
                 res = {}
-                for name, threads in order:
-                    target = p if name == configs[0][0] else clone
-                    with blas_threads(threads):
+                for name in names[shift:] + names[:shift]:
+                    target = targets[name]
+                    with blas_threads(None if target.blas_threads is None else 1):
                         r, total, parts = timed_suggest(target)
-                    res[name] = (r, total, parts)
-                req = res[configs[0][0]][0]
-                other = res[configs[1][0]][0]
-                same = (req is None and other is None) or (
-                    req is not None and other is not None and np.array_equal(req.pairs, other.pairs))
-                del clone
-                # the prototypes on the same state (the decision does not change the measured data)
-                with blas_threads(1):
-                    out_same = proto_same.run(p)
-                    t_same = dict(proto_same.t)
-                    out_warm = proto_warm.run(p)
-                    t_warm = dict(proto_warm.t)
-                rec = p.history[-1]
-                dc_planner = p._last[2]
-                ds_planner = p._last[3]
-                ana = p.analysis_
+                    formed = (target.cur_result_.matrix_formed
+                              if target.cur_result_ is not None else False)
+                    res[name] = (r, total, parts, target._last, target.analysis_, formed)
+                req = res[base][0]
+                same = all(
+                    (req is None and v[0] is None)
+                    or (req is not None and v[0] is not None and np.array_equal(req.pairs, v[0].pairs))
+                    for name, v in res.items() if "warm" not in name)
+                dense = res["dense (old path)"]
+                ana, ana_d = res[base][4], dense[4]
+                dc, dc_d = res[base][3][2], dense[3][2]
                 check = {
-                    "dc_err": abs(out_same["dc"] - dc_planner) / max(abs(dc_planner), 1e-300)
-                    if np.isfinite(dc_planner) else 0.0,
-                    "spectra_err": (np.linalg.norm(out_same["spectra"] - ana.cluster_spectra)
-                                    / np.linalg.norm(ana.cluster_spectra)) if ana is not None else np.nan,
-                    "ari_same": adjusted_rand_score(ana.labels.ravel(), out_same["labels"].ravel())
+                    "dc_err": abs(dc - dc_d) / max(abs(dc_d), 1e-300) if np.isfinite(dc_d) else 0.0,
+                    "spectra_err": (np.linalg.norm(ana.cluster_spectra - ana_d.cluster_spectra)
+                                    / np.linalg.norm(ana_d.cluster_spectra)) if ana is not None else np.nan,
+                    "ari_same": adjusted_rand_score(ana_d.labels.ravel(), ana.labels.ravel())
                     if ana is not None else np.nan,
-                    "ari_warm": adjusted_rand_score(ana.labels.ravel(), out_warm["labels"].ravel())
-                    if ana is not None else np.nan,
+                    "ari_warm": adjusted_rand_score(ana_d.labels.ravel(),
+                                                    res["src + warm k-means"][4].labels.ravel())
+                    if ana is not None and "src + warm k-means" in res else np.nan,
+                    "formed": res[base][5],
                 }
+                del clones, targets
+                rec = p.history[-1]
                 # the row-scan basis (ARP input) through the Gram matrix instead of a full SVD
                 k = p._chosen_rows().size + 1
                 imgs = p._images()
@@ -429,14 +353,13 @@ def bench_size(n_e, n_y, n_x, *, steps, seed, configs):
                     Vg = row_basis_gram(imgs, k)
                     t_rbg = time.perf_counter() - t0
                 rows.append({"h": h, "kind": rec.kind, "rank": p._last[0], "scan_s": scan_s,
-                             "image_s": image_s, "same_decision": same, "res": res,
-                             "proto": t_same, "proto_warm": t_warm, "check": check,
+                             "image_s": image_s, "same_decision": same, "res": res, "check": check,
                              "row_basis": t_rb, "row_basis_gram": t_rbg,
                              "basis_gap": _subspace_gap(V[:, :min(k, 3)], Vg[:, :min(k, 3)])})
                 print(f"  step {h - 1}: {rec.kind:8s} rank {p._last[0]}  "
-                      + "  ".join(f"{n}={res[n][1]:.3f}s" for n, _ in configs)
-                      + f"  factored={t_same['total']:.3f}s (warm k-means {t_warm['total']:.3f}s)"
-                      + f"  same decision: {same}", flush=True)
+                      + "  ".join(f"{n}={res[n][1]:.3f}s" for n in names)
+                      + f"  same decision: {same}; dense completion formed in the src step: "
+                      f"{check['formed']}", flush=True)
             h += 1
             if req is None:
                 break
@@ -452,26 +375,20 @@ def report(size, rows, t_copy, configs, goal):
           f"{median(r['scan_s'] for r in rows):.1f} s, image {median(r['image_s'] for r in rows):.1f} s "
           f"(default CostModel)")
     cats = ("cur", "analysis", "variation", "decision", "other")
-    print(f"    {'config':22s} {'step s':>8s} " + " ".join(f"{c:>9s}" for c in cats)
-          + f" {'/row scan':>10s} {'/cube copy':>10s} {'goal':>6s}")
-    for name, _ in configs:
+    print(f"    {'config':24s} {'step s':>8s} " + " ".join(f"{c:>9s}" for c in cats)
+          + f" {'/row scan':>10s} {'/cube copy':>10s} {'/dense':>7s} {'goal':>6s}")
+    dense = "dense (old path)"
+    for name, *_ in configs:
         tot = median(r["res"][name][1] for r in rows)
         parts = [median(r["res"][name][2].get(c, 0.0) for r in rows) for c in cats]
         ratio_scan = median(r["res"][name][1] / r["scan_s"] for r in rows)
-        print(f"    {name:22s} {tot:8.3f} " + " ".join(f"{v:9.3f}" for v in parts)
-              + f" {ratio_scan:10.2e} {tot / t_copy:10.1f} {'ok' if tot <= goal else 'MISS':>6s}")
-    pcats = ("cur", "svd", "kmeans", "spectra", "variation")
-    for label, key in (("factored (prototype)", "proto"), ("factored + warm k-means", "proto_warm")):
-        tot = median(r[key]["total"] for r in rows)
-        parts = " ".join(f"{c}={median(r[key][c] for r in rows):.3f}" for c in pcats)
-        print(f"    {label:22s} {tot:8.3f}  ({parts}; decision not included) "
-              f"{'ok' if tot <= goal else 'MISS'}")
-    a, b = configs[0][0], configs[1][0]
-    print(f"    paired ratio {a}/{b}: {median(r['res'][a][1] / r['res'][b][1] for r in rows):.2f}x; "
-          f"{b}/factored: {median(r['res'][b][1] / r['proto']['total'] for r in rows):.2f}x; "
-          f"same decisions under both BLAS settings: {all(r['same_decision'] for r in rows)}")
-    print(f"    core SVD (the only part a rank-one CUR update replaces): "
-          f"{median(r['proto']['core_svd'] for r in rows) * 1e3:.2f} ms")
+        ratio_dense = median(r["res"][name][1] / r["res"][dense][1] for r in rows)  # paired
+        print(f"    {name:24s} {tot:8.3f} " + " ".join(f"{v:9.3f}" for v in parts)
+              + f" {ratio_scan:10.2e} {tot / t_copy:10.1f} {ratio_dense:7.2f} "
+              f"{'ok' if tot <= goal else 'MISS':>6s}")
+    print(f"    same decisions in every config (warm k-means excluded): "
+          f"{all(r['same_decision'] for r in rows)}; dense completion formed during a src step: "
+          f"{any(r['check']['formed'] for r in rows)}")
     rs = [r for r in rows if r["kind"] == "row_scan"] or rows
     print(f"    row-scan basis: row_basis (full SVD of F) {median(r['row_basis'] for r in rs):.3f} s vs "
           f"Gram+eigh {median(r['row_basis_gram'] for r in rs):.3f} s "
@@ -480,10 +397,11 @@ def report(size, rows, t_copy, configs, goal):
         sel = [r for r in rows if r["kind"] == kind]
         if sel:
             print(f"    steps deciding {kind!r} ({len(sel)}): " + "; ".join(
-                f"{name} total {median(r['res'][name][1] for r in sel):.3f} s, decision "
-                f"{median(r['res'][name][2].get('decision', 0.0) for r in sel):.3f} s" for name, _ in configs))
+                f"{name} {median(r['res'][name][1] for r in sel):.3f} s (decision "
+                f"{median(r['res'][name][2].get('decision', 0.0) for r in sel):.3f} s)"
+                for name, *_ in configs))
     c = [r["check"] for r in rows]
-    print(f"    factored vs planner: max rel. error of completion variation "
+    print(f"    factored vs dense: max rel. error of completion variation "
           f"{max(x['dc_err'] for x in c):.1e}, of cluster spectra {np.nanmax([x['spectra_err'] for x in c]):.1e}; "
           f"min ARI of labels {np.nanmin([x['ari_same'] for x in c]):.3f} (same k-means), "
           f"{np.nanmin([x['ari_warm'] for x in c]):.3f} (warm-started)")
@@ -514,9 +432,16 @@ def main(argv=None):
                     help="comma-separated n_E x n_y x n_x (default: %(default)s)")
     ap.add_argument("--steps", type=int, default=6, help="refinement steps timed per size (>= 5)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--default-blas", action="store_true",
+                    help="also time the dense path with the default BLAS thread count (slow)")
     args = ap.parse_args(argv)
     goals = {(123, 150, 150): 0.1, (200, 512, 512): 2.0}
-    configs = [("default BLAS threads", None), ("1 BLAS thread", 1)]
+    # (name, class, warm k-means, BLAS threads); the first is the planner itself
+    configs = [("src (factored)", TimedACURISS, False, 1),
+               ("src + warm k-means", TimedACURISS, True, 1),
+               ("dense (old path)", DenseACURISS, False, 1)]
+    if args.default_blas:
+        configs.append(("dense, default BLAS", DenseACURISS, False, None))
     blas = [i for i in _CONTROLLER.info() if i["user_api"] == "blas"]
     print(f"curiss planner-step benchmark; {load_line()}")
     print("BLAS: " + ", ".join(f"{i['internal_api']} {i['version']} ({i['num_threads']} threads)" for i in blas))

@@ -77,6 +77,9 @@ class SpectralAnalysis:
         Number of SVD components used as features.
     n_clusters : int
         Number of k-means clusters.
+    cluster_centers : ndarray, shape (n_clusters, n_components), or None
+        k-means centres in feature coordinates (``S_k V_k^T`` of a pixel), in the order of
+        the clusters (row c is cluster c's centre); what ``warm_start`` reuses.
     """
 
     eigenspectra: np.ndarray
@@ -86,6 +89,7 @@ class SpectralAnalysis:
     cluster_spectra: np.ndarray
     n_components: int
     n_clusters: int
+    cluster_centers: np.ndarray | None = None
 
     @property
     def cluster_sizes(self) -> np.ndarray:
@@ -192,6 +196,76 @@ def _truncated_svd(
     return u, s, vt
 
 
+def _uses_randomized_svd(m: int, n: int) -> bool:
+    """Whether :func:`_truncated_svd` of an (m, n) matrix takes the randomized branch."""
+    return not (m * n <= _SMALL_SIZE or (n <= _GRAM_MAX_ROWS and n < m)) and m > _GRAM_MAX_ROWS
+
+
+def _factors_of(obj: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(left, right)`` of a factored completion (``left @ right`` is the matrix), else None.
+
+    A factored completion is any object with ``left`` (m, r) and ``right`` (r, n) arrays, e.g. a
+    :class:`curiss.linalg.CURResult`; one with ``write_back=True`` is not (its matrix differs from
+    the product on the measured entries), nor is a plain array.
+    """
+    if isinstance(obj, np.ndarray) or getattr(obj, "write_back", False):
+        return None
+    left, right = getattr(obj, "left", None), getattr(obj, "right", None)
+    if left is None or right is None:
+        return None
+    left = np.asarray(left, dtype=np.float64)
+    right = np.asarray(right, dtype=np.float64)
+    if left.ndim != 2 or right.ndim != 2 or left.shape[1] != right.shape[0]:
+        raise ValueError(
+            f"a factored completion needs left (m, r) and right (r, n); got {left.shape} and "
+            f"{right.shape}"
+        )
+    if not (np.all(np.isfinite(left)) and np.all(np.isfinite(right))):
+        raise ValueError("the factors of the completion contain NaN/Inf values")
+    return left, right
+
+
+def _dense_of(obj: Any) -> Any:
+    """The dense matrix of ``obj`` (a factored completion's ``matrix``/product, or ``obj``)."""
+    if isinstance(obj, np.ndarray) or not hasattr(obj, "left"):
+        return obj
+    if hasattr(obj, "matrix"):
+        return obj.matrix
+    return np.asarray(obj.left, dtype=np.float64) @ np.asarray(obj.right, dtype=np.float64)
+
+
+def _factored_svd(
+    left: np.ndarray, right: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Leading ``k`` singular triplets of ``left @ right`` without forming it.
+
+    QR of ``left`` (m, r) and of ``right.T`` (n, r), then the SVD of the small core
+    ``R_L R_M^T``: U (m, k), s (k,), Vt (k, n), signs fixed as in :func:`_truncated_svd`.
+    Components beyond the rank r get singular value 0, a zero ``Vt`` row and an eigenspectrum
+    orthonormal to the others.
+    """
+    m, r = left.shape
+    n = right.shape[1]
+    if r == 0:
+        q_full = np.eye(m)
+        u, s, vt = q_full[:, :k], np.zeros(k), np.zeros((k, n))
+        return _sign_fix(u, vt)
+    ql, rl = np.linalg.qr(left)  # (m, r1), (r1, r)
+    qm, rm = np.linalg.qr(right.T)  # (n, r2), (r2, r)
+    uc, sc, vct = np.linalg.svd(rl @ rm.T, full_matrices=False)
+    kk = min(k, sc.size)
+    u = ql @ uc[:, :kk]
+    vt = vct[:kk] @ qm.T
+    s = sc[:kk]
+    if kk < k:  # the completion has rank < k: pad with orthonormal eigenspectra, zero features
+        q_all = np.linalg.qr(np.hstack([u, np.eye(m)]), mode="complete")[0]
+        u = np.hstack([u, q_all[:, kk:k]])
+        s = np.concatenate([s, np.zeros(k - kk)])
+        vt = np.vstack([vt, np.zeros((k - kk, n))])
+    u, vt = _sign_fix(u, vt)
+    return u, s, vt
+
+
 def _readonly(a: np.ndarray) -> np.ndarray:
     a = np.ascontiguousarray(a)
     a.setflags(write=False)
@@ -206,13 +280,20 @@ def spectral_analysis(
     seed: None | int | np.random.Generator = None,
     mask: Any = None,
     measured: Any = None,
+    image_shape: tuple[int, int] | None = None,
+    warm_start: SpectralAnalysis | None = None,
 ) -> SpectralAnalysis:
     """SVD + k-means analysis of a completed stack (Lerotic et al. 2004 style).
 
     Parameters
     ----------
-    cube : array_like, shape (n_E, n_y, n_x)
-        Completed stack, optical density; must be finite.
+    cube : array_like, shape (n_E, n_y, n_x), or a factored completion
+        Completed stack, optical density; must be finite. A factored completion is an object
+        with ``left`` (n_E, r) and ``right`` (r, n_y*n_x) arrays whose product is the completion
+        (e.g. a :class:`curiss.linalg.CURResult` without write-back; with write-back its
+        ``matrix`` is used). It is analysed without forming the dense stack, in
+        O(n_y n_x r^2) time plus one pass over the measured entries, with the same result as
+        the dense stack up to rounding. Needs ``image_shape``.
     n_components : int, default 3
         Number of leading SVD components (features per pixel), in
         ``[1, min(n_E, n_y*n_x)]``.
@@ -221,12 +302,20 @@ def spectral_analysis(
     seed : None, int or numpy.random.Generator
         Randomness of the (randomized) SVD and of k-means. With an int the
         result is reproducible.
-    mask : array_like of bool, shape (n_E, n_y, n_x), optional
-        True where ``measured`` holds measured values. Requires ``measured``.
+    mask : array_like of bool, shape (n_E, n_y, n_x) or (n_E, n_y), optional
+        True where ``measured`` holds measured values; a 2-D mask marks whole spatial rows
+        (``mask[e, y]``: row y measured at energy e). Requires ``measured``.
     measured : array_like, shape (n_E, n_y, n_x), optional
         Measured OD. Cluster spectra average ``measured`` where ``mask`` is True
         and ``cube`` (the completion) elsewhere. If ``mask`` is omitted it is
         taken as ``isfinite(measured)`` (NaN marks unmeasured entries).
+    image_shape : (int, int), optional
+        ``(n_y, n_x)``; required for a factored ``cube``, checked against an array one.
+    warm_start : SpectralAnalysis, optional
+        A previous analysis of a similar stack with the same ``n_clusters`` and
+        ``n_components``: k-means starts once from its cluster centres (moved into this
+        analysis' feature basis) instead of ``n_init`` random restarts. Faster, deterministic,
+        but biased towards the previous partition. Ignored when the settings differ.
 
     Returns
     -------
@@ -242,32 +331,58 @@ def spectral_analysis(
         ``n_clusters`` are out of range, if ``mask``/``measured`` do not match
         the cube, or if the cube has fewer distinct pixels than ``n_clusters``.
     """
-    arr = _as_float_cube(cube, "cube")
-    n_e, n_y, n_x = arr.shape
+    factors = _factors_of(cube)
+    if factors is None:
+        arr = _as_float_cube(_dense_of(cube), "cube")
+        n_e, n_y, n_x = arr.shape
+        if image_shape is not None and tuple(image_shape) != (n_y, n_x):
+            raise ValueError(f"image_shape {tuple(image_shape)} disagrees with the cube's {(n_y, n_x)}")
+    else:
+        if image_shape is None:
+            raise ValueError("a factored cube needs image_shape=(n_y, n_x)")
+        n_y, n_x = (int(v) for v in image_shape)
+        n_e = factors[0].shape[0]
+        if n_y * n_x != factors[1].shape[1] or n_e < 1 or n_y < 1 or n_x < 1:
+            raise ValueError(
+                f"image_shape {(n_y, n_x)} does not match the factors' {factors[1].shape[1]} pixels"
+            )
     n_pix = n_y * n_x
     k = _check_int(n_components, "n_components", 1, min(n_e, n_pix))
     n_cl = _check_int(n_clusters, "n_clusters", 1, n_pix)
     rng = _rng(seed)
 
-    values = _mixed_values(arr, mask, measured)
-
-    d = arr.reshape(n_e, n_pix)
-    u, s, vt = _truncated_svd(d, k, rng)
+    if factors is None:
+        values = _mixed_values(arr, mask, measured)
+        d = arr.reshape(n_e, n_pix)
+        u, s, vt = _truncated_svd(d, k, rng)
+    else:
+        meas, m = _check_mixed(mask, measured, (n_e, n_y, n_x))
+        if _uses_randomized_svd(n_e, n_pix):
+            rng.integers(0, 2**31 - 1)  # the draw the dense path's randomized SVD makes
+        u, s, vt = _factored_svd(*factors, k)
     features = (s[:, None] * vt).T  # (n_pix, k)
 
+    init = None
+    if (warm_start is not None and warm_start.cluster_centers is not None
+            and warm_start.cluster_centers.shape == (n_cl, k)
+            and warm_start.eigenspectra.shape == (n_e, k)):
+        # previous centres in spectral space, then in this analysis' feature basis
+        init = (warm_start.cluster_centers @ warm_start.eigenspectra.T) @ u
     if n_cl == 1:
         raw_labels = np.zeros(n_pix, dtype=np.intp)
+        centers = features.mean(axis=0, keepdims=True)
     else:
-        km = KMeans(
-            n_clusters=n_cl,
-            n_init=_N_INIT,
-            random_state=int(rng.integers(0, 2**31 - 1)),
-        )
+        state = int(rng.integers(0, 2**31 - 1))
+        if init is None:
+            km = KMeans(n_clusters=n_cl, n_init=_N_INIT, random_state=state)
+        else:
+            km = KMeans(n_clusters=n_cl, init=init, n_init=1, random_state=state)
         # One OpenMP thread: k-means on a few features per pixel is memory-bound and
         # OpenMP threads spin badly on a loaded 2-core machine (about 20x slower).
         with warnings.catch_warnings(), _single_openmp_thread():
             warnings.simplefilter("ignore", ConvergenceWarning)
             raw_labels = km.fit_predict(features).astype(np.intp)
+        centers = km.cluster_centers_
 
     counts = np.bincount(raw_labels, minlength=n_cl)
     if np.any(counts == 0):
@@ -276,10 +391,14 @@ def spectral_analysis(
             f"n_clusters={n_cl}: the cube has too few distinct pixels; lower n_clusters"
         )
 
-    v = values.reshape(n_e, n_pix)
-    onehot = np.zeros((n_pix, n_cl))
-    onehot[np.arange(n_pix), raw_labels] = 1.0
-    spectra = (v @ onehot) / counts
+    if factors is None:
+        v = values.reshape(n_e, n_pix)
+        onehot = np.zeros((n_pix, n_cl))
+        onehot[np.arange(n_pix), raw_labels] = 1.0
+        sums = v @ onehot
+    else:
+        sums = _factored_cluster_sums(*factors, raw_labels, n_cl, (n_y, n_x), meas, m)
+    spectra = sums / counts
 
     # Deterministic cluster order: mean intensity ascending, ties by first pixel.
     first_pixel = np.array([np.argmax(raw_labels == c) for c in range(n_cl)])
@@ -296,26 +415,92 @@ def spectral_analysis(
         cluster_spectra=_readonly(spectra[:, order]),
         n_components=k,
         n_clusters=n_cl,
+        cluster_centers=_readonly(np.asarray(centers, dtype=np.float64)[order]),
     )
+
+
+def _check_mixed(mask: Any, measured: Any, shape: tuple[int, int, int]):
+    """Validated ``(measured, mask)`` for the mixed cluster spectra; mask may be 2-D (rows)."""
+    if mask is None and measured is None:
+        return None, None
+    if measured is None:
+        raise ValueError("mask was given without measured: pass the measured values too")
+    meas = np.asarray(measured, dtype=np.float64)
+    if meas.shape != shape:
+        raise ValueError(f"measured has shape {meas.shape}, expected the cube's {shape}")
+    if mask is None:
+        return meas, None
+    m = np.asarray(mask)
+    if m.dtype != np.bool_:
+        raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
+    if m.shape not in (shape, shape[:2]):
+        raise ValueError(
+            f"mask has shape {m.shape}, expected the cube's {shape} or its rows' {shape[:2]}"
+        )
+    return meas, m
+
+
+def _factored_cluster_sums(
+    left: np.ndarray,
+    right: np.ndarray,
+    raw_labels: np.ndarray,
+    n_cl: int,
+    image_shape: tuple[int, int],
+    meas: np.ndarray | None,
+    mask: np.ndarray | None,
+) -> np.ndarray:
+    """Per-cluster sums (n_E, n_cl) of the mixed values of ``left @ right`` (never formed).
+
+    ``left (right onehot)``, plus, energy by energy, the sum per cluster of
+    ``measured - completion`` over the measured entries only.
+    """
+    n_e, r = left.shape
+    n_y, n_x = image_shape
+    if r:
+        mo = np.stack([np.bincount(raw_labels, weights=right[j], minlength=n_cl)
+                       for j in range(r)])  # (r, n_cl) = right @ onehot
+        sums = left @ mo
+    else:
+        sums = np.zeros((n_e, n_cl))
+    if meas is None:
+        return sums
+    right3 = right.reshape(r, n_y, n_x)
+    lab2 = raw_labels.reshape(n_y, n_x)
+    for e in range(n_e):
+        if mask is not None and mask.ndim == 2:  # whole spatial rows
+            rows = np.flatnonzero(mask[e])
+            if rows.size == 0:
+                continue
+            if rows.size == n_y:
+                vals, comp, lab = meas[e].ravel(), left[e] @ right, raw_labels
+            else:
+                vals = meas[e, rows].ravel()
+                comp = (left[e] @ right3[:, rows, :].reshape(r, -1)) if r else np.zeros(vals.size)
+                lab = lab2[rows].ravel()
+        else:
+            me = np.isfinite(meas[e]) if mask is None else mask[e]
+            pix = np.flatnonzero(me.ravel())
+            if pix.size == 0:
+                continue
+            vals = meas[e].ravel()[pix]
+            comp = (left[e] @ right[:, pix]) if r else np.zeros(pix.size)
+            lab = raw_labels[pix]
+        if not np.all(np.isfinite(vals)):
+            raise ValueError("measured contains NaN/Inf at entries where mask is True")
+        sums[e] += np.bincount(lab, weights=vals - comp, minlength=n_cl)
+    return sums
 
 
 def _mixed_values(arr: np.ndarray, mask: Any, measured: Any) -> np.ndarray:
     """Measured values where measured, completion elsewhere (new array or ``arr``)."""
-    if mask is None and measured is None:
+    meas, m = _check_mixed(mask, measured, arr.shape)
+    if meas is None:
         return arr
-    if measured is None:
-        raise ValueError("mask was given without measured: pass the measured values too")
-    meas = np.asarray(measured, dtype=np.float64)
-    if meas.shape != arr.shape:
-        raise ValueError(f"measured has shape {meas.shape}, expected the cube's {arr.shape}")
-    if mask is None:
+    if m is None:
         m = np.isfinite(meas)
     else:
-        m = np.asarray(mask)
-        if m.dtype != np.bool_:
-            raise TypeError(f"mask must be a boolean array, got dtype {m.dtype}")
-        if m.shape != arr.shape:
-            raise ValueError(f"mask has shape {m.shape}, expected the cube's {arr.shape}")
+        if m.ndim == 2:
+            m = np.broadcast_to(m[:, :, None], arr.shape)
         if not np.all(np.isfinite(meas[m])):
             raise ValueError("measured contains NaN/Inf at entries where mask is True")
     return np.where(m, meas, arr)
@@ -385,15 +570,47 @@ def completion_variation(previous: Any, current: Any) -> float:
 
     Parameters
     ----------
-    previous, current : array_like, same shape (e.g. (n_E, n_y, n_x))
-        Successive completed stacks.
+    previous, current : array_like, same shape (e.g. (n_E, n_y, n_x)), or factored completions
+        Successive completed stacks. When both are factored completions (objects with ``left``
+        (m, r) and ``right`` (r, n) whose product is the completion, e.g. a
+        :class:`curiss.linalg.CURResult` without write-back) the variation is computed from
+        the factors, without forming either matrix: a QR of the stacked ``right`` factors
+        (n, r_prev + r_cur) reduces both norms to small matrices (no cancellation, so the
+        result agrees with the dense one to rounding).
 
     Returns
     -------
     float
         0 for identical inputs; ``inf`` if ``current`` is zero and differs.
     """
-    return _relative_difference(previous, current, "completion_variation", ("previous", "current"))
+    fp, fc = _factors_of(previous), _factors_of(current)
+    if fp is not None and fc is not None:
+        return _factored_variation(fp, fc)
+    prev, cur = _dense_of(previous), _dense_of(current)
+    if (fp is None) != (fc is None):  # one factored (m, n), one dense: compare as matrices
+        prev, cur = np.asarray(prev, dtype=np.float64), np.asarray(cur, dtype=np.float64)
+        if prev.size == cur.size and prev.ndim != cur.ndim:
+            prev, cur = prev.reshape(prev.shape[0], -1), cur.reshape(cur.shape[0], -1)
+    return _relative_difference(prev, cur, "completion_variation", ("previous", "current"))
+
+
+def _factored_variation(previous: tuple, current: tuple) -> float:
+    """``||L1 M1 - L0 M0||_F / ||L1 M1||_F`` from the factors (see completion_variation)."""
+    (l0, m0), (l1, m1) = previous, current
+    shape0, shape1 = (l0.shape[0], m0.shape[1]), (l1.shape[0], m1.shape[1])
+    if shape0 != shape1:
+        raise ValueError(f"previous {shape0} and current {shape1} differ in shape")
+    if l0.shape == l1.shape and m0.shape == m1.shape and np.array_equal(l0, l1) \
+            and np.array_equal(m0, m1):
+        return 0.0
+    r1 = l1.shape[1]
+    if r1 + l0.shape[1] == 0:
+        return 0.0
+    # [M1; M0]^T = Q T  =>  L1 M1 - L0 M0 = (L1 T1^T - L0 T0^T) Q^T, with Q orthonormal
+    t = np.linalg.qr(np.concatenate([m1, m0]).T, mode="r")
+    cur = l1 @ t[:, :r1].T
+    diff = cur - l0 @ t[:, r1:].T
+    return _relative(float(np.linalg.norm(diff)), float(np.linalg.norm(cur)))
 
 
 def _prepare_spectra(

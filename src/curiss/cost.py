@@ -167,6 +167,10 @@ def _check_count(value: Any, name: str) -> int:
     return int(value)
 
 
+#: entries of ``od`` gathered at once when summing the absorbed dose (bounds the temporaries)
+_DOSE_CHUNK = 1 << 20
+
+
 def acquisition_cost(
     order: Any,
     n_x: int,
@@ -207,7 +211,22 @@ def acquisition_cost(
     Rows inside the span [min row, max row] of a visit that the visit does not
     measure count as skipped (the stage passes over them), each costing
     ``model.t_skip``.
+
+    The absorbed dose is summed in blocks of rows, so the memory it needs beyond ``od`` is a
+    few MiB whatever the size of the stack (``od`` itself is not copied when it is float64).
     """
+    return _acquisition_cost(order, n_x, model=model, od=od, i0=i0, n_y=n_y)
+
+
+def _finite_chunks(od: np.ndarray) -> bool:
+    """``np.all(np.isfinite(od))`` without a full-size temporary."""
+    step = max(1, _DOSE_CHUNK // max(1, od[0].size)) if od.shape[0] else 1
+    return all(np.all(np.isfinite(od[i:i + step])) for i in range(0, od.shape[0], step))
+
+
+def _acquisition_cost(order, n_x, *, model=None, od=None, i0=1.0, n_y=None, nan_dose=False):
+    """:func:`acquisition_cost`; with ``nan_dose`` a non-finite ``od`` is allowed and read as
+    ``np.nan_to_num(od, nan=0.0)`` (NaN absorbs nothing, +Inf everything), without a copy."""
     model = CostModel() if model is None else model
     if not isinstance(model, CostModel):
         raise TypeError(f"model must be a CostModel, got {type(model).__name__}")
@@ -221,7 +240,7 @@ def acquisition_cost(
             raise ValueError(f"od must be a cube (n_E, n_y, n_x), got shape {od_arr.shape}")
         if od_arr.shape[2] != n_x:
             raise ValueError(f"od has {od_arr.shape[2]} pixels per row but n_x={n_x}")
-        if not np.all(np.isfinite(od_arr)):
+        if not nan_dose and not _finite_chunks(od_arr):
             raise ValueError("od contains NaN/Inf values")
         if n_y is not None and _check_count(n_y, "n_y") != od_arr.shape[1]:
             raise ValueError(f"n_y={n_y} disagrees with od's {od_arr.shape[1]} rows")
@@ -280,10 +299,22 @@ def acquisition_cost(
             row_dose = np.bincount(y_idx, weights=per_row, minlength=n_y)
             dose_map = np.repeat(row_dose[:, None], n_x, axis=1)
         else:
-            absorbed = -np.expm1(-np.clip(od_arr[e_idx, y_idx, :], 0.0, None))  # (n_rows, n_x)
-            pix = (y_idx[:, None] * n_x + np.arange(n_x)).ravel()
-            weights = (per_row[:, None] * absorbed).ravel()
-            dose_map = np.bincount(pix, weights=weights, minlength=n_y * n_x).reshape(n_y, n_x)
+            # absorbed fraction 1 - exp(-max(OD, 0)), a block of rows at a time
+            dose_flat = np.zeros(n_y * n_x)
+            block = max(1, _DOSE_CHUNK // n_x)
+            for b0 in range(0, n_rows, block):
+                sl = slice(b0, b0 + block)
+                absorbed = od_arr[e_idx[sl], y_idx[sl], :]  # (rows, n_x), a copy
+                if nan_dose:
+                    np.nan_to_num(absorbed, copy=False, nan=0.0)
+                np.clip(absorbed, 0.0, None, out=absorbed)
+                np.negative(absorbed, out=absorbed)
+                np.expm1(absorbed, out=absorbed)
+                np.negative(absorbed, out=absorbed)
+                absorbed *= per_row[sl, None]
+                pix = (y_idx[sl, None] * n_x + np.arange(n_x)).ravel()
+                dose_flat += np.bincount(pix, weights=absorbed.ravel(), minlength=n_y * n_x)
+            dose_map = dose_flat.reshape(n_y, n_x)
     else:
         dose_map = np.zeros((n_y, n_x))
     dose_map.setflags(write=False)
@@ -323,6 +354,11 @@ def raster_cost(
     Cost
         With ``time = n_E * t_energy + n_E * n_y * (t_line + n_x * dwell)``.
     """
+    return _raster_cost(n_energies, shape, model=model, od=od, i0=i0)
+
+
+def _raster_cost(n_energies, shape, *, model=None, od=None, i0=1.0, nan_dose=False):
+    """:func:`raster_cost`; ``nan_dose`` as in :func:`_acquisition_cost`."""
     n_e = _check_count(n_energies, "n_energies")
     if len(tuple(shape)) != 2:
         raise ValueError(f"shape must be (n_y, n_x), got {shape!r}")
@@ -332,4 +368,4 @@ def raster_cost(
         raise ValueError(f"od has shape {np.shape(od)}, expected {(n_e, n_y, n_x)}")
     ee, yy = np.meshgrid(np.arange(n_e), np.arange(n_y), indexing="ij")
     order = np.stack([ee.ravel(), yy.ravel()], axis=1)
-    return acquisition_cost(order, n_x, model=model, od=od, i0=i0, n_y=n_y)
+    return _acquisition_cost(order, n_x, model=model, od=od, i0=i0, n_y=n_y, nan_dose=nan_dose)

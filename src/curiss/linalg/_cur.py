@@ -25,8 +25,6 @@ Numerical safety (documented fallbacks, reported in :attr:`CURResult.fallback`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ._checks import as_float, as_index_array, as_int, as_matrix, pow2_scale
@@ -37,9 +35,12 @@ _CONSISTENCY_RTOL = 1e-6
 MAX_CONDITION = 1e8  #: default cap on s_1 / s_r of the retained core singular values
 
 
-@dataclass(frozen=True)
 class CURResult:
-    """Result of :func:`cur_complete`.
+    """Result of :func:`cur_complete` (read-only).
+
+    The completion is kept as its two factors, ``matrix = left @ right`` (then, with
+    ``write_back``, the measured entries written over it); the dense ``matrix`` is formed on
+    first access when :func:`cur_complete` was called with ``dense=False``, and cached.
 
     Attributes
     ----------
@@ -59,14 +60,106 @@ class CURResult:
         Empty when the rank rule asked for was applied as is; otherwise a sentence saying how and
         why the core was truncated further (ill-conditioned core, rank cap larger than the data
         supports).  Planners copy it into their decision records.
+    left : ndarray, shape (m, r)
+        ``C V_r S_r^-1`` (dimensionless; ``(m, 0)`` when rank == 0).
+    right : ndarray, shape (r, n)
+        ``U_r^T R`` (units of the inputs; ``(0, n)`` when rank == 0).
+    write_back : bool
+        True when the measured entries are written over ``left @ right`` in ``matrix`` (the
+        factors alone then do not give ``matrix``).
+    shape : (int, int)
+        ``(m, n)``, the shape of ``matrix``.
+    matrix_formed : bool
+        Whether the dense ``matrix`` exists yet (False until first access with ``dense=False``).
     """
 
-    matrix: np.ndarray
-    rank: int
-    condition: float
-    singular_values: np.ndarray
-    rank_before_guard: int = -1
-    fallback: str = ""
+    __slots__ = ("rank", "condition", "singular_values", "rank_before_guard", "fallback",
+                 "left", "write_back", "shape", "_right_s", "_scale", "_right", "_matrix",
+                 "_wb", "_frozen")
+
+    def __init__(self, matrix: np.ndarray | None = None, rank: int = 0,
+                 condition: float = float("nan"), singular_values: np.ndarray | None = None,
+                 rank_before_guard: int = -1, fallback: str = "", *,
+                 left: np.ndarray | None = None, right: np.ndarray | None = None,
+                 write_back: bool = False) -> None:
+        if matrix is None and (left is None or right is None):
+            raise ValueError("CURResult needs the matrix or both factors (left, right)")
+        if matrix is None and write_back:
+            raise ValueError("CURResult from factors with write_back=True needs the matrix too")
+        self._setup(matrix, rank, condition, singular_values, rank_before_guard, fallback,
+                    left=left, right_scaled=None if right is None else np.asarray(right, float),
+                    scale=1.0, write_back=write_back, write_back_data=None)
+
+    def _setup(self, matrix, rank, condition, singular_values, rank_before_guard, fallback, *,
+               left, right_scaled, scale, write_back, write_back_data) -> None:
+        sa = object.__setattr__
+        sa(self, "rank", int(rank))
+        sa(self, "condition", float(condition))
+        sa(self, "singular_values",
+           np.zeros(0) if singular_values is None else np.asarray(singular_values))
+        sa(self, "rank_before_guard", int(rank_before_guard))
+        sa(self, "fallback", str(fallback))
+        sa(self, "left", None if left is None else np.asarray(left, dtype=np.float64))
+        sa(self, "_right_s", right_scaled)
+        sa(self, "_scale", float(scale))
+        sa(self, "_right", right_scaled if scale == 1.0 else None)
+        sa(self, "write_back", bool(write_back))
+        sa(self, "_wb", write_back_data)
+        sa(self, "_matrix", None if matrix is None else np.asarray(matrix))
+        if matrix is not None:
+            shape = self._matrix.shape
+        else:
+            shape = (self.left.shape[0], self._right_s.shape[1])
+        sa(self, "shape", tuple(int(v) for v in shape))
+        sa(self, "_frozen", True)
+
+    def __setattr__(self, name, value):
+        raise AttributeError(f"CURResult is read-only: cannot set {name!r}")
+
+    def __delattr__(self, name):
+        raise AttributeError(f"CURResult is read-only: cannot delete {name!r}")
+
+    def __repr__(self) -> str:
+        return (f"CURResult(shape={self.shape}, rank={self.rank}, condition={self.condition:.3g}, "
+                f"write_back={self.write_back}, matrix_formed={self.matrix_formed})")
+
+    @property
+    def right(self) -> np.ndarray | None:
+        """``U_r^T R``, shape (r, n) (units of the inputs)."""
+        if self._right is None and self._right_s is not None:
+            object.__setattr__(self, "_right", self._right_s * self._scale)
+        return self._right
+
+    @property
+    def matrix_formed(self) -> bool:
+        """True once the dense :attr:`matrix` has been formed."""
+        return self._matrix is not None
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """Completed matrix D_hat, shape (m, n); formed from the factors on first access."""
+        if self._matrix is None:
+            m, n = self.shape
+            if self.rank == 0 or self.left.shape[1] == 0:
+                out = np.zeros((m, n))
+            else:
+                out = self.left @ self._right_s  # same operations as the dense path: bit-identical
+                out *= self._scale
+            if self.write_back:
+                C, R, I, J = self._wb
+                out[:, J] = C
+                out[I, :] = R
+            object.__setattr__(self, "_matrix", out)
+            object.__setattr__(self, "_wb", None)  # the measured copies are no longer needed
+        return self._matrix
+
+    def __getstate__(self):
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_frozen"}
+
+    def __setstate__(self, state):
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "_frozen", True)
 
 
 def cur_complete(
@@ -81,6 +174,7 @@ def cur_complete(
     write_back: bool = False,
     check: bool = True,
     max_condition: float | None = MAX_CONDITION,
+    dense: bool = True,
 ) -> CURResult:
     """Complete a matrix from its rows ``I`` and columns ``J`` by a stabilised CUR formula.
 
@@ -112,6 +206,10 @@ def cur_complete(
         Guard on the conditioning of the inverted core: the rank is reduced until
         ``s_1 / s_r <= max_condition`` (>= 1; None disables the guard).  A reduction is reported in
         ``CURResult.fallback``.
+    dense : bool, default True
+        Form the dense completion now.  With False only the factors ``left`` (m, r) and
+        ``right`` (r, n) are computed (O((m + n) r) memory); ``CURResult.matrix`` is formed on
+        first access, with the same values as with True.
 
     Returns
     -------
@@ -179,21 +277,19 @@ def cur_complete(
             f"max_condition {max_condition:.3g} (ill-conditioned core)"
         )
     if r == 0:
-        out = np.zeros((m, n))
+        left, right_s = np.zeros((m, 0)), np.zeros((0, n))
         condition = float("nan")
     else:
-        left = Cs @ (Vt[:r].T / s[:r])  # (m, r) = C V_r S_r^{-1}
-        out = left @ (U[:, :r].T @ Rs)  # (m, n)
-        out *= scale
+        left = Cs @ (Vt[:r].T / s[:r])  # (m, r) = C V_r S_r^{-1} (the scale cancels)
+        right_s = U[:, :r].T @ Rs  # (r, n) = U_r^T R / scale
         condition = float(s[0] / s[r - 1])
-    if write_back:
-        out[:, J] = C
-        out[I, :] = R
-    return CURResult(
-        matrix=out,
-        rank=int(r),
-        condition=condition,
-        singular_values=s * scale,
-        rank_before_guard=int(rule_rank),
-        fallback="; ".join(notes),
-    )
+    wb_data = None
+    if write_back:  # copies only when the matrix is formed later (the inputs may change by then)
+        wb_data = (C, R, I, J) if dense else (np.array(C), np.array(R), I, J)
+    res = CURResult.__new__(CURResult)
+    res._setup(None, r, condition, s * scale, rule_rank, "; ".join(notes), left=left,
+               right_scaled=right_s, scale=scale, write_back=write_back,
+               write_back_data=wb_data)
+    if dense:
+        res.matrix  # noqa: B018  (formed now; write-back uses C and R before they can change)
+    return res

@@ -325,7 +325,7 @@ class Planner:
         self.history: list[Decision] = []
         self.done = False
         self.stop_reason: str | None = None
-        self._completion: np.ndarray | None = None
+        self._completion_value: Any = None  # dense cube or factored completion (see _completion)
         self._completion_key: int = -1
         self.numerics_: dict[str, Any] = {}  # notes of the last completion (see _note_completion)
 
@@ -410,7 +410,7 @@ class Planner:
     def completed(self) -> np.ndarray:
         """The completed cube (n_E, n_y, n_x), OD, from what has been measured so far."""
         key = len(self._order)
-        if self._completion is None or self._completion_key != key:
+        if self._completion_value is None or self._completion_key != key:
             with _blas_limit(self.blas_threads):
                 self._completion = self._complete()
             self._completion_key = key
@@ -418,11 +418,30 @@ class Planner:
 
     @property
     def latest_completion(self) -> np.ndarray | None:
-        """The last completion computed (n_E, n_y, n_x), or None; never computes one.
+        """The last completion computed (n_E, n_y, n_x), or None; never computes a new one.
 
-        For live displays: cheap, and does not change the planner's state.
+        For live displays: does not change the planner's decisions. A completion kept in
+        factored form by the last step (ACURISS) is formed here, once (one product of its
+        factors), and cached.
         """
         return self._completion
+
+    # The last completion: a dense cube, or a factored one (an object whose ``matrix`` property
+    # forms the dense (n_E, n_y*n_x) matrix on demand, e.g. a CURResult computed with
+    # dense=False). ``_completion`` always reads as the dense cube (formed on first read).
+    @property
+    def _completion(self) -> np.ndarray | None:
+        value = self._completion_value
+        if value is None or isinstance(value, np.ndarray):
+            return value
+        with _blas_limit(self.blas_threads):
+            cube = np.asarray(value.matrix).reshape(self._od.shape)
+        self._completion_value = cube
+        return cube
+
+    @_completion.setter
+    def _completion(self, value) -> None:
+        self._completion_value = value
 
     def report(self) -> dict[str, Any]:
         """Summary of the acquisition so far (JSON-friendly scalars and lists)."""
