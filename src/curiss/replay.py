@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .cost import Cost, acquisition_cost, raster_cost
+from .cost import Cost, _acquisition_cost, _raster_cost
 from .planners import Planner
 
 __all__ = ["Acquisition", "replay"]
@@ -84,12 +84,18 @@ def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisitio
             planner.ingest(e, y, row)
     else:
         raise RuntimeError(f"planner did not finish within {max_requests} requests")
+    return _acquisition(planner, cube)
+
+
+def _acquisition(planner: Planner, cube: np.ndarray) -> Acquisition:
+    """The :class:`Acquisition` of ``planner``'s state; ``cube`` (NaN = never measured) for the dose."""
     completed = planner.completed()
-    od = np.nan_to_num(cube, nan=0.0)  # a copy; clipped in place (dose of negative OD is 0)
-    np.clip(od, 0.0, None, out=od)
+    # the dose reads the cube block by block, NaN (never measured) as OD 0: no copy of the cube
     order = planner.order
-    cost = acquisition_cost(order, planner.shape[1], model=planner.cost_model, od=od)
-    full = raster_cost(planner.energies.size, planner.shape, model=planner.cost_model, od=od)
+    cost = _acquisition_cost(order, planner.shape[1], model=planner.cost_model, od=cube,
+                             nan_dose=True)
+    full = _raster_cost(planner.energies.size, planner.shape, model=planner.cost_model, od=cube,
+                        nan_dose=True)
     mask = planner.mask
     return Acquisition(
         completed=completed,
