@@ -58,7 +58,8 @@ def test_transient_detector_fault_is_retried_and_recorded(sample, clean, kind, r
 def test_persistent_fault_marks_the_row_failed_and_the_planner_works_around_it(sample, clean):
     docs = run(sample, lambda s: s.detector.inject_fault("nan", 3), max_retries=2)
     faults = stream(docs, "faults")
-    assert len(faults) == 3 and [f["attempt"] for f in faults] == [0, 1, 2]
+    assert [f["kind"] for f in faults] == ["nan"] * 3 + ["failed"]  # every attempt, then given up
+    assert [f["attempt"] for f in faults] == [0, 1, 2, 3]
     assert len({(f["energy_index"], f["row_index"]) for f in faults}) == 1  # one row, every attempt
     pairs = primary_pairs(docs)
     assert len(set(pairs)) == len(pairs)  # the failed attempts never reached 'primary'
@@ -85,8 +86,11 @@ def test_monochromator_failure_is_retried(sample, clean):
 def test_monochromator_that_never_arrives_gives_up_on_that_energy(sample):
     docs = run(sample, lambda s: s.mono.fail_next_moves(3), max_retries=2)
     faults = stream(docs, "faults")
-    assert [f["kind"] for f in faults] == ["mono"] * 3
+    tried = [f for f in faults if f["kind"] != "failed"]
+    assert [f["kind"] for f in tried] == ["mono"] * 3
     e = faults[0]["energy_index"]
+    gave_up = [(f["energy_index"], f["row_index"]) for f in faults if f["kind"] == "failed"]
+    assert gave_up and {g[0] for g in gave_up} == {e}  # every row of that energy, recorded
     assert e not in {p[0] for p in primary_pairs(docs)[:12]}  # that image was not measured
     assert np.all(np.isfinite(np.asarray(stream(docs, "analysis")[0]["completed"])))
 
@@ -133,3 +137,26 @@ def test_planner_gives_a_clear_error_when_no_image_can_be_measured():
             req = p.suggest()
             for a, b in req.pairs:
                 p.mark_failed(a, b, "beam lost")
+
+
+@pytest.mark.parametrize("setup", [lambda s: s.detector.inject_fault("nan", 3),
+                                   lambda s: s.mono.fail_next_moves(3)], ids=["detector", "mono"])
+def test_a_run_with_rows_given_up_recomputes_from_its_documents(sample, tmp_path, setup):
+    """The 'failed' fault events let recompute retrace the planner's decisions exactly."""
+    from curiss.store import load_run, open_catalog, recompute, writer_for
+
+    catalog = open_catalog(tmp_path / "runs")
+    stxm = make_stxm(sample, noise=False)
+    setup(stxm)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    uid, = RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                          y_positions=stxm.y_positions, sampling_ratio=0.2,
+                          dictionary=sample.spectra, seed=2, max_retries=2))
+    data = load_run(catalog[uid])
+    assert len(data.failed) >= 1
+    for (e, r), t in zip(data.failed, data.failed_times):  # measured later (a replacement) or never
+        later = [tm for (a, b), tm in zip(data.order, data.times) if (a, b) == (e, r)]
+        assert all(tm > t for tm in later)
+    acq = recompute(data)  # raises if the replayed planner asks for other rows
+    assert np.array_equal(acq.mask, data.mask)

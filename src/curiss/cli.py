@@ -111,6 +111,19 @@ def _export(args) -> int:
     return 0
 
 
+def _recover(args) -> int:
+    from .store import recover
+
+    store, catalog = _catalog(args)
+    uids = recover(catalog, args.journal)
+    if not uids:
+        print(f"nothing to recover for {store}")
+    for uid in uids:
+        print(f"recovered run {uid}; continue it with "
+              f"RE(resume({uid!r}, detector, mono, stage, catalog=catalog))")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curiss", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
                                        "else the per-user data directory's catalog)")
         c.add_argument("--out", help="output folder (show) or file (export)")
         c.set_defaults(func=func)
+
+    c = sub.add_parser("recover", help="put runs of a killed process back into the catalog, from "
+                                       "the local journal the writer keeps")
+    c.add_argument("--store", help="catalog directory or Tiled profile (default $CURISS_STORE, "
+                                   "else the per-user data directory's catalog)")
+    c.add_argument("--journal", help="journal folder (default: the writer's, DIR/journal for a "
+                                     "directory catalog)")
+    c.set_defaults(func=_recover)
 
     # commands contributed by other packages (``curiss demo`` comes from sim_devices)
     for ep in entry_points(group="curiss.commands"):

@@ -32,6 +32,7 @@ from bluesky.utils import FailedStatus
 from . import __version__
 from .analysis import spectral_analysis
 from .cost import acquisition_cost
+from .store._load import line_od
 from .planners import (
     ACURISSPlanner,
     CURISSPlanner,
@@ -48,6 +49,7 @@ __all__ = [
     "riss_scan",
     "curiss_scan",
     "acuriss_scan",
+    "resume",
     "SCHEMA_VERSION",
 ]
 
@@ -171,13 +173,11 @@ def _row_od(reading, line_key, i0_key, n_x):
         return None, ("nan", f"{int((~np.isfinite(line)).sum())} non-finite counts")
     if not (np.isfinite(i0) and i0 > 0):
         return None, ("i0", f"incident intensity I0 = {i0} (beam lost?)")
-    if np.any(line <= 0):
-        if np.all(line <= 0):
-            return None, ("zeros", "zero counts on the whole line (shutter or detector?)")
-        line = np.maximum(line, 0.5)  # an isolated zero-count pixel: OD of half a count
+    if np.all(line <= 0):
+        return None, ("zeros", "zero counts on the whole line (shutter or detector?)")
     if np.any(line > 10 * i0):
         return None, ("counts", f"counts exceed 10 x I0 ({line.max():.3g} > {i0:.3g})")
-    return -np.log(line / i0), None
+    return line_od(line, i0), None  # an isolated zero-count pixel: OD of half a count
 
 
 def _ordered_pairs(pairs: np.ndarray) -> list[tuple[int, list[int]]]:
@@ -216,7 +216,12 @@ def _validate(planner: Planner, detector, mono, stage, y_positions, line_key) ->
     if not isinstance(planner, Planner):
         raise TypeError(f"planner must be a curiss planner; got {type(planner).__name__}")
     if planner.history:
-        raise ValueError("the planner has already been used; give the plan a fresh planner")
+        raise ValueError("the planner has already been used; give the plan a fresh planner "
+                         "(to continue an interrupted run, use curiss.plans.resume)")
+    return _validate_devices(planner, detector, mono, stage, y_positions, line_key)
+
+
+def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line_key) -> np.ndarray:
     n_y, n_x = planner.shape
     y = np.arange(n_y, dtype=float) if y_positions is None else np.asarray(y_positions, dtype=float)
     if y.shape != (n_y,):
@@ -308,17 +313,19 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
     if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
         raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
-    n_e, (n_y, n_x) = planner.energies.size, planner.shape
-    rec = _Record("planner", _planner_describe(n_e, n_y))
-    idx = _Record("curiss", {"energy_index": _key("integer", (), "int64"),
-                             "row_index": _key("integer", (), "int64")})
-    ana_rec = _Record("analysis", _analysis_describe(n_e, n_y, n_x, n_clusters, n_components))
-    fault_rec = _Record("fault", {"energy_index": _key("integer", (), "int64"),
-                                  "row_index": _key("integer", (), "int64"),
-                                  "kind": _key("string"), "attempt": _key("integer", (), "int64"),
-                                  "message": _key("string")})
+    _md = _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
+                          n_components, n_clusters)
+    _md.update(md or {})
+    return (yield from _lockstep(planner, detector, mono, stage, y, line_key=line_key, i0_key=i0_key,
+                                 analysis=analysis, n_components=n_components,
+                                 n_clusters=n_clusters, max_retries=max_retries,
+                                 trigger_timeout=trigger_timeout, md=_md))
 
-    _md = {
+
+def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis, n_components,
+                    n_clusters) -> dict[str, Any]:
+    n_y, n_x = planner.shape
+    return {
         "detectors": [detector.name],
         "motors": [mono.name, stage.y.name],
         "method": planner.method,
@@ -340,16 +347,41 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
                       "stage": repr(stage)},
         "hints": {"dimensions": [([f"{mono.name}"], "primary")]},
     }
-    _md.update(md or {})
+
+
+def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, n_components,
+              n_clusters, max_retries, trigger_timeout, md, pending=None, reused=None):
+    """The lockstep loop of :func:`subsampled_scan` (and of :func:`resume`).
+
+    ``pending`` (k, 2): rows of the planner's current request still to measure (a resumed
+    planner); ``reused``: values of the ``reused`` stream's one event (rows of earlier runs).
+    """
+    n_e, (n_y, n_x) = planner.energies.size, planner.shape
+    rec = _Record("planner", _planner_describe(n_e, n_y))
+    idx = _Record("curiss", {"energy_index": _key("integer", (), "int64"),
+                             "row_index": _key("integer", (), "int64")})
+    ana_rec = _Record("analysis", _analysis_describe(n_e, n_y, n_x, n_clusters, n_components))
+    fault_rec = _Record("fault", {"energy_index": _key("integer", (), "int64"),
+                                  "row_index": _key("integer", (), "int64"),
+                                  "kind": _key("string"), "attempt": _key("integer", (), "int64"),
+                                  "message": _key("string")})
+    _md = md
 
     def emit_decision(decision):
         rec.set(decision_record(planner, decision))
+        yield from bps.checkpoint()
         yield from bps.trigger_and_read([rec], name="planner")
+        yield from bps.checkpoint()  # as after a row: a rewind never repeats a decision event
 
     def record_fault(e, r, kind, attempt, message):
         fault_rec.set({"energy_index": int(e), "row_index": int(r), "kind": kind,
                        "attempt": int(attempt), "message": str(message)[:500]})
         yield from bps.trigger_and_read([fault_rec], name="faults")
+
+    def give_up(e, r, reason, attempts):
+        """The planner gives up on (e, r); a 'failed' event records it (replays need it)."""
+        planner.mark_failed(e, r, reason)
+        yield from record_fault(e, r, "failed", attempts, reason)
 
     def move_mono(e, rows):
         """Move to energy e; on failure retry, then give up on these rows. True when there."""
@@ -360,7 +392,7 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
             except FailedStatus as exc:
                 yield from record_fault(e, -1, "mono", attempt, exc)
         for r in rows:
-            planner.mark_failed(e, r, "monochromator did not reach the energy")
+            yield from give_up(e, r, "monochromator did not reach the energy", 1 + max_retries)
         return False
 
     def measure_row(e, r):
@@ -392,21 +424,37 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
             od, problem = _row_od(reading, line_key, i0_key, n_x)
             if problem is None:
                 yield from bps.save()
+                # a checkpoint right after the save: a pause landing later rewinds to here, so
+                # bluesky never replays this row's messages (which would save a second reading
+                # the planner never saw)
+                yield from bps.checkpoint()
                 return od
             yield from bps.drop()  # a bad reading never reaches 'primary' nor the planner
             yield from record_fault(e, r, problem[0], attempt, problem[1])
-        planner.mark_failed(e, r, f"no valid reading in {1 + max_retries} attempts")
+        yield from give_up(e, r, f"no valid reading in {1 + max_retries} attempts", 1 + max_retries)
         return None
 
     @bpp.stage_decorator([detector])
     @bpp.run_decorator(md=_md)
     def inner():
-        while True:
-            request = planner.suggest()
+        if reused is not None:
+            for name, values in reused.items():
+                rrec = _Record(name, _reused_describe(values))
+                rrec.set(values)
+                yield from bps.trigger_and_read([rrec], name=name)
+        first = pending
+        if first is not None and len(first):  # the decision whose rows are still to measure
             yield from emit_decision(planner.history[-1])
-            if request is None:
-                break
-            for e, rows in _ordered_pairs(request.pairs):
+        while True:
+            if first is not None:  # a resumed planner: finish its current request first
+                pairs, first = first, None
+            else:
+                request = planner.suggest()
+                yield from emit_decision(planner.history[-1])
+                if request is None:
+                    break
+                pairs = request.pairs
+            for e, rows in _ordered_pairs(pairs):
                 yield from bps.checkpoint()
                 if not (yield from move_mono(e, rows)):
                     continue
@@ -428,6 +476,109 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
             yield from bps.trigger_and_read([ana_rec], name="analysis")
 
     return (yield from inner())
+
+
+def _reused_describe(values: dict[str, Any]) -> dict[str, dict]:
+    return {k: _key("array", np.shape(v), np.asarray(v).dtype.str) for k, v in values.items()}
+
+
+def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_retries: int = 2,
+           trigger_timeout: float | None = 10.0, md: dict | None = None):
+    """Continue an interrupted acquisition into a new run linked to the old one.
+
+    The run's planner is rebuilt from its start document (method, keywords, seed) and replayed
+    on the rows the run measured and gave up on, in their order: it is then exactly where the
+    run stopped, with the same random state. The new run first records those rows (stream
+    ``reused``, one event; ``reused_failed`` for rows given up on), then measures what is left
+    of the current request and goes on as the original plan would have, into ``primary``.
+    Its start document repeats the old run's settings and adds ``resumes`` (the old uid) and
+    ``resumed_rows``, so the new run alone can be loaded (:func:`curiss.store.load_run` merges
+    the reused rows) and recomputed (:func:`curiss.store.recompute`). A resumed run can be
+    resumed again.
+
+    Parameters
+    ----------
+    run : curiss.store.RunData or catalog entry or str
+        The interrupted run (``exit_status`` "abort" or "fail", or no stop document, e.g. one
+        put back by :func:`curiss.store.recover` after its process was killed): its data, its
+        catalog entry, or its uid (then give ``catalog``).
+    detector, mono, stage
+        The devices, as for :func:`subsampled_scan`; the stage positions and keys of the old
+        run are used (``y_positions`` from its start document).
+    catalog : tiled client or str or os.PathLike, optional
+        Where to look the uid up.
+    max_retries, trigger_timeout
+        As for :func:`subsampled_scan`.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The new run's uid.
+
+    Raises
+    ------
+    ValueError
+        Before anything moves: the run finished successfully, is not a curiss run, recorded no
+        seed, or its rows cannot be retraced by its planner (another curiss version).
+    """
+    from .store import RunData, load_run
+    from .store._recompute import _planner_for, _replay_records
+
+    data = run if isinstance(run, RunData) else load_run(run, catalog)
+    if data.exit_status == "success":
+        raise ValueError(f"run {data.uid} finished successfully; there is nothing to resume")
+    planner = _planner_for(data)
+    pending = _replay_records(planner, data)
+    start = data.start
+    y = np.asarray(start.get("y_positions", np.arange(data.shape[0])), dtype=float)
+    line_key, i0_key = f"{detector.name}_line", f"{detector.name}_i0"
+    y = _validate_devices(planner, detector, mono, stage, y, line_key)
+    if int(max_retries) != max_retries or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
+    if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
+        raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
+    ana = start.get("analysis")
+    analysis = ana is not None
+    n_components = int((ana or {}).get("n_components", 3))
+    n_clusters = int((ana or {}).get("n_clusters", 4))
+    _md = _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
+                          n_components, n_clusters)
+    _md["planner_kwargs"] = start["planner_kwargs"]  # exactly as recorded (rebuilds the planner)
+    _md.update({
+        "plan_name": "resume",
+        "plan_args": {"run": data.uid, "detector": repr(detector), "mono": repr(mono),
+                      "stage": repr(stage), "max_retries": max_retries,
+                      "trigger_timeout": trigger_timeout},
+        "resumes": data.uid,
+        "resumed_rows": int(len(data.order)),
+        "resumed_plan_name": start.get("plan_name"),
+    })
+    for k in ("dictionary_name", "sample", "proposal"):
+        if k in start and k not in _md:
+            _md[k] = start[k]
+    _md.update(md or {})
+    reused = {"reused": {
+        "energy_index": data.order[:, 0].astype(np.int64),
+        "row_index": data.order[:, 1].astype(np.int64),
+        "line": data.counts[data.order[:, 0], data.order[:, 1]].reshape(-1, data.shape[1]),
+        "i0": np.asarray(data.i0, dtype=float),
+        "measured_at": np.asarray(data.times, dtype=float),
+    }}
+    if len(data.failed):
+        reused["reused_failed"] = {
+            "energy_index": data.failed[:, 0].astype(np.int64),
+            "row_index": data.failed[:, 1].astype(np.int64),
+            "failed_at": np.asarray(data.failed_times, dtype=float),
+        }
+    if pending is None:
+        pending = np.zeros((0, 2), np.int64)
+    return (yield from _lockstep(planner, detector, mono, stage, y, line_key=line_key, i0_key=i0_key,
+                                 analysis=analysis, n_components=n_components,
+                                 n_clusters=n_clusters, max_retries=max_retries,
+                                 trigger_timeout=trigger_timeout, md=_md, pending=pending,
+                                 reused=reused))
 
 
 def _resolve_seed(seed):

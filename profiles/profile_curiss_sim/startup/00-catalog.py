@@ -43,3 +43,11 @@ CURISS_STORE = _os.environ.get("CURISS_STORE", "").strip() or _default_store()
 #: The catalog of runs: ``catalog[uid]`` (or ``catalog[-1]``) is a run; ``load_run(catalog[uid])``
 #: reads it back as numpy arrays. Opened once per session.
 catalog = open_catalog(CURISS_STORE)
+
+# A run whose process was killed (or whose catalog went away) left its journal behind: put it
+# back into the catalog now, with every row it measured; `resume(uid, ...)` continues it.
+from curiss.store import recover as _recover  # noqa: E402
+
+for _uid in _recover(catalog):
+    print(f"curiss: recovered interrupted run {_uid} from the journal; continue it with "
+          f"RE(resume({_uid!r}, detector, mono, stage, catalog=catalog))")

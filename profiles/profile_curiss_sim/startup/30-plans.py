@@ -17,6 +17,7 @@ from curiss.plans import (  # noqa: F401
     curiss_scan,
     random_rows_scan,
     raster_scan,
+    resume,
     riss_scan,
 )
 
@@ -40,4 +41,5 @@ def _resolve_string_annotations(*plans) -> None:
             plan.__annotations__ = {k: hints.get(k, v) for k, v in ann.items()}
 
 
-_resolve_string_annotations(raster_scan, random_rows_scan, riss_scan, curiss_scan, acuriss_scan)
+_resolve_string_annotations(raster_scan, random_rows_scan, riss_scan, curiss_scan, acuriss_scan,
+                            resume)

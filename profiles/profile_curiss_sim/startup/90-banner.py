@@ -9,5 +9,5 @@ if _interactive:
         f"curiss profile: catalog = {CURISS_STORE!r} ({len(catalog)} runs); "  # noqa: F821
         f"RE; devices mono, stage, detector (stxm, sample: {sample.energies.size} energies x "  # noqa: F821
         f"{sample.shape[0]} x {sample.shape[1]} pixels); plans raster_scan, random_rows_scan, "  # noqa: F821
-        f"riss_scan, curiss_scan, acuriss_scan; load_run(catalog[uid])."
+        f"riss_scan, curiss_scan, acuriss_scan, resume; load_run(catalog[uid])."
     )

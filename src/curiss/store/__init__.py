@@ -4,6 +4,8 @@
   server), or a Tiled profile (a Tiled server, e.g. on PostgreSQL).
 - :func:`writer_for` — the ``RE.subscribe`` callback that writes runs into it
   (``bluesky_tiled_plugins.TiledWriter`` with ``max_array_size=0``).
+- :func:`recover` — runs of a killed process back into the catalog, from the local journal that
+  :func:`writer_for` keeps of every document.
 - :func:`recompute` — the completion again from ``primary`` alone (replays the recorded planner).
 - :func:`load_run` — a run back as numpy arrays (:class:`RunData`): the measured optical density,
   mask and counts (n_E, n_y, n_x), the acquisition order, the planner history, the analysis.
@@ -39,9 +41,11 @@ which :func:`load_run` casts back for the curiss keys (``mask``/``request`` → 
 ``energy_index``/``row_index``/``labels``/``rank``/``iteration`` → int).
 """
 
-from ._catalog import DEFAULT_BATCH_SIZE, ROOT_SPEC, open_catalog, writer_for
+from ._catalog import DEFAULT_BATCH_SIZE, ROOT_SPEC, journal_dir_for, open_catalog, writer_for
+from ._journal import JournaledWriter, default_journal_dir, read_journal, recover
 from ._load import RunData, load_run
 from ._recompute import recompute
 
-__all__ = ["open_catalog", "writer_for", "load_run", "recompute", "RunData", "DEFAULT_BATCH_SIZE",
-           "ROOT_SPEC"]
+__all__ = ["open_catalog", "writer_for", "load_run", "recompute", "recover", "RunData",
+           "JournaledWriter", "read_journal", "journal_dir_for", "default_journal_dir",
+           "DEFAULT_BATCH_SIZE", "ROOT_SPEC"]

@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-__all__ = ["open_catalog", "writer_for", "DEFAULT_BATCH_SIZE", "ROOT_SPEC"]
+__all__ = ["open_catalog", "writer_for", "journal_dir_for", "DEFAULT_BATCH_SIZE", "ROOT_SPEC"]
 
 #: Events per stream that the writer buffers before writing them (see :func:`writer_for`).
 DEFAULT_BATCH_SIZE = 10
@@ -18,6 +18,7 @@ DEFAULT_BATCH_SIZE = 10
 ROOT_SPEC = {"name": "CatalogOfBlueskyRuns", "version": "3.0"}
 
 _CACHE: dict[tuple[str, str], Any] = {}
+_ORIGIN: dict[int, tuple[str, str]] = {}  # id(client) -> (kind, target) of the clients opened here
 _LOCK = threading.Lock()
 
 # Context.from_app wraps the app in starlette's TestClient, which warns that it uses httpx.
@@ -150,10 +151,30 @@ def open_catalog(store: str | os.PathLike):
             opener = {"dir": _open_directory, "profile": _open_profile, "uri": _open_uri}[kind]
             client = opener(target)
             _CACHE[key] = client
+            _ORIGIN[id(client)] = key
     return client
 
 
-def writer_for(catalog, *, batch_size: int = DEFAULT_BATCH_SIZE):
+def journal_dir_for(catalog) -> Path:
+    """The journal folder :func:`writer_for` uses for ``catalog``.
+
+    ``DIR/journal`` for a directory catalog opened by :func:`open_catalog`; otherwise (a Tiled
+    server) the per-user folder :func:`curiss.store.default_journal_dir`, one subfolder per
+    server or profile.
+    """
+    from ._journal import default_journal_dir
+
+    if isinstance(catalog, (str, os.PathLike)):
+        kind, target = _resolve(catalog)
+    else:
+        kind, target = _ORIGIN.get(id(catalog), ("uri", str(getattr(catalog, "uri", "unknown"))))
+    if kind == "dir":
+        return Path(target) / "journal"
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{kind}-{target}")
+    return default_journal_dir() / safe[:120]
+
+
+def writer_for(catalog, *, batch_size: int = DEFAULT_BATCH_SIZE, journal=True):
     """A callback that writes every run it sees into ``catalog``; use as ``RE.subscribe(cb)``.
 
     Parameters
@@ -168,11 +189,18 @@ def writer_for(catalog, *, batch_size: int = DEFAULT_BATCH_SIZE):
         also when the plan fails or is aborted. Writer cost measured on this (shared, loaded)
         2-core machine, 500 rows of 64 pixels: batch 1 → ~0.25 s per row, 5 → ~35 ms,
         10 → ~18 ms, 50 → ~6 ms. The default, 10, keeps a live reader within 9 rows.
+    journal : bool or str or os.PathLike
+        Keep a local journal of every document (:class:`curiss.store.JournaledWriter`), so
+        that a process killed mid-run loses none of the rows still in the writer's buffer:
+        ``True`` (default) uses :func:`journal_dir_for` ``(catalog)``, a path uses that
+        folder, ``False`` writes without a journal. After a crash, :func:`curiss.store.recover`
+        puts the journal's runs into the catalog.
 
     Returns
     -------
-    bluesky_tiled_plugins.TiledWriter
-        Built with ``max_array_size=0``: every array (the detector line, the planner's request,
+    curiss.store.JournaledWriter or bluesky_tiled_plugins.TiledWriter
+        The journal in front of a ``TiledWriter`` (``journal=False``: the ``TiledWriter``
+        alone). The ``TiledWriter`` is built with ``max_array_size=0``: every array (the detector line, the planner's request,
         the analysis cube) is written as zarr, never into the SQLite table (small arrays in
         SQLite storage break it). Boolean arrays are stored as declared in the descriptor's
         ``dtype_numpy`` (``|b1`` or ``|u1`` both work); without it they come back as float64,
@@ -189,4 +217,15 @@ def writer_for(catalog, *, batch_size: int = DEFAULT_BATCH_SIZE):
                         f"got {type(catalog).__name__}")
     from bluesky_tiled_plugins import TiledWriter
 
-    return TiledWriter(catalog, batch_size=batch_size, max_array_size=0)
+    writer = TiledWriter(catalog, batch_size=batch_size, max_array_size=0)
+    if journal is False or journal is None:
+        return writer
+    from ._journal import JournaledWriter
+
+    if journal is True:
+        folder = journal_dir_for(catalog)
+    elif isinstance(journal, (str, os.PathLike)):
+        folder = Path(journal)
+    else:
+        raise TypeError(f"journal must be True, False or a folder path; got {type(journal).__name__}")
+    return JournaledWriter(writer, folder)

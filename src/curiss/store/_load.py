@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RunData", "load_run"]
+__all__ = ["RunData", "load_run", "line_od"]
 
 # Data keys the event-model normaliser of bluesky-tiled-plugins renames ("time" -> "time_"),
 # because they clash with the event columns of the stored table.
@@ -39,13 +39,16 @@ class RunData:
         ``(n_y, n_x)``: spatial rows × pixels per row.
     od : ndarray, shape (n_E, n_y, n_x)
         Measured optical density −ln(line / I0) of every measured spatial row; NaN elsewhere.
-        A row measured twice keeps its last measurement.
+        For a resumed run (``curiss.plans.resume``) this includes the rows reused from the
+        interrupted run(s). A row saved twice (bluesky replaying a row's messages after an
+        immediate pause) keeps its first reading, the one the planner used; see ``repeats``.
     mask : ndarray of bool, shape (n_E, n_y, n_x)
         True where measured.
     counts : ndarray, shape (n_E, n_y, n_x)
         Raw line counts of the measured rows; NaN elsewhere.
     order : ndarray of int, shape (n_rows, 2)
-        ``(energy_index, row_index)`` of each ``primary`` event, in acquisition order.
+        ``(energy_index, row_index)`` of each measured row, in acquisition order: first the
+        ``reused`` rows of a resumed run, then this run's ``primary`` events (repeats dropped).
     primary : dict of str to ndarray
         Every data key of the ``primary`` stream, one entry (leading axis) per event, plus
         ``"time"``: the event times (s since the epoch).
@@ -57,6 +60,20 @@ class RunData:
     analysis : dict of str to ndarray, or None
         The last ``analysis`` event (``completed``, ``mask`` (bool), ``labels`` (n_y, n_x) int,
         ``cluster_spectra`` (n_E, n_clusters), ``eigenspectra`` (n_E, k)); None without one.
+    times : ndarray, shape (n_rows,)
+        When each row of ``order`` was measured (s since the epoch).
+    i0 : ndarray, shape (n_rows,)
+        Incident counts per pixel of each row of ``order``.
+    reused : int
+        How many of the first rows of ``order`` come from the run(s) this one resumes.
+    failed : ndarray of int, shape (n_failed, 2)
+        ``(energy_index, row_index)`` of the rows given up on (every attempt failed), including
+        those of resumed runs; ``failed_times`` (n_failed,) says when.
+    faults : list of dict
+        The ``faults`` stream of this run: one dict per fault (``energy_index``, ``row_index``,
+        ``kind``, ``attempt``, ``message``); ``kind == "failed"`` marks a row given up on.
+    repeats : ndarray of int, shape (n_repeats, 2)
+        Pairs saved again in ``primary`` after their first reading (ignored, see ``od``).
     """
 
     uid: str
@@ -72,6 +89,33 @@ class RunData:
     history: list[dict[str, Any]]
     completed: np.ndarray | None
     analysis: dict[str, np.ndarray] | None
+    times: np.ndarray = None  # type: ignore[assignment]
+    i0: np.ndarray = None  # type: ignore[assignment]
+    reused: int = 0
+    failed: np.ndarray = None  # type: ignore[assignment]
+    failed_times: np.ndarray = None  # type: ignore[assignment]
+    faults: list[dict[str, Any]] = None  # type: ignore[assignment]
+    repeats: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        n = len(self.order)
+        if self.times is None:
+            self.times = np.full(n, np.nan)
+        if self.i0 is None:
+            self.i0 = np.full(n, np.nan)
+        if self.failed is None:
+            self.failed = np.zeros((0, 2), np.int64)
+        if self.failed_times is None:
+            self.failed_times = np.full(len(self.failed), np.nan)
+        if self.faults is None:
+            self.faults = []
+        if self.repeats is None:
+            self.repeats = np.zeros((0, 2), np.int64)
+
+    @property
+    def resumes(self) -> str | None:
+        """uid of the interrupted run this one continues (``curiss.plans.resume``), else None."""
+        return self.start.get("resumes")
 
     @property
     def sampling_ratio(self) -> float:
@@ -269,23 +313,69 @@ def load_run(run, catalog=None) -> RunData:
         if stop is not None:
             raise ValueError(f"the primary stream lacks {need}; it has {sorted(primary)}")
         n_rows = 0  # a run being written: its first rows are not all stored yet
+    parts = []  # (energy_index, row_index, line, i0, times) of the reused rows, then primary's
+    failed_parts = []  # (pairs, times) of the rows given up on
+    reused_cols, _ = _read_stream(streams["reused"]) if "reused" in streams else ({}, None)
+    if reused_cols and min(len(v) for v in reused_cols.values()) > 0:
+        parts.append(tuple(np.asarray(reused_cols[k][0]) for k in
+                           ("energy_index", "row_index", "line", "i0", "measured_at")))
+    cols, _ = _read_stream(streams["reused_failed"]) if "reused_failed" in streams else ({}, None)
+    if cols and min(len(v) for v in cols.values()) > 0:
+        failed_parts.append((np.column_stack([np.asarray(cols["energy_index"][0]),
+                                              np.asarray(cols["row_index"][0])]),
+                             np.asarray(cols["failed_at"][0], dtype=float)))
+    n_reused = len(parts[0][0]) if parts else 0
     if n_rows:
-        ei = np.asarray(primary["energy_index"]).astype(np.int64)
-        ri = np.asarray(primary["row_index"]).astype(np.int64)
-        line = np.asarray(primary[line_key], dtype=float).reshape(n_rows, -1)
-        i0 = np.asarray(primary[i0_key], dtype=float).reshape(n_rows, -1)
+        ptimes = times[:n_rows] if times is not None else np.full(n_rows, np.nan)
+        parts.append((primary["energy_index"], primary["row_index"],
+                      np.asarray(primary[line_key], dtype=float).reshape(n_rows, -1),
+                      np.asarray(primary[i0_key], dtype=float).reshape(n_rows, -1), ptimes))
+    repeats = np.zeros((0, 2), np.int64)
+    if parts:
+        ei = np.concatenate([np.asarray(p[0]).astype(np.int64).ravel() for p in parts])
+        ri = np.concatenate([np.asarray(p[1]).astype(np.int64).ravel() for p in parts])
+        line = np.concatenate([np.asarray(p[2], dtype=float).reshape(len(p[0]), -1) for p in parts])
+        i0 = np.concatenate([np.asarray(p[3], dtype=float).reshape(len(p[0]), -1) for p in parts])
+        row_times = np.concatenate([np.asarray(p[4], dtype=float).ravel() for p in parts])
         if line.shape[1] != n_x:
             raise ValueError(f"{line_key!r} has {line.shape[1]} pixels per row but shape[1] (n_x) is {n_x}")
         if ei.min() < 0 or ei.max() >= n_e or ri.min() < 0 or ri.max() >= n_y:
             raise ValueError(f"energy_index/row_index out of range for {n_e} energies and {n_y} rows")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            row_od = -np.log(line / i0)
-        counts[ei, ri] = line  # fancy assignment: a repeated row keeps its last measurement
-        od[ei, ri] = row_od
+        # keep the first event of each pair: a second one is bluesky replaying a row after an
+        # immediate pause (the planner never asks for a measured row again) and the planner
+        # used the first
+        _, first = np.unique(np.column_stack([ei, ri]), axis=0, return_index=True)
+        keep = np.zeros(ei.size, bool)
+        keep[first] = True
+        repeats = np.column_stack([ei[~keep], ri[~keep]])
+        ei, ri, line, i0, row_times = ei[keep], ri[keep], line[keep], i0[keep], row_times[keep]
+        row_i0 = i0.mean(axis=1)
+        counts[ei, ri] = line
+        od[ei, ri] = line_od(line, i0)
         mask[ei, ri] = True
         order = np.column_stack([ei, ri])
     else:
         order = np.zeros((0, 2), dtype=np.int64)
+        row_times = row_i0 = np.zeros(0)
+
+    # faults: one event per fault; "failed" marks a row given up on
+    faults: list[dict[str, Any]] = []
+    stream = streams.get("faults")
+    if stream is not None:
+        cols, ftimes = _read_stream(stream)
+        n = min((len(v) for v in cols.values()), default=0)
+        faults = [{k: _scalar(v[i]) for k, v in cols.items()} for i in range(n)]
+        for i, f in enumerate(faults):
+            f["time"] = float(ftimes[i]) if ftimes is not None else float("nan")
+        gave_up = [f for f in faults if f.get("kind") == "failed"]
+        if gave_up:
+            failed_parts.append((np.array([[f["energy_index"], f["row_index"]] for f in gave_up],
+                                          np.int64), np.array([f["time"] for f in gave_up])))
+    if failed_parts:
+        failed = np.concatenate([p[0] for p in failed_parts]).astype(np.int64).reshape(-1, 2)
+        failed_times = np.concatenate([p[1] for p in failed_parts])
+    else:
+        failed, failed_times = np.zeros((0, 2), np.int64), np.zeros(0)
 
     # planner: one event per decision
     history: list[dict[str, Any]] = []
@@ -307,4 +397,29 @@ def load_run(run, catalog=None) -> RunData:
 
     return RunData(uid=str(start.get("uid", "")), start=start, stop=stop, energies=energies,
                    shape=(n_y, n_x), od=od, mask=mask, counts=counts, order=order,
-                   primary=primary, history=history, completed=completed, analysis=analysis)
+                   primary=primary, history=history, completed=completed, analysis=analysis,
+                   times=row_times, i0=row_i0, reused=n_reused, failed=failed, failed_times=failed_times,
+                   faults=faults, repeats=repeats)
+
+
+def line_od(line: np.ndarray, i0: np.ndarray) -> np.ndarray:
+    """Optical density −ln(line / I0) of spatial rows, as the plans compute it.
+
+    Parameters
+    ----------
+    line : ndarray, shape (n_rows, n_x) or (n_x,)
+        Detector counts.
+    i0 : ndarray, broadcastable to ``line``
+        Incident counts per pixel.
+
+    Returns
+    -------
+    ndarray, same shape as ``line``
+        A pixel with zero counts on a line with some counts gets the OD of half a count (as
+        the plans give the planner); NaN/Inf where I0 is not positive.
+    """
+    line = np.asarray(line, dtype=float)
+    some = np.any(line > 0, axis=-1, keepdims=True)
+    line = np.where(some & (line <= 0), 0.5, line)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -np.log(line / np.asarray(i0, dtype=float))

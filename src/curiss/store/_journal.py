@@ -1,0 +1,289 @@
+"""A local journal of every document, so that a killed process loses no measured row.
+
+The catalog writer (``TiledWriter``) buffers events and writes them in batches: a process killed
+mid-run (SIGKILL, power cut, out of memory) would lose the rows still in its buffer. The journal
+writes every document, as it is emitted, to a local append-only file before the writer sees it
+(one ``write`` + ``flush`` per document: the data reach the operating system at once, so they
+survive the death of the process). When the run's stop document has been written to the catalog
+the journal file is deleted. A journal file left behind is a run the catalog may hold only in
+part; :func:`recover` rewrites it from the journal.
+
+File format: a sequence of msgpack records ``[name, doc]``; numpy arrays are msgpack extension
+type 1 holding an ``.npy`` serialisation (read back with ``allow_pickle=False``). While a run is
+being written, the writing process holds an exclusive ``flock`` on its journal file; a recoverer
+skips files that are locked (the run is alive, possibly in another process).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import numpy as np
+
+try:  # POSIX advisory locks; without them (Windows) a live run's journal is told by its age
+    import fcntl
+except ImportError:  # pragma: no cover - not on this platform
+    fcntl = None
+
+__all__ = ["JournaledWriter", "recover", "read_journal", "default_journal_dir"]
+
+logger = logging.getLogger("curiss.store")
+
+_EXT_NDARRAY = 1
+_SUFFIX = ".journal"
+
+
+def default_journal_dir() -> Path:
+    """Per-user journal folder for catalogs that are not a local directory (Tiled servers).
+
+    ``$CURISS_JOURNAL`` if set, else ``$XDG_DATA_HOME/curiss/journal`` (default
+    ``~/.local/share/curiss/journal``).
+    """
+    env = os.environ.get("CURISS_JOURNAL", "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path("~/.local/share").expanduser()
+    return base / "curiss" / "journal"
+
+
+def _default(obj):
+    if isinstance(obj, np.ndarray):
+        buf = io.BytesIO()
+        np.save(buf, np.ascontiguousarray(obj), allow_pickle=False)
+        return msgpack.ExtType(_EXT_NDARRAY, buf.getvalue())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, (tuple, set)):
+        return list(obj)
+    raise TypeError(f"cannot journal a value of type {type(obj).__name__}")
+
+
+def _ext_hook(code, data):
+    if code == _EXT_NDARRAY:
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    return msgpack.ExtType(code, data)
+
+
+def read_journal(path: str | os.PathLike) -> list[tuple[str, dict]]:
+    """The documents of a journal file, in order.
+
+    A record cut short by the death of the writing process (the last one) is ignored.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``*.journal`` file.
+
+    Returns
+    -------
+    list of (str, dict)
+        ``(name, doc)`` pairs as the RunEngine emitted them (arrays as numpy arrays).
+    """
+    out: list[tuple[str, dict]] = []
+    with open(path, "rb") as f:
+        unpacker = msgpack.Unpacker(f, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+        try:
+            for rec in unpacker:
+                if isinstance(rec, list) and len(rec) == 2 and isinstance(rec[0], str):
+                    out.append((rec[0], rec[1]))
+        except (msgpack.OutOfData, ValueError) as exc:  # a truncated last record
+            logger.warning("journal %s ends with an incomplete record (%s); ignored", path, exc)
+    return out
+
+
+class JournaledWriter:
+    """``RE.subscribe`` callback: journal each document locally, then hand it to ``writer``.
+
+    Parameters
+    ----------
+    writer : callable
+        The catalog writer, ``writer(name, doc)`` (a ``TiledWriter``).
+    directory : str or os.PathLike
+        Folder of the journal files (created if needed; must be writable).
+
+    Notes
+    -----
+    If the writer raises (a catalog server that went away, a full disk), the run goes on: the
+    error is logged and warned once, the writer gets no more documents of that run, and the
+    journal is kept for :func:`recover`. A measurement is never aborted because the catalog
+    is unavailable.
+    """
+
+    def __init__(self, writer, directory: str | os.PathLike):
+        self.writer = writer
+        self.directory = Path(directory).expanduser()
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            probe = self.directory / f".probe-{uuid.uuid4().hex}"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise ValueError(f"the journal folder {str(self.directory)!r} is not writable ({exc}); "
+                             "give writer_for(..., journal=FOLDER) a writable folder, or "
+                             "journal=False to run without one") from exc
+        self._file = None
+        self._path: Path | None = None
+        self._writer_failed: BaseException | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The journal file of the run being written (None between runs)."""
+        return self._path
+
+    def _open(self, uid: str) -> None:
+        self._close(delete=False)
+        self._path = self.directory / f"{uid}{_SUFFIX}"
+        self._file = open(self._path, "ab")
+        if fcntl is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _close(self, *, delete: bool) -> None:
+        if self._file is not None:
+            self._file.close()  # releases the lock
+        if delete and self._path is not None:
+            self._path.unlink(missing_ok=True)
+        self._file = None
+        self._path = None
+
+    def __call__(self, name: str, doc: dict) -> None:
+        if name == "start":
+            self._writer_failed = None
+            try:
+                self._open(doc["uid"])
+            except OSError as exc:
+                logger.exception("cannot open the journal for run %s", doc.get("uid"))
+                warnings.warn(f"cannot open the curiss journal in {self.directory} ({exc}); "
+                              "this run is written to the catalog only", RuntimeWarning,
+                              stacklevel=2)
+                self._file = None
+        if self._file is not None:
+            try:
+                self._file.write(msgpack.packb([name, doc], default=_default, use_bin_type=True))
+                self._file.flush()
+            except (OSError, TypeError) as exc:  # a full disk must not stop the measurement
+                logger.exception("the journal %s failed on a %r document", self._path, name)
+                warnings.warn(f"the curiss journal {self._path} failed ({type(exc).__name__}: "
+                              f"{exc}); the run goes on, written to the catalog only",
+                              RuntimeWarning, stacklevel=2)
+                self._file.close()
+                self._file = None
+        if self._writer_failed is None:
+            try:
+                self.writer(name, doc)
+            except Exception as exc:  # keep measuring; the journal holds everything
+                self._writer_failed = exc
+                logger.exception("the catalog writer failed on a %r document", name)
+                warnings.warn(
+                    f"the catalog writer failed ({type(exc).__name__}: {exc}); the run goes on "
+                    f"and every document is kept in the journal {self._path}; run "
+                    "curiss.store.recover(catalog) when the catalog is back", RuntimeWarning,
+                    stacklevel=2)
+        if name == "stop":
+            self._close(delete=self._writer_failed is None)
+
+    def __repr__(self) -> str:
+        return f"JournaledWriter({self.writer!r}, directory={str(self.directory)!r})"
+
+
+def _is_locked(path: Path) -> bool:
+    if fcntl is None:  # pragma: no cover
+        return time.time() - path.stat().st_mtime < 60
+    with open(path, "rb") as f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return False
+
+
+def _stop_for(docs: list[tuple[str, dict]], reason: str) -> dict:
+    start = docs[0][1]
+    streams = {d["uid"]: d.get("name", "primary") for n, d in docs if n == "descriptor"}
+    num: dict[str, int] = {}
+    for n, d in docs:
+        if n == "event":
+            s = streams.get(d["descriptor"], "primary")
+            num[s] = num.get(s, 0) + 1
+        elif n == "event_page":
+            s = streams.get(d["descriptor"], "primary")
+            num[s] = num.get(s, 0) + len(d["seq_num"])
+    last = max((d.get("time", start["time"]) for _, d in docs), default=start["time"])
+    return {"uid": str(uuid.uuid4()), "time": float(last), "run_start": start["uid"],
+            "exit_status": "abort", "reason": reason, "num_events": num}
+
+
+def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: int = 100) -> list[str]:
+    """Write into ``catalog`` every run whose journal was left behind by a dead process.
+
+    For each journal file not held by a live process: the run's partial copy in the catalog
+    (if any) is replaced by the journal's full copy, written through the same writer as a
+    normal run; a run that had no stop document gets one with ``exit_status="abort"`` and a
+    ``reason`` saying it was recovered. The journal file is deleted once written.
+
+    Parameters
+    ----------
+    catalog : tiled client or str or os.PathLike
+        The catalog (anything :func:`curiss.store.open_catalog` accepts).
+    journal : str or os.PathLike, optional
+        The journal folder; default: the one :func:`curiss.store.writer_for` uses for this
+        catalog (``DIR/journal`` for a directory catalog, else :func:`default_journal_dir`).
+    batch_size : int
+        Events per write while recovering.
+
+    Returns
+    -------
+    list of str
+        The uids of the runs recovered (empty when there was nothing to do).
+    """
+    from bluesky_tiled_plugins import TiledWriter
+
+    from ._catalog import journal_dir_for, open_catalog
+
+    if isinstance(catalog, (str, os.PathLike)):
+        catalog = open_catalog(catalog)
+    folder = Path(journal) if journal is not None else journal_dir_for(catalog)
+    if not folder.is_dir():
+        return []
+    done = []
+    for path in sorted(folder.glob(f"*{_SUFFIX}"), key=lambda p: p.stat().st_mtime):
+        if _is_locked(path):
+            logger.info("journal %s belongs to a run in progress; left alone", path)
+            continue
+        docs = read_journal(path)
+        if not docs or docs[0][0] != "start":
+            logger.warning("journal %s has no start document; left alone", path)
+            continue
+        uid = docs[0][1]["uid"]
+        existing = None
+        try:
+            existing = catalog[uid]
+        except KeyError:
+            pass
+        if existing is not None:
+            if existing.metadata.get("stop"):
+                # the writer wrote the stop document: the catalog's copy is complete (the
+                # process died before deleting the journal, or the journal itself failed)
+                path.unlink()
+                continue
+            catalog.delete_contents(uid, recursive=True, external_only=False)
+        if docs[-1][0] != "stop":
+            docs.append(("stop", _stop_for(
+                docs, "recovered from the curiss journal: the process writing this run stopped "
+                      "before the run's end (killed, crashed, or the catalog was unavailable)")))
+        writer = TiledWriter(catalog, batch_size=batch_size, max_array_size=0)
+        for name, doc in docs:
+            writer(name, doc)
+        path.unlink()
+        done.append(uid)
+        logger.warning("recovered run %s from its journal (%d documents)", uid, len(docs))
+    return done

@@ -1,0 +1,263 @@
+"""A killed run keeps every measured row (journal + recover), and resume() continues it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from bluesky import RunEngine
+
+import curiss
+from curiss.plans import acuriss_scan, curiss_scan, resume
+from curiss.store import load_run, open_catalog, read_journal, recompute, recover, writer_for
+from sim_devices import PhantomSample, make_stxm
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = dict(n_energies=30, shape=(16, 12), n_materials=3, seed=1)
+PLAN = dict(sampling_ratio=0.5, initial_ratio=0.1, tol_completion=1e-4, tol_spectral=0.0, seed=3)
+
+CHILD = textwrap.dedent("""
+    import sys, time
+    from bluesky import RunEngine
+    from curiss.plans import acuriss_scan
+    from curiss.store import open_catalog, writer_for
+    from sim_devices import PhantomSample, make_stxm
+
+    sample = PhantomSample(**{sample})
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({{}})
+    RE.subscribe(writer_for(open_catalog(sys.argv[1])))   # the journal is on by default
+
+    def tell(name, doc):  # subscribed after the writer: a row printed has been journaled
+        if name == "start":
+            print("START", doc["uid"], flush=True)
+        if name == "event" and "detector_line" in doc["data"]:
+            print("ROW", doc["data"]["energy_index"], doc["data"]["row_index"], flush=True)
+            time.sleep(0.03)  # a slower beamline, so that the parent can kill us mid-run
+
+    RE.subscribe(tell)
+    RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                    y_positions=stxm.y_positions, dictionary=sample.spectra, **{plan}))
+    print("DONE", flush=True)
+""").format(sample=repr(SAMPLE), plan=repr(PLAN))
+
+READER = textwrap.dedent("""
+    import json, sys
+    from curiss.store import load_run, open_catalog, recover
+    catalog = open_catalog(sys.argv[1])
+    uid = sys.argv[2]
+    try:
+        before = len(load_run(catalog[uid]).order)
+    except KeyError:
+        before = 0
+    recovered = recover(catalog)
+    data = load_run(catalog[uid])
+    print(json.dumps({"before": before, "recovered": recovered, "exit_status": data.exit_status,
+                      "reason": data.stop.get("reason"), "rows": data.order.tolist()}))
+""")
+
+
+def _env():
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return env
+
+
+def offline(sample):
+    planner = curiss.ACURISSPlanner(sample.energies, sample.shape, dictionary=sample.spectra, **PLAN)
+    return curiss.replay(planner, sample.cube)
+
+
+@pytest.fixture(scope="module")
+def killed(tmp_path_factory):
+    """A child process runs ACURISS into an embedded catalog and is SIGKILLed mid-run."""
+    store = tmp_path_factory.mktemp("killed") / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, str(store)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    uid, rows = None, []
+    try:
+        for line in proc.stdout:
+            word, *rest = line.split()
+            if word == "START":
+                uid = rest[0]
+            elif word == "ROW":
+                rows.append((int(rest[0]), int(rest[1])))
+                if len(rows) == 47:  # mid-run, between two writer batches of 10
+                    proc.send_signal(signal.SIGKILL)
+                    break
+            elif word == "DONE":
+                break
+        proc.wait(timeout=60)
+        rows += [(int(a), int(b)) for w, a, b in (ln.split() for ln in proc.stdout.read().splitlines()
+                                                 if ln.startswith("ROW"))]
+    finally:
+        proc.kill()
+    assert uid is not None, proc.stderr.read()
+    assert proc.returncode == -signal.SIGKILL, f"the child was not killed mid-run: {proc.stderr.read()}"
+    journals = list((store / "journal").glob("*.journal"))
+    journal_docs = read_journal(journals[0]) if len(journals) == 1 else []
+    # a new process finds the run, recovers it from the journal, and reads it back
+    out = subprocess.run([sys.executable, "-c", READER, str(store), uid], capture_output=True,
+                         text=True, env=_env(), cwd=ROOT, timeout=300)
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    return dict(store=store, uid=uid, printed=rows, journals=[p.stem for p in journals],
+                journal_docs=journal_docs, reader=res)
+
+
+def test_killed_run_keeps_every_measured_row(killed):
+    store, uid, printed, res = killed["store"], killed["uid"], killed["printed"], killed["reader"]
+    assert killed["journals"] == [uid]  # left behind by the dead process
+    docs = killed["journal_docs"]
+    assert docs[0][0] == "start" and not any(n == "stop" for n, _ in docs)
+    rows = [tuple(r) for r in res["rows"]]
+    assert res["recovered"] == [uid]
+    assert rows[:len(printed)] == printed  # every row measured before the kill, in order
+    assert len(rows) == len(set(rows))
+    # what the batched writer alone had stored: part of the run (so recover replaced a partial
+    # copy), never more than was measured
+    assert 10 <= res["before"] <= len(printed)
+    assert res["exit_status"] == "abort" and "journal" in res["reason"]
+    assert not list((store / "journal").glob("*.journal"))  # the journal is gone once written
+
+
+def test_resume_continues_the_killed_run_into_a_linked_run(killed):
+    store, uid = killed["store"], killed["uid"]
+    catalog = open_catalog(store)
+    old = load_run(catalog[uid])
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    new_uid, = RE(resume(uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    assert new.resumes == uid and new.start["resumed_rows"] == len(old.order)
+    assert new.reused == len(old.order)
+    assert np.array_equal(new.order[:new.reused], old.order)  # the old rows, reused as measured
+    measured_now = {tuple(p) for p in new.order[new.reused:]}
+    assert measured_now and not measured_now & {tuple(p) for p in old.order}  # none twice
+    # the same acquisition as one uninterrupted run: same rows, same completion
+    ref = offline(sample)
+    assert np.array_equal(new.mask, ref.mask)
+    assert sorted(map(tuple, new.order.tolist())) == sorted(map(tuple, ref.order.tolist()))
+    assert np.allclose(new.completed, ref.completed, atol=1e-6 * np.abs(ref.completed).max())
+    assert new.exit_status == "success"
+    assert recompute(new).mask.sum() == new.mask.sum()  # the new run alone replays exactly
+    # the sample was not exposed twice: the new run measured only the missing rows
+    assert sample.dose.sum() > 0
+
+
+def test_resume_refuses_a_finished_run_before_anything_moves(killed):
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    catalog = open_catalog(killed["store"])  # (one catalog for the whole module: creating one costs seconds)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    uid, = RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                           y_positions=stxm.y_positions, dictionary=sample.spectra, **PLAN))
+    dose = sample.dose.sum()
+    with pytest.raises(ValueError, match="finished successfully"):
+        RE(resume(uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    assert sample.dose.sum() == dose
+    assert not list((killed["store"] / "journal").glob(f"{uid}.journal"))  # deleted after the stop
+
+
+def test_journal_survives_a_failing_catalog_writer(killed, tmp_path):
+    """The catalog going away mid-run does not abort the measurement; recover() writes it later."""
+    from curiss.store import JournaledWriter
+
+    calls = {"n": 0}
+
+    def flaky(name, doc):
+        calls["n"] += 1
+        if calls["n"] > 5:
+            raise ConnectionError("catalog server went away")
+
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    writer = JournaledWriter(flaky, tmp_path / "journal")
+    RE = RunEngine({})
+    RE.subscribe(writer)
+    with pytest.warns(RuntimeWarning, match="journal"):
+        uid, = RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                               y_positions=stxm.y_positions, dictionary=sample.spectra, **PLAN))
+    docs = read_journal(tmp_path / "journal" / f"{uid}.journal")
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "success"
+    catalog = open_catalog(killed["store"])
+    assert recover(catalog, tmp_path / "journal") == [uid]
+    data = load_run(catalog[uid])
+    assert data.exit_status == "success"
+    assert np.array_equal(data.mask, offline(sample).mask)
+
+
+def test_repeated_primary_event_keeps_the_reading_the_planner_used(killed):
+    """Bluesky replays a row's messages after an immediate pause landing after its save: the same
+    pair twice in primary. load_run keeps the first (the planner's) and lists the repeat."""
+    from bluesky.preprocessors import plan_mutator
+
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=True, seed=0)
+    catalog = open_catalog(killed["store"])
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    state = {"saves": 0, "cache": []}
+
+    def replay_one_row(msg):  # what RunEngine does on rewind: re-run the messages since the checkpoint
+        if msg.command == "checkpoint":
+            state["cache"] = []
+        else:
+            state["cache"].append(msg)
+        if msg.command == "save" and any(m.command == "trigger" and m.obj is stxm.detector
+                                         for m in state["cache"]):
+            state["saves"] += 1
+            if state["saves"] == 7:
+                again = list(state["cache"])
+
+                def head():
+                    yield msg
+                    for m in again:
+                        yield m
+                return head(), None
+        return None, None
+
+    plan = curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                       y_positions=stxm.y_positions, dictionary=sample.spectra, sampling_ratio=0.2,
+                       seed=5)
+    uid, = RE(plan_mutator(plan, replay_one_row))
+    data = load_run(catalog[uid])
+    assert len(data.repeats) == 1
+    e, r = data.repeats[0]
+    lines = data.primary["detector_line"][(data.primary["energy_index"] == e)
+                                          & (data.primary["row_index"] == r)]
+    assert len(lines) == 2 and not np.array_equal(lines[0], lines[1])  # two different readings
+    assert np.array_equal(data.counts[e, r], lines[0])  # the first, which the planner ingested
+    recompute(data)  # the stored completion is reproduced from the kept readings
+
+
+def test_recover_leaves_a_live_run_alone_and_reads_a_cut_journal(killed, tmp_path):
+    from curiss.store import JournaledWriter
+
+    seen = []
+    writer = JournaledWriter(lambda name, doc: seen.append(name), tmp_path / "journal")
+    start = {"uid": "0123abcd-live", "time": 1.0, "energies": np.arange(3.0)}
+    writer("start", start)
+    writer("descriptor", {"uid": "d1", "run_start": start["uid"], "name": "primary", "time": 1.5,
+                          "data_keys": {}})
+    assert seen == ["start", "descriptor"]
+    catalog = open_catalog(killed["store"])
+    assert recover(catalog, tmp_path / "journal") == []  # held by this (live) writer: left alone
+    assert writer.path.exists()
+    # a copy cut in the middle of a record, as a killed process can leave it
+    cut = tmp_path / "cut.journal"
+    cut.write_bytes(writer.path.read_bytes() + b"\x92\xa5even")
+    docs = read_journal(cut)
+    assert [n for n, _ in docs] == ["start", "descriptor"]
+    assert np.array_equal(docs[0][1]["energies"], np.arange(3.0))  # arrays come back as arrays
+    writer("stop", {"uid": "s1", "run_start": start["uid"], "time": 2.0, "exit_status": "success",
+                    "num_events": {}})
+    assert writer.path is None and not list((tmp_path / "journal").glob("*.journal"))
