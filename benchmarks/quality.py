@@ -8,6 +8,8 @@ plots. Run from the repository root:
     .venv/bin/python benchmarks/quality.py                      # everything (slow: ~30 min)
     .venv/bin/python benchmarks/quality.py --stacks phantom --ratios 0.04,0.06 --seeds 3
     .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10
+    .venv/bin/python benchmarks/quality.py --acuriss-only --seeds 10   # ACURISS rows only
+    .venv/bin/python benchmarks/quality.py --curiss-rows-only --seeds 10  # 1 vs 2 ARP rows
 
 The ALS stacks (``../shared/data/als_stxm_fe_L23_breier2012``) are used when present, with the
 71214078 Fe(III)/Fe(II) references plus a constant as dictionary (same energy grid for both).
@@ -26,8 +28,9 @@ from curiss.analysis import raw_error, signal_error, spectra_error, spectral_ana
 from curiss.compare import STRATEGIES, format_table, run_trials, summarise
 from curiss.datasets import make_phantom
 from curiss.io import load_stack
-from curiss.linalg import minimum_ratio
+from curiss.linalg import budget, minimum_ratio
 from curiss.planners import ACURISSPlanner, CURISSPlanner
+from curiss.planners._strategies import images_first_budget
 from curiss.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,31 +84,64 @@ ABLATION = [
     ("volume + images-first (default)", dict(energy_sampling="volume", budget_rule="images")),
     ("default + core rank 3", dict(energy_sampling="volume", budget_rule="images", core_rank=3)),
     ("default + write back", dict(energy_sampling="volume", budget_rule="images", write_back=True)),
+    ("default + 2 ARP rows in the split", dict(two_rows=True)),
     ("uniform energies, uniform rows", dict(energy_sampling="leverage", budget_rule="authors",
                                             row_sampling="uniform", no_dictionary=True)),
 ]
 
 
-def ablation(name, energies, cube, dictionary, truth, ratio, seeds):
+def ablation(name, energies, cube, dictionary, truth, ratio, seeds, labels=None):
     ref = cube if truth is None else truth
     full = spectral_analysis(ref, n_components=3, n_clusters=4, seed=0)
     print(f"\n## CURISS ablation on {name} at ratio {ratio} ({len(seeds)} seeds; median / worst)")
     for label, kw in ABLATION:
+        if labels is not None and label not in labels:
+            continue
         kw = dict(kw)
         d = None if kw.pop("no_dictionary", False) else dictionary
-        rows = [measure(CURISSPlanner(energies, cube.shape[1:], sampling_ratio=ratio, dictionary=d,
-                                      seed=s, **kw), cube, ref, full) for s in seeds]
+        cls = _TwoRowCURISS if kw.pop("two_rows", False) else CURISSPlanner
+        rows = [measure(cls(energies, cube.shape[1:], sampling_ratio=ratio, dictionary=d, seed=s, **kw),
+                        cube, ref, full) for s in seeds]
         print(summary_line(label, rows), flush=True)
+
+
+class _TwoRowCURISS(CURISSPlanner):
+    """CURISS whose images-first split keeps two ARP spatial rows instead of one (measurement only)."""
+
+    def _budget(self, ratio):
+        budget(self.energies.size, self.shape, ratio)  # validates the minimum
+        return images_first_budget(self.energies.size, self.shape, ratio, n_rows=2)
+
+
+#: ACURISS configurations compared (label, keywords); the first is the default
+ACURISS_CONFIGS = [
+    ("prediction rule (default)", {}),
+    ("variation rule (previous default)", dict(stop_rule="variation")),
+    ("energies, authors' choices", dict(mode="energies", energy_sampling="leverage",
+                                        budget_rule="authors", stop_rule="variation")),
+    ("energies + prediction rule", dict(mode="energies")),
+    ("prediction, images_per_row=1", dict(images_per_row=1)),
+    ("variation, images_per_row=3", dict(stop_rule="variation", images_per_row=3)),
+    ("prediction, images_per_row=2", dict(images_per_row=2)),
+]
+
+
+def acuriss_rows(name, energies, cube, dictionary, truth, seeds, configs=None):
+    """ACURISS from p0 = 0.02 (cap 0.10), each configuration to its own stop."""
+    ref = cube if truth is None else truth
+    full = spectral_analysis(ref, n_components=3, n_clusters=4, seed=0)
     p0 = max(0.02, 1.001 * minimum_ratio(len(energies), cube.shape[1:]))
-    print(f"\n## ACURISS from p0 = {p0:.3g} (cap 0.10) on {name} ({len(seeds)} seeds)")
-    for label, kw in (("alternate (default)", {}),
-                      ("energies, authors' choices", dict(mode="energies", energy_sampling="leverage",
-                                                          budget_rule="authors"))):
+    print(f"\n## ACURISS from p0 = {p0:.3g} (cap 0.10) on {name} ({len(seeds)} seeds; median / worst)")
+    for label, kw in ACURISS_CONFIGS:
+        if configs is not None and str(ACURISS_CONFIGS.index((label, kw))) not in configs:
+            continue
+        t0 = time.perf_counter()
         rows = [measure(ACURISSPlanner(energies, cube.shape[1:], sampling_ratio=0.10,
                                        initial_ratio=p0, dictionary=dictionary, seed=s, **kw),
                         cube, ref, full) for s in seeds]
-        print(summary_line(label, rows), flush=True)
-        print(f"{'':34s} stops: {sorted(set(str(r['stop']).split(' ')[0] for r in rows))}")
+        print(summary_line(label, rows) + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        stops = sorted(set(str(r["stop"]).split(" ")[0] for r in rows))
+        print(f"{'':34s} stops: {stops}; ratios {' '.join('%.3f' % r['ratio'] for r in rows)}", flush=True)
 
 
 def main(argv=None):
@@ -116,6 +152,12 @@ def main(argv=None):
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--ablation-ratio", type=float, default=0.05)
     p.add_argument("--ablation-only", action="store_true")
+    p.add_argument("--acuriss-only", action="store_true",
+                   help="only the ACURISS rows (from p0 = 0.02, cap 0.10)")
+    p.add_argument("--acuriss-configs", default=None,
+                   help="comma-separated indices (0-based) of ACURISS_CONFIGS to run (default all)")
+    p.add_argument("--curiss-rows-only", action="store_true",
+                   help="only CURISS at the ablation ratio with 1 and 2 ARP rows in the split")
     args = p.parse_args(argv)
     seeds = list(range(args.seeds))
     ratios = [float(r) for r in args.ratios.split(",")]
@@ -124,7 +166,16 @@ def main(argv=None):
     for name, energies, cube, dictionary, truth in stacks(args.stacks.split(",")):
         print(f"\n# {name}: {len(energies)} energies x {cube.shape[1]} x {cube.shape[2]}"
               + (" (errors against the noise-free truth)" if truth is not None else ""), flush=True)
+        if args.acuriss_only:
+            acuriss_rows(name, energies, cube, dictionary, truth, seeds,
+                         None if args.acuriss_configs is None else args.acuriss_configs.split(","))
+            continue
+        if args.curiss_rows_only:
+            ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds,
+                     labels=("volume + images-first (default)", "default + 2 ARP rows in the split"))
+            continue
         ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds)
+        acuriss_rows(name, energies, cube, dictionary, truth, seeds)
         if args.ablation_only:
             continue
         curves = {}

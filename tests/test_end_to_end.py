@@ -84,6 +84,10 @@ def test_planner_stream_explains_each_step(acquisition):
     for h in hist[2:]:  # every refinement and the stop record say what the planner saw
         assert h["rank"] >= 1 and np.isfinite(h["condition"])
     assert all(np.isfinite(h["completion_variation"]) for h in hist[3:])
+    # the noise-aware stop rule's numbers: for every refinement after the first
+    for h in hist[3:]:
+        assert h["prediction_error"] >= 0 and h["prediction_mse"] >= 0 and h["noise_variance"] > 0
+    assert "prediction error" in hist[-1]["stop_reason"] or "budget" in hist[-1]["stop_reason"]
     times = [h["time"] for h in hist]
     assert times == sorted(times) and times[-1] > 0
 

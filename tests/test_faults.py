@@ -139,13 +139,19 @@ def test_planner_gives_a_clear_error_when_no_image_can_be_measured():
                 p.mark_failed(a, b, "beam lost")
 
 
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    from curiss.store import open_catalog
+
+    return open_catalog(tmp_path_factory.mktemp("faults") / "runs")  # one: creating one costs seconds
+
+
 @pytest.mark.parametrize("setup", [lambda s: s.detector.inject_fault("nan", 3),
                                    lambda s: s.mono.fail_next_moves(3)], ids=["detector", "mono"])
-def test_a_run_with_rows_given_up_recomputes_from_its_documents(sample, tmp_path, setup):
+def test_a_run_with_rows_given_up_recomputes_from_its_documents(sample, catalog, setup):
     """The 'failed' fault events let recompute retrace the planner's decisions exactly."""
-    from curiss.store import load_run, open_catalog, recompute, writer_for
+    from curiss.store import load_run, recompute, writer_for
 
-    catalog = open_catalog(tmp_path / "runs")
     stxm = make_stxm(sample, noise=False)
     setup(stxm)
     RE = RunEngine({})

@@ -145,7 +145,8 @@ def test_random_rows_and_riss_complete_low_rank():
 def test_acuriss_stops_on_completion_variation():
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=2, seed=5)
     p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=0.1,
-                              dictionary=spectra, seed=0, tol_completion=1e-6, tol_spectral=0.0)
+                              dictionary=spectra, seed=0, tol_completion=1e-6, tol_spectral=0.0,
+                              stop_rule="variation")
     acq = curiss.replay(p, cube)
     assert p.stop_reason.startswith("completion variation"), p.stop_reason
     assert acq.history[-1]["completion_variation"] <= 1e-6
@@ -155,7 +156,8 @@ def test_acuriss_stops_on_completion_variation():
 def test_acuriss_stops_on_spectral_variation():
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=5, noise=0.05)
     p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.6, initial_ratio=0.1,
-                              dictionary=spectra, seed=0, tol_completion=0.0, tol_spectral=0.5)
+                              dictionary=spectra, seed=0, tol_completion=0.0, tol_spectral=0.5,
+                              stop_rule="variation")
     acq = curiss.replay(p, cube)
     assert p.stop_reason.startswith("spectral variation"), p.stop_reason
     assert acq.history[-1]["spectral_variation"] <= 0.5
@@ -166,7 +168,7 @@ def test_acuriss_stops_on_max_iterations_and_alternates(mode):
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=2, noise=0.05)
     p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.9, initial_ratio=0.1,
                               dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
-                              max_iterations=4, mode=mode)
+                              max_iterations=4, mode=mode, stop_rule="variation")
     acq = curiss.replay(p, cube)
     assert p.stop_reason.startswith("max_iterations"), p.stop_reason
     kinds = [h["kind"] for h in acq.history]
@@ -184,7 +186,8 @@ def test_acuriss_stops_on_max_iterations_and_alternates(mode):
 def test_acuriss_stops_at_ratio_budget():
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=2, noise=0.05)
     p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.16, initial_ratio=0.1,
-                              dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0)
+                              dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
+                              stop_rule="variation")
     acq = curiss.replay(p, cube)
     assert "budget" in p.stop_reason, p.stop_reason
     assert acq.sampling_ratio <= 0.16 + 1e-12
@@ -194,11 +197,11 @@ def test_acuriss_stops_at_max_time():
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=2, noise=0.05)
     p0 = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.9, initial_ratio=0.1,
                                dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
-                               max_iterations=0)
+                               max_iterations=0, stop_rule="variation")
     t0 = curiss.replay(p0, cube).cost.time
     p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.9, initial_ratio=0.1,
                               dictionary=spectra, seed=1, tol_completion=0.0, tol_spectral=0.0,
-                              max_time=t0 + 1.5)
+                              max_time=t0 + 1.5, stop_rule="variation")
     acq = curiss.replay(p, cube)
     assert p.stop_reason.startswith("max_time"), p.stop_reason
     assert t0 < acq.cost.time < t0 + 1.5 + 2 * 1.0 + 40 * 0.04  # at most one step past the limit

@@ -20,3 +20,28 @@ def test_defaults_beat_authors_choices_on_phantom():
                 for s in range(10)]
         med[name] = float(np.median(errs))
     assert med["default"] < 0.75 * med["authors"], med
+
+
+def test_acuriss_prediction_rule_beats_the_variation_rule_on_phantom():
+    """ACURISS from p0 = 0.0255 (cap 0.10) on the benchmark phantom (100 energies, 64 x 64, noise
+    0.02), errors against the noise-free truth, 10 seeds. Measured (docs/quality.md): the
+    noise-aware prediction rule (default) stops at ratio 0.070 median with signal error worst
+    0.099; the previous completion/spectral-variation rule at 0.075 with worst 0.175 (one seed
+    stopped early at 0.051 on a spurious small spectral variation)."""
+    ph = make_phantom(n_energies=100, shape=(64, 64), n_materials=3, seed=0, noise=0.02)
+    out = {}
+    for rule in ("prediction", "variation"):
+        ratios, errs = [], []
+        for s in range(10):
+            p = curiss.ACURISSPlanner(ph.energies, ph.shape, sampling_ratio=0.10, initial_ratio=0.0255,
+                                      dictionary=ph.spectra, seed=s, stop_rule=rule)
+            acq = curiss.replay(p, ph.cube)
+            ratios.append(acq.sampling_ratio)
+            errs.append(signal_error(acq.completed, ph.truth, k=3))
+            if rule == "prediction":
+                assert p.stop_reason.startswith("prediction error"), p.stop_reason
+        out[rule] = (float(np.median(ratios)), float(np.max(errs)), float(np.median(errs)))
+    new, old = out["prediction"], out["variation"]
+    assert new[1] < 0.75 * old[1], out  # worst case
+    assert new[2] <= old[2] + 0.005, out  # median no worse
+    assert new[0] <= old[0] + 1e-9, out  # at no larger a median ratio

@@ -228,10 +228,14 @@ class _DensePlanner(ACURISSPlanner):
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_acuriss_step_keeps_the_completion_factored(seed):
+@pytest.mark.parametrize("stop_rule", ["prediction", "variation"])
+def test_acuriss_step_keeps_the_completion_factored(seed, stop_rule):
     e, cube, spectra = phase_stack(seed)
     kw = dict(sampling_ratio=0.6, initial_ratio=0.1, seed=seed, max_iterations=5,
-              tol_completion=0.0, tol_spectral=0.0, dictionary=spectra if seed % 2 else None)
+              tol_completion=0.0, tol_spectral=0.0, dictionary=spectra if seed % 2 else None,
+              stop_rule=stop_rule)
+    if stop_rule == "prediction":
+        kw["min_images"] = e.size  # the rule never fires: run every step, compare its statistics
     p = ACURISSPlanner(e, cube.shape[1:], **kw)
     q = _DensePlanner(e, cube.shape[1:], **kw)
     n_steps = 0
@@ -249,6 +253,12 @@ def test_acuriss_step_keeps_the_completion_factored(seed):
                 a, b = getattr(p.history[-1], name), getattr(q.history[-1], name)
                 assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, rel=1e-9, abs=1e-14)
             np.testing.assert_array_equal(p.analysis_.labels, q.analysis_.labels)
+            # the prediction of the newest rows from the previous CUR factors (never the dense
+            # completion) equals the dense one's
+            for name in ("prediction_error", "prediction_mse", "noise_variance"):
+                a, b = p.history[-1].extra.get(name), q.history[-1].extra.get(name)
+                assert (a is None and b is None) or (np.isnan(a) and np.isnan(b)) or \
+                    a == pytest.approx(b, rel=1e-9, abs=1e-14), name
         for ei, yi in req.pairs:
             p.ingest(ei, yi, cube[ei, yi])
             q.ingest(ei, yi, cube[ei, yi])

@@ -56,15 +56,18 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
         return strategy, {"sampling_ratio": ratio}
     if strategy == "curiss_authors":
         return "curiss", {"sampling_ratio": ratio, **AUTHORS}
-    if strategy in ("acuriss", "acuriss_energies", "acuriss_authors"):
+    if strategy in ("acuriss", "acuriss_energies", "acuriss_authors", "acuriss_variation"):
         p0 = max(ratio / 2, minimum_ratio(n_energies, shape) * 1.0001)
         kw = {"sampling_ratio": min(1.0, 2 * ratio), "initial_ratio": p0}
         if strategy == "acuriss_energies":
             kw["mode"] = "energies"
+        if strategy == "acuriss_variation":  # the stop rule of earlier versions
+            kw["stop_rule"] = "variation"
         if strategy == "acuriss_authors":
-            kw.update(mode="energies", **AUTHORS)
+            kw.update(mode="energies", stop_rule="variation", **AUTHORS)
         return "acuriss", kw
-    raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES} (or "
+                     "acuriss_energies, acuriss_variation)")
 
 
 def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=None,

@@ -113,6 +113,9 @@ def _planner_describe(n_e: int, n_y: int) -> dict[str, dict]:
         "dose": _key("number", (), "float64"),
         "stop_reason": _key("string"),
         "fallback": _key("string"),
+        "prediction_error": _key("number", (), "float64"),
+        "prediction_mse": _key("number", (), "float64"),
+        "noise_variance": _key("number", (), "float64"),
     }
 
 
@@ -148,6 +151,10 @@ def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]
         # capped, or LoopedASD failed ("" when nothing happened)
         "fallback": "; ".join(str(decision.extra[k]) for k in ("fallback", "analysis_fallback")
                               if decision.extra.get(k)),
+        # ACURISS's noise-aware stop rule: the previous completion's error on the newest rows
+        # above the noise (relative), its mean squared error and the noise variance (OD^2)
+        **{k: float(decision.extra.get(k, np.nan))
+           for k in ("prediction_error", "prediction_mse", "noise_variance")},
     }
 
 
@@ -703,6 +710,8 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
 def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float = 0.10,
                  initial_ratio: float = 0.02, dictionary=None, shape=None, y_positions=None,
                  seed=None, cost_model=None, max_iterations: int = 50,
+                 stop_rule: str = "prediction", tol_prediction: float = 0.30,
+                 n_consecutive: int = 2, min_images: int = 3, images_per_row: int | None = None,
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", max_time: float | None = None,
                  core_rank: int | None = None, noise_level: float | None = None,
@@ -710,14 +719,20 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                  md: dict | None = None):
     """ACURISS: CURISS at ``initial_ratio``, then images and row scans until the result settles.
 
-    ``sampling_ratio`` caps the budget. See :class:`curiss.ACURISSPlanner` for the keywords.
+    ``sampling_ratio`` caps the budget. The default ``stop_rule="prediction"`` stops when the
+    completion predicts newly measured rows to within ``tol_prediction`` above the noise;
+    ``stop_rule="variation"`` is the earlier rule (``tol_completion``, ``tol_spectral``). See
+    :class:`curiss.ACURISSPlanner` for the keywords.
     """
     return (yield from _strategy_plan(
         ACURISSPlanner, "acuriss_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
         planner_kwargs={"sampling_ratio": sampling_ratio, "initial_ratio": initial_ratio,
                         "dictionary": dictionary, "cost_model": cost_model,
-                        "max_iterations": max_iterations, "tol_completion": tol_completion,
+                        "max_iterations": max_iterations, "stop_rule": stop_rule,
+                        "tol_prediction": tol_prediction, "n_consecutive": n_consecutive,
+                        "min_images": min_images, "images_per_row": images_per_row,
+                        "tol_completion": tol_completion,
                         "tol_spectral": tol_spectral, "n_components": n_components,
                         "n_clusters": n_clusters, "mode": mode, "max_time": max_time,
                         "core_rank": core_rank, "noise_level": noise_level},
