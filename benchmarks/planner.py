@@ -297,8 +297,12 @@ def bench_size(n_e, n_y, n_x, *, steps, seed, configs):
     t_copy = median(copies)
     del buf
     model = CostModel()
+    # every stop test off (the variation rule with 0 tolerances; the prediction rule's numbers
+    # are computed at every step whatever the rule) and the default refinement order: the
+    # planner refines until max_iterations, so every step is timed
     p = TimedACURISS(energies, (n_y, n_x), sampling_ratio=0.5, initial_ratio=0.02,
-                     max_iterations=steps - 1, tol_completion=0.0, tol_spectral=0.0, seed=seed)
+                     max_iterations=steps - 1, tol_completion=0.0, tol_spectral=0.0,
+                     stop_rule="variation", images_per_row=3, seed=seed)
     rows = []
     h = 0
     base = configs[0][0]

@@ -15,10 +15,27 @@ For each writer batch size the two are run alternately ``--repeats`` times; the 
 own share of each run (time spent inside the writer callback) is measured too, and how far a live
 reader can lag (``batch_size − 1`` rows of each stream).
 
+Every writer setting is measured in the same run, bare and curiss alternating:
+
+- ``--journal on,off``: ``writer_for(catalog, journal=True/False)`` (the local msgpack journal in
+  front of the ``TiledWriter``);
+- ``--close-streams on,off``: ``off`` is a prototype fix (monkeypatched here, for both loops): the
+  ``TiledWriter`` does not send its ``close_stream`` request for every node at stop. In the
+  embedded catalog (no streaming cache, no webhooks) the server does nothing on it but look the
+  node up, and it costs one request per stream, table and array;
+- ``--background on``: prototype, the ``TiledWriter`` in a thread of its own behind the journal;
+- curiss variants (``--kinds``; prototypes monkeypatched here, ``src/`` unchanged): ``curiss`` as
+  shipped, ``curiss_light`` (``analysis`` stream without ``completed`` and ``mask``),
+  ``curiss_noanalysis`` (``analysis=False``), ``curiss_compact`` / ``curiss_compact_noanalysis``
+  (``planner`` stream with ``energy_weights`` and ``row_weights`` merged into one ``weights``).
+
+The Tiled requests of each run are counted (``httpx.Client.send``) and timed.
+
 Run from the repository root::
 
-    .venv/bin/python benchmarks/plans.py                       # batch sizes 1, 10, 50 (~2-3 min)
-    .venv/bin/python benchmarks/plans.py --batch-sizes 5,10,50 --repeats 5 --no-analysis
+    .venv/bin/python benchmarks/plans.py                       # batch 10, journal on/off, 99 rows (~5 min)
+    .venv/bin/python benchmarks/plans.py --batch-sizes 5,10,50 --journal on --close-streams on
+    .venv/bin/python benchmarks/plans.py --size 50x64x48 --ratio 0.15 --journal on --repeats 2  # 428 rows
 """
 
 from __future__ import annotations
@@ -33,10 +50,12 @@ import warnings
 from pathlib import Path
 
 import bluesky.utils
+import httpx
 import numpy as np
 from bluesky import RunEngine
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
+from bluesky_tiled_plugins.writing import tiled_writer as _tw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sim_devices lives at the repository root
@@ -136,6 +155,170 @@ def unwrapped_stubs():
         curiss_plans.bps = saved
 
 
+class RequestCounter:
+    """Counts and times the Tiled client's HTTP requests (``httpx.Client.send``) while active."""
+
+    def __init__(self):
+        self.n = 0
+        self.seconds = 0.0
+        self.by_kind = {}  # "METHOD /route" -> [count, seconds]
+
+    @contextlib.contextmanager
+    def active(self):
+        self.n, self.seconds, self.by_kind = 0, 0.0, {}
+        orig = httpx.Client.send
+        counter = self
+
+        def send(client, request, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return orig(client, request, *args, **kwargs)
+            finally:
+                dt = time.perf_counter() - t0
+                parts = request.url.path.split("/")
+                kind = f"{request.method} /{parts[3] if len(parts) > 3 else ''}"
+                counter.n += 1
+                counter.seconds += dt
+                c = counter.by_kind.setdefault(kind, [0, 0.0])
+                c[0] += 1
+                c[1] += dt
+
+        httpx.Client.send = send
+        try:
+            yield self
+        finally:
+            httpx.Client.send = orig
+
+
+@contextlib.contextmanager
+def streams_left_open(enabled: bool):
+    """Prototype fix: the ``TiledWriter`` skips ``close_stream`` on every node at stop.
+
+    ``DELETE /stream/close/...`` only notifies a streaming cache and webhooks; the embedded
+    catalog has neither, so the request does nothing but cost a round trip per node (stream,
+    table, array). A store-side fix would do this only for such catalogs.
+    """
+    if not enabled:
+        yield
+        return
+    saved = _tw._RunWriter._close_stream_tree
+    _tw._RunWriter._close_stream_tree = lambda self: None
+    try:
+        yield
+    finally:
+        _tw._RunWriter._close_stream_tree = saved
+
+
+class BackgroundWriter:
+    """Prototype fix: hand the documents to the catalog writer in a thread of its own.
+
+    ``__call__`` only queues the document; a worker thread feeds the wrapped writer in order.
+    ``drain()`` waits until every queued document has been written (the benchmark adds that wait
+    to the run's time, so the comparison stays fair). Behind a journal (which stays synchronous in
+    the RunEngine thread) a crash loses nothing; a real implementation must delete the journal
+    file only once the worker has written the stop document.
+    """
+
+    def __init__(self, target):
+        import queue
+        import threading
+
+        self.target = target
+        self._queue = queue.Queue()
+        self.error = None
+        self._thread = threading.Thread(target=self._work, daemon=True, name="catalog-writer")
+        self._thread.start()
+
+    def _work(self):
+        while True:
+            name, doc = self._queue.get()
+            try:
+                if self.error is None:
+                    self.target(name, doc)
+            except Exception as exc:  # noqa: BLE001 - reported by drain()
+                self.error = exc
+            finally:
+                self._queue.task_done()
+
+    def __call__(self, name, doc):
+        self._queue.put((name, doc))
+
+    def drain(self):
+        self._queue.join()
+        if self.error is not None:
+            raise RuntimeError(f"background writer failed: {self.error!r}") from self.error
+
+
+def make_writer(catalog, *, batch, journal, background):
+    """``writer_for(catalog, ...)``, with the TiledWriter moved to a thread when ``background``."""
+    w = writer_for(catalog, batch_size=batch, journal=journal)
+    if not background:
+        return w, None
+    if journal:  # the journal stays in the RunEngine thread, the TiledWriter behind it moves
+        bg = BackgroundWriter(w.writer)
+        w.writer = bg
+        return w, bg
+    bg = BackgroundWriter(w)
+    return bg, bg
+
+
+@contextlib.contextmanager
+def light_analysis(enabled: bool):
+    """Prototype: the ``analysis`` stream without ``completed`` and ``mask``.
+
+    Both can be rebuilt from the run (``mask`` from ``primary``; ``completed`` with
+    ``curiss.store.recompute``, deterministic for the run's seed); the stream keeps labels,
+    cluster_spectra and eigenspectra (3 array nodes instead of 5, and no n_E x n_pix cube).
+    """
+    if not enabled:
+        yield
+        return
+    saved = curiss_plans._analysis_describe
+
+    def describe(*args, **kwargs):
+        d = saved(*args, **kwargs)
+        d.pop("completed")
+        d.pop("mask")
+        return d
+
+    curiss_plans._analysis_describe = describe
+    try:
+        yield
+    finally:
+        curiss_plans._analysis_describe = saved
+
+
+@contextlib.contextmanager
+def compact_planner(enabled: bool):
+    """Prototype: the ``planner`` stream with 2 array nodes instead of 3.
+
+    ``energy_weights`` (n_E,) and ``row_weights`` (n_y,) become one float64 array ``weights``
+    (n_E + n_y,) (energy weights first); ``request`` stays.
+    """
+    if not enabled:
+        yield
+        return
+    saved_describe, saved_record = curiss_plans._planner_describe, curiss_plans.decision_record
+
+    def describe(n_e, n_y):
+        d = saved_describe(n_e, n_y)
+        d.pop("energy_weights")
+        d.pop("row_weights")
+        d["weights"] = curiss_plans._key("array", (n_e + n_y,), "float64")
+        return d
+
+    def record(*args, **kwargs):
+        r = saved_record(*args, **kwargs)
+        r["weights"] = np.concatenate([r.pop("energy_weights"), r.pop("row_weights")])
+        return r
+
+    curiss_plans._planner_describe, curiss_plans.decision_record = describe, record
+    try:
+        yield
+    finally:
+        curiss_plans._planner_describe, curiss_plans.decision_record = saved_describe, saved_record
+
+
 def bare_scan(stxm, pairs):
     """The same spatial rows in the same order, plain bluesky: one move per energy change."""
     energies, y = stxm.energies, stxm.y_positions
@@ -159,19 +342,30 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", default="30x24x48", help="n_E x n_y x n_x (default %(default)s)")
     ap.add_argument("--ratio", type=float, default=0.15, help="CURISS sampling ratio")
-    ap.add_argument("--batch-sizes", default="5,10,50")
+    ap.add_argument("--batch-sizes", default="10")
+    ap.add_argument("--journal", default="on,off", help="writer journal settings to measure (on, off)")
+    ap.add_argument("--close-streams", default="on,off",
+                    help="on: TiledWriter as shipped; off: prototype without close_stream requests")
+    ap.add_argument("--background", default="off",
+                    help="off: TiledWriter in the RunEngine thread; on: prototype, in a thread of its "
+                    "own (the run's time includes waiting for it to finish)")
+    ap.add_argument("--kinds", default="curiss,curiss_noanalysis",
+                    help="curiss plan variants besides the bare loop: curiss, curiss_noanalysis, "
+                    "curiss_light (analysis without completed and mask), curiss_compact (light analysis "
+                    "and a planner stream with 2 array nodes), curiss_compact_noanalysis, curiss_fix")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-analysis", action="store_true",
-                    help="CURISS plan without the end-of-run analysis stream")
-    ap.add_argument("--fix", action="store_true",
-                    help="also time a prototype: the curiss plan calling undecorated plan stubs")
+    ap.add_argument("--fix", action="store_true", help="same as adding curiss_fix to --kinds")
     ap.add_argument("--extrapolate", type=int, default=1000,
                     help="run length (rows) for the extrapolated ratio (default %(default)s)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     n_e, n_y, n_x = (int(v) for v in args.size.split("x"))
     batches = [int(b) for b in args.batch_sizes.split(",")]
-    analysis = not args.no_analysis
+    journals = [{"on": True, "off": False}[j] for j in args.journal.split(",")]
+    closes = [{"on": True, "off": False}[c] for c in args.close_streams.split(",")]
+    backgrounds = [{"on": True, "off": False}[c] for c in args.background.split(",")]
+    variants = [k for k in args.kinds.split(",") if k] + (["curiss_fix"] if args.fix else [])
+    kinds = ("bare", *dict.fromkeys(variants))
     print(f"curiss plan-throughput benchmark; {load_line()}")
 
     energies, cube, _ = synthetic_stack(n_e, (n_y, n_x), rng=args.seed)
@@ -194,7 +388,7 @@ def main(argv=None):
     print(f"opened the embedded catalog in {time.perf_counter() - t0:.1f} s ({tmp.name})")
     RE = RunEngine({})
     probes = Probes()
-    kinds = ("curiss", "bare", "curiss_fix") if args.fix else ("curiss", "bare")
+    requests = RequestCounter()
     results = {}
     order_checked = False
 
@@ -202,95 +396,105 @@ def main(argv=None):
         if kind == "bare":
             return RE(bare_scan(stxm, plan_order))
         ctx = unwrapped_stubs() if kind == "curiss_fix" else contextlib.nullcontext()
-        with ctx:
+        with ctx, light_analysis(kind in ("curiss_light", "curiss_compact")), \
+                compact_planner(kind.startswith("curiss_compact")):
             return RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, energies,
                                   y_positions=stxm.y_positions, sampling_ratio=args.ratio,
-                                  seed=args.seed, analysis=analysis))
+                                  seed=args.seed, analysis=not kind.endswith("noanalysis")))
 
     n = len(plan_order)
     for batch in batches:
-        writer = TimedCallback(writer_for(catalog, batch_size=batch))
-        token = RE.subscribe(writer)
-        run("bare")  # warm-up (first stream of this writer): not timed
-        rec = {k: [] for k in kinds}
-        for rep in range(args.repeats):
-            rot = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]  # rotate the order: drift hits each kind alike
-            for kind in rot:
-                writer.reset()
-                with probes.active():
-                    t0 = time.perf_counter()
-                    uids = run(kind)
-                    total = time.perf_counter() - t0
-                parts = dict(probes.t)
-                parts["writer"] = writer.seconds
-                for (doc, stream), v in writer.by_doc.items():
-                    parts[f"w:{doc}:{stream}"] = v
-                rec[kind].append((total, parts))
-                if kind != "bare" and not order_checked:
-                    got = catalog[uids[0]]["primary"].read()
-                    pairs = np.column_stack([np.asarray(got["energy_index"]), np.asarray(got["row_index"])])
-                    same = pairs.shape == plan_order.shape and np.array_equal(pairs, plan_order)
-                    print(f"curiss run {uids[0][:8]}: {len(pairs)} rows in primary, same rows in the "
-                          f"same order as the bare loop: {same}")
-                    order_checked = True
-        RE.unsubscribe(token)
-        results[batch] = rec
-        ratio = median(c[0] / b[0] for c, b in zip(rec["curiss"], rec["bare"]))
-        print(f"  batch {batch:3d}: curiss {n / median(t for t, _ in rec['curiss']):6.1f} rows/s, bare "
-              f"{n / median(t for t, _ in rec['bare']):6.1f} rows/s, ratio {ratio:.2f}  ({load_line()})",
-              flush=True)
+        for journal in journals:
+            for close, background in [(c, b) for c in closes for b in backgrounds]:
+                setting = (batch, journal, close, background)
+                inner, bg = make_writer(catalog, batch=batch, journal=journal, background=background)
+                writer = TimedCallback(inner)
+                token = RE.subscribe(writer)
+                with streams_left_open(not close):
+                    run("bare")  # warm-up (first stream of this writer): not timed
+                    if bg is not None:
+                        bg.drain()
+                rec = {k: [] for k in kinds}
+                for rep in range(args.repeats):
+                    rot = kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]  # drift hits each kind alike
+                    for kind in rot:
+                        writer.reset()
+                        with probes.active(), requests.active(), streams_left_open(not close):
+                            t0 = time.perf_counter()
+                            uids = run(kind)
+                            if bg is not None:
+                                bg.drain()
+                            total = time.perf_counter() - t0
+                        parts = dict(probes.t)
+                        parts["writer"] = writer.seconds
+                        parts["requests"] = requests.n
+                        parts["request_s"] = requests.seconds
+                        for (doc, stream), v in writer.by_doc.items():
+                            parts[f"w:{doc}:{stream}"] = v
+                        for k, (cnt, sec) in requests.by_kind.items():
+                            parts[f"r:{k}"] = cnt
+                        rec[kind].append((total, parts))
+                        if kind != "bare" and not order_checked:
+                            got = catalog[uids[0]]["primary"].read()
+                            pairs = np.column_stack([np.asarray(got["energy_index"]),
+                                                     np.asarray(got["row_index"])])
+                            same = pairs.shape == plan_order.shape and np.array_equal(pairs, plan_order)
+                            print(f"curiss run {uids[0][:8]}: {len(pairs)} rows in primary, same rows in "
+                                  f"the same order as the bare loop: {same}")
+                            order_checked = True
+                RE.unsubscribe(token)
+                results[setting] = rec
+                print(f"  batch {batch:3d} journal {'on ' if journal else 'off'} close_stream "
+                      f"{'on ' if close else 'off'} background {'on ' if background else 'off'}: bare {n / median(t for t, _ in rec['bare']):6.1f} rows/s; "
+                      + "; ".join(f"{k} ratio {median(c[0] / b[0] for c, b in zip(rec[k], rec['bare'])):.2f}"
+                                  for k in kinds[1:]) + f"  ({load_line()})", flush=True)
 
     print(f"\n--- {n_e}x{n_y}x{n_x}, CURISS ratio {args.ratio} = {n} rows "
           f"({probe.imaged_energies.size} images + {probe._chosen_rows().size} row(s) at the other "
-          f"energies), analysis stream {'on' if analysis else 'off'}, medians of {args.repeats} "
-          f"rotated repeats; {load_line()}")
+          f"energies), medians of {args.repeats} rotated repeats; {load_line()}")
     print("    ratio = time(curiss run) / time(bare run) of the same repeat (median over repeats). "
-          "Per-run fixed cost = writer time on start, descriptors and stop (flush + closing the "
-          "streams) + the end-of-run analysis; per-row cost = the rest / rows. ms/row columns: "
-          "writer = inside the TiledWriter callback, stubs = bluesky's Plan wrapper "
-          "(traceback.format_stack on every bps.* call), planner = Planner.suggest")
-    print(f"    {'batch':>5s} {'bare rows/s':>11s} {'curiss rows/s':>13s} {'ratio':>6s} {'goal':>5s} "
-          f"{'fix':>5s} | {'fixed s':>7s} {'bare':>5s} {'curiss':>6s} | {'per row ms':>10s} {'bare':>5s} "
-          f"{'curiss':>6s} {'ratio':>6s} | {'ratio@' + str(args.extrapolate):>10s} | {'ms/row':>6s} "
-          f"{'writer b':>8s} {'writer c':>8s} {'stubs b':>7s} {'stubs c':>7s} {'planner':>7s} | "
-          f"{'writer share':>12s} {'live lag':>8s}")
+          "fixed = writer time on start, descriptors and stop + the end-of-run analysis; per row = the "
+          "rest / rows; req = Tiled requests per run (bare / curiss); ms/req = mean request time in the "
+          "curiss run")
+    print(f"    {'batch':>5s} {'jrnl':>4s} {'close':>5s} {'bg':>3s} {'kind':18s} {'bare r/s':>8s} {'ratio':>6s} "
+          f"{'goal':>4s} | {'fixed s b/c':>11s} | {'per row ms b/c':>14s} | {'ratio@' + str(args.extrapolate):>10s} "
+          f"| {'req b/c':>7s} {'ms/req':>6s} | {'writer ms/row b':>15s} {'stubs ms/row c':>14s}")
     fixed_keys = ("w:start:", "w:descriptor:", "w:stop:", "analysis")
-    for batch, rec in results.items():
-        def med(kind, key=None):
-            if key is None:
-                return median(t for t, _ in rec[kind])
-            return median(p.get(key, 0.0) for _, p in rec[kind])
-
+    for (batch, journal, close, background), rec in results.items():
         def split(kind):
             fixed = [sum(p.get(k, 0.0) for k in fixed_keys) for _, p in rec[kind]]
             per_row = [(t - f) / n for (t, _), f in zip(rec[kind], fixed)]
             return median(fixed), median(per_row)
 
-        ratio = median(c[0] / b[0] for c, b in zip(rec["curiss"], rec["bare"]))
-        fix = (median(c[0] / b[0] for c, b in zip(rec["curiss_fix"], rec["bare"]))
-               if "curiss_fix" in rec else float("nan"))
         fb, rb = split("bare")
-        fc, rc = split("curiss")
-        big = args.extrapolate
-        ratio_big = (fc + big * rc) / (fb + big * rb)
-        share = median(p["writer"] / t for t, p in rec["bare"])
-        print(f"    {batch:5d} {n / med('bare'):11.1f} {n / med('curiss'):13.1f} {ratio:6.2f} "
-              f"{'ok' if ratio <= 1.3 else 'MISS':>5s} {(f'{fix:5.2f}' if args.fix else '    -')} | {'':7s} {fb:5.2f} {fc:6.2f} | {'':10s} "
-              f"{rb * 1e3:5.1f} {rc * 1e3:6.1f} {rc / rb:6.2f} | {ratio_big:10.2f} | {'':6s} "
-              f"{med('bare', 'writer') / n * 1e3:8.1f} {med('curiss', 'writer') / n * 1e3:8.1f} "
-              f"{med('bare', 'stub_wrap') / n * 1e3:7.1f} {med('curiss', 'stub_wrap') / n * 1e3:7.1f} "
-              f"{med('curiss', 'suggest') / n * 1e3:7.1f} | {share:12.0%} {batch - 1:4d} rows")
+        tb = median(t for t, _ in rec["bare"])
+        for kind in kinds[1:]:
+            ratio = median(c[0] / b[0] for c, b in zip(rec[kind], rec["bare"]))
+            fc, rc = split(kind)
+            big = args.extrapolate
+            ratio_big = (fc + big * rc) / (fb + big * rb)
+            req_b = median(p["requests"] for _, p in rec["bare"])
+            req_c = median(p["requests"] for _, p in rec[kind])
+            ms_req = median(p["request_s"] / max(p["requests"], 1) for _, p in rec[kind]) * 1e3
+            print(f"    {batch:5d} {'on' if journal else 'off':>4s} {'on' if close else 'off':>5s} "
+                  f"{'on' if background else 'off':>3s} {kind:18s} "
+                  f"{n / tb:8.1f} {ratio:6.2f} {'ok' if ratio <= 1.3 else 'MISS':>4s} | {fb:5.2f}/{fc:5.2f} | "
+                  f"{rb * 1e3:6.1f}/{rc * 1e3:6.1f} | {ratio_big:10.2f} | {req_b:3.0f}/{req_c:3.0f} {ms_req:6.0f} | "
+                  f"{median(p['writer'] for _, p in rec['bare']) / n * 1e3:15.1f} "
+                  f"{median(p.get('stub_wrap', 0.0) for _, p in rec[kind]) / n * 1e3:14.1f}")
     print(f"    ratio@{args.extrapolate}: (fixed_c + N per_row_c) / (fixed_b + N per_row_b) for a run of "
-          f"N = {args.extrapolate} rows (e.g. 123x150x150 at a sampling ratio of ~0.05)")
-    if args.fix:
-        print("    fix: ratio of the curiss plan calling the undecorated stubs (prototype of yielding "
-              "Msg directly in subsampled_scan's per-row loop), against the same bare runs")
-    print("    writer time by document (ms per run, median):")
-    for batch, rec in results.items():
-        for kind in ("bare", "curiss"):
-            keys = sorted({k for _, p in rec[kind] for k in p if k.startswith("w:")})
-            print(f"      batch {batch:3d} {kind:6s}: " + ", ".join(
-                f"{k[2:].rstrip(':')} {median(p.get(k, 0.0) for _, p in rec[kind]) * 1e3:.0f}" for k in keys))
+          f"N = {args.extrapolate} rows")
+    print("    writer time by document and Tiled requests by kind (per run, median):")
+    for (batch, journal, close, background), rec in results.items():
+        for kind in kinds:
+            wkeys = sorted({k for _, p in rec[kind] for k in p if k.startswith("w:")})
+            rkeys = sorted({k for _, p in rec[kind] for k in p if k.startswith("r:")})
+            print(f"      batch {batch} journal {'on' if journal else 'off'} close {'on' if close else 'off'} "
+                  f"background {'on' if background else 'off'} {kind}: " + ", ".join(
+                      f"{k[2:].rstrip(':')} {median(p.get(k, 0.0) for _, p in rec[kind]) * 1e3:.0f} ms"
+                      for k in wkeys)
+                  + " | requests: " + ", ".join(
+                      f"{k[2:]} {median(p.get(k, 0) for _, p in rec[kind]):.0f}" for k in rkeys))
     print(f"\nfinished; {load_line()}")
     tmp.cleanup()
 
