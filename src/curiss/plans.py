@@ -228,6 +228,13 @@ def _validate(planner: Planner, detector, mono, stage, y_positions, line_key) ->
     return _validate_devices(planner, detector, mono, stage, y_positions, line_key)
 
 
+def _validate_retries(max_retries, trigger_timeout) -> None:
+    if int(max_retries) != max_retries or max_retries < 0:
+        raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
+    if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
+        raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
+
+
 def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line_key) -> np.ndarray:
     n_y, n_x = planner.shape
     y = np.arange(n_y, dtype=float) if y_positions is None else np.asarray(y_positions, dtype=float)
@@ -316,10 +323,7 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     line_key = line_key or f"{detector.name}_line"
     i0_key = i0_key or f"{detector.name}_i0"
     y = _validate(planner, detector, mono, stage, y_positions, line_key)
-    if int(max_retries) != max_retries or max_retries < 0:
-        raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
-    if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
-        raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
+    _validate_retries(max_retries, trigger_timeout)
     _md = _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
                           n_components, n_clusters)
     _md.update(md or {})
@@ -542,10 +546,7 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     y = np.asarray(start.get("y_positions", np.arange(data.shape[0])), dtype=float)
     line_key, i0_key = f"{detector.name}_line", f"{detector.name}_i0"
     y = _validate_devices(planner, detector, mono, stage, y, line_key)
-    if int(max_retries) != max_retries or max_retries < 0:
-        raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
-    if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
-        raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
+    _validate_retries(max_retries, trigger_timeout)
     ana = start.get("analysis")
     analysis = ana is not None
     n_components = int((ana or {}).get("n_components", 3))

@@ -536,10 +536,11 @@ class ACURISSPlanner(CURISSPlanner):
     ----------
     prediction_ : dict
         The last refinement's ``prediction_error``, ``prediction_mse`` (OD²) and
-        ``noise_variance`` (OD²); NaN before the second completion. The noise estimate needs
-        ``n_x >= 3``; with narrower rows it is taken as 0 (the rule is then stricter). Sharp
-        edges and curvature along x bias it upwards (about 1.1-1.3x in std on the 64 x 64
-        phantom at noise 0.02), which lets the rule stop slightly earlier.
+        ``noise_variance`` (OD²); NaN before the second completion. Without an estimate
+        (rows narrower than 3 pixels and fewer than 8 pixels measured at every energy) the noise
+        is taken as 0 (the rule is then stricter). Both estimates err upwards (second
+        differences: by 1.1-1.3x in std on the 64 x 64 phantom at noise 0.02, 1.6x on a
+        16-pixel-wide field with sharp particles), hence the smaller one.
 
     Notes
     -----
