@@ -718,7 +718,8 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                  core_rank: int | None = None, noise_level: float | None = None,
                  analysis: bool = True, max_retries: int = 2, trigger_timeout: float | None = 10.0,
                  md: dict | None = None):
-    """ACURISS: CURISS at ``initial_ratio``, then images and row scans until the result settles.
+    """ACURISS: CURISS at ``initial_ratio``, then images and row scans until the completion predicts
+    what is measured next.
 
     ``sampling_ratio`` caps the budget. The default ``stop_rule="prediction"`` stops when the
     completion predicts newly measured rows to within ``tol_prediction`` above the noise;
