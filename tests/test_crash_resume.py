@@ -261,3 +261,29 @@ def test_recover_leaves_a_live_run_alone_and_reads_a_cut_journal(killed, tmp_pat
     writer("stop", {"uid": "s1", "run_start": start["uid"], "time": 2.0, "exit_status": "success",
                     "num_events": {}})
     assert writer.path is None and not list((tmp_path / "journal").glob("*.journal"))
+
+
+def test_resume_a_run_stopped_before_its_first_row(killed):
+    """Nothing to reuse: the resumed run has no 'reused' stream and is the whole acquisition."""
+    import threading
+
+    from bluesky.utils import RunEngineInterrupted
+
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    catalog = open_catalog(killed["store"])
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    token = RE.subscribe(lambda name, doc: threading.Thread(target=RE.request_pause).start()
+                         if name == "start" else None)
+    with pytest.raises(RunEngineInterrupted):
+        RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                        y_positions=stxm.y_positions, dictionary=sample.spectra, **PLAN))
+    RE.abort("stopped at once")
+    RE.unsubscribe(token)
+    old = load_run(catalog[-1])
+    assert old.exit_status == "abort" and len(old.order) == 0
+    new_uid, = RE(resume(old.uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    assert new.reused == 0 and new.resumes == old.uid
+    assert np.array_equal(new.mask, offline(sample).mask)

@@ -567,13 +567,15 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
         if k in start and k not in _md:
             _md[k] = start[k]
     _md.update(md or {})
-    reused = {"reused": {
-        "energy_index": data.order[:, 0].astype(np.int64),
-        "row_index": data.order[:, 1].astype(np.int64),
-        "line": data.counts[data.order[:, 0], data.order[:, 1]].reshape(-1, data.shape[1]),
-        "i0": np.asarray(data.i0, dtype=float),
-        "measured_at": np.asarray(data.times, dtype=float),
-    }}
+    reused = {}
+    if len(data.order):  # (a run interrupted before its first row has nothing to reuse)
+        reused["reused"] = {
+            "energy_index": data.order[:, 0].astype(np.int64),
+            "row_index": data.order[:, 1].astype(np.int64),
+            "line": data.counts[data.order[:, 0], data.order[:, 1]].reshape(-1, data.shape[1]),
+            "i0": np.asarray(data.i0, dtype=float),
+            "measured_at": np.asarray(data.times, dtype=float),
+        }
     if len(data.failed):
         reused["reused_failed"] = {
             "energy_index": data.failed[:, 0].astype(np.int64),
@@ -586,7 +588,7 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
                                  analysis=analysis, n_components=n_components,
                                  n_clusters=n_clusters, max_retries=max_retries,
                                  trigger_timeout=trigger_timeout, md=_md, pending=pending,
-                                 reused=reused))
+                                 reused=reused or None))
 
 
 def _resolve_seed(seed):
