@@ -287,3 +287,32 @@ def test_resume_a_run_stopped_before_its_first_row(killed):
     new = load_run(catalog[new_uid])
     assert new.reused == 0 and new.resumes == old.uid
     assert np.array_equal(new.mask, offline(sample).mask)
+
+
+def test_a_failing_journal_warns_and_the_run_goes_on_to_the_catalog(tmp_path):
+    from curiss.store import JournaledWriter
+
+    seen = []
+    writer = JournaledWriter(lambda name, doc: seen.append(name), tmp_path / "journal")
+    writer("start", {"uid": "0123abcd-disk-full", "time": 1.0})
+    path = writer.path
+
+    class Full:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+    writer._file.close()
+    writer._file = Full()  # the disk fills up mid-run
+    with pytest.warns(RuntimeWarning, match="catalog only"):
+        writer("descriptor", {"uid": "d1", "run_start": "0123abcd-disk-full", "name": "primary",
+                              "time": 1.5, "data_keys": {}})
+    writer("stop", {"uid": "s1", "run_start": "0123abcd-disk-full", "time": 2.0,
+                    "exit_status": "success", "num_events": {}})
+    assert seen == ["start", "descriptor", "stop"]  # the catalog got every document
+    assert not path.exists()  # the partial journal is removed once the catalog has the run
