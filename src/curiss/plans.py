@@ -376,7 +376,6 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                                   "row_index": _key("integer", (), "int64"),
                                   "kind": _key("string"), "attempt": _key("integer", (), "int64"),
                                   "message": _key("string")})
-    _md = md
 
     def emit_decision(decision):
         rec.set(decision_record(planner, decision))
@@ -446,7 +445,7 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
         return None
 
     @bpp.stage_decorator([detector])
-    @bpp.run_decorator(md=_md)
+    @bpp.run_decorator(md=md)
     def inner():
         if reused is not None:
             for name, values in reused.items():

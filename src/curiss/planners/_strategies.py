@@ -619,6 +619,9 @@ class ACURISSPlanner(CURISSPlanner):
         self._refinements = 0
         self._prediction_errors: list[float] = []  # one per completion (NaN for the first)
         self.prediction_ = self._no_prediction()
+        # noise estimate of the rows measured at every energy, kept until that set of rows changes
+        self._noise_key: tuple[int, ...] | None = None
+        self._noise_value = float("nan")
         self.analysis_ = None
 
     # the authors' spectral variation normalises by the post-edge mean (last tenth of the grid)
@@ -714,7 +717,7 @@ class ACURISSPlanner(CURISSPlanner):
         full = np.flatnonzero(self._row_measured.all(axis=0))
         if full.size and min(self.energies.size, full.size * self.shape[1]) >= 8:
             key = tuple(full.tolist())
-            if getattr(self, "_noise_key", None) != key:  # the rows' values never change
+            if self._noise_key != key:  # the rows' values never change
                 C = self._od[:, full, :].reshape(self.energies.size, -1)
                 self._noise_key, self._noise_value = key, _matrix_noise_variance(C)
             out[:] = self._noise_value

@@ -234,6 +234,17 @@ def _scalar(v):
     return v
 
 
+def _events(streams: dict[str, Any], name: str) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    """The events of stream ``name`` (empty without one) as dicts (data key → value: arrays as
+    ndarrays, scalars as Python numbers/strings), and their times."""
+    stream = streams.get(name)
+    if stream is None:
+        return [], None
+    cols, times = _read_stream(stream)
+    n = min((len(v) for v in cols.values()), default=0)
+    return [{k: _scalar(v[i]) for k, v in cols.items()} for i in range(n)], times
+
+
 def load_run(run, catalog=None) -> RunData:
     """Read a curiss run back into numpy arrays.
 
@@ -315,15 +326,16 @@ def load_run(run, catalog=None) -> RunData:
         n_rows = 0  # a run being written: its first rows are not all stored yet
     parts = []  # (energy_index, row_index, line, i0, times) of the reused rows, then primary's
     failed_parts = []  # (pairs, times) of the rows given up on
-    reused_cols, _ = _read_stream(streams["reused"]) if "reused" in streams else ({}, None)
-    if reused_cols and min(len(v) for v in reused_cols.values()) > 0:
-        parts.append(tuple(np.asarray(reused_cols[k][0]) for k in
+    reused, _ = _events(streams, "reused")  # one event: the rows of the resumed run(s)
+    if reused:
+        parts.append(tuple(np.asarray(reused[0][k]) for k in
                            ("energy_index", "row_index", "line", "i0", "measured_at")))
-    cols, _ = _read_stream(streams["reused_failed"]) if "reused_failed" in streams else ({}, None)
-    if cols and min(len(v) for v in cols.values()) > 0:
-        failed_parts.append((np.column_stack([np.asarray(cols["energy_index"][0]),
-                                              np.asarray(cols["row_index"][0])]),
-                             np.asarray(cols["failed_at"][0], dtype=float)))
+    reused_failed, _ = _events(streams, "reused_failed")
+    if reused_failed:
+        ev = reused_failed[0]
+        failed_parts.append((np.column_stack([np.asarray(ev["energy_index"]),
+                                              np.asarray(ev["row_index"])]),
+                             np.asarray(ev["failed_at"], dtype=float)))
     n_reused = len(parts[0][0]) if parts else 0
     if n_rows:
         ptimes = times[:n_rows] if times is not None else np.full(n_rows, np.nan)
@@ -359,18 +371,13 @@ def load_run(run, catalog=None) -> RunData:
         row_times = row_i0 = np.zeros(0)
 
     # faults: one event per fault; "failed" marks a row given up on
-    faults: list[dict[str, Any]] = []
-    stream = streams.get("faults")
-    if stream is not None:
-        cols, ftimes = _read_stream(stream)
-        n = min((len(v) for v in cols.values()), default=0)
-        faults = [{k: _scalar(v[i]) for k, v in cols.items()} for i in range(n)]
-        for i, f in enumerate(faults):
-            f["time"] = float(ftimes[i]) if ftimes is not None else float("nan")
-        gave_up = [f for f in faults if f.get("kind") == "failed"]
-        if gave_up:
-            failed_parts.append((np.array([[f["energy_index"], f["row_index"]] for f in gave_up],
-                                          np.int64), np.array([f["time"] for f in gave_up])))
+    faults, ftimes = _events(streams, "faults")
+    for i, f in enumerate(faults):
+        f["time"] = float(ftimes[i]) if ftimes is not None else float("nan")
+    gave_up = [f for f in faults if f.get("kind") == "failed"]
+    if gave_up:
+        failed_parts.append((np.array([[f["energy_index"], f["row_index"]] for f in gave_up],
+                                      np.int64), np.array([f["time"] for f in gave_up])))
     if failed_parts:
         failed = np.concatenate([p[0] for p in failed_parts]).astype(np.int64).reshape(-1, 2)
         failed_times = np.concatenate([p[1] for p in failed_parts])
@@ -378,12 +385,7 @@ def load_run(run, catalog=None) -> RunData:
         failed, failed_times = np.zeros((0, 2), np.int64), np.zeros(0)
 
     # planner: one event per decision
-    history: list[dict[str, Any]] = []
-    stream = streams.get("planner")
-    if stream is not None:
-        cols, _ = _read_stream(stream)
-        n = min((len(v) for v in cols.values()), default=0)
-        history = [{k: _scalar(v[i]) for k, v in cols.items()} for i in range(n)]
+    history, _ = _events(streams, "planner")
 
     # analysis: one event at the end
     analysis = completed = None
