@@ -54,8 +54,16 @@ class _Progress:
                 print(f"  stop after {self.rows} rows: {d['stop_reason']}", file=self.stream, flush=True)
             else:
                 n = int(np.asarray(d["request"]).sum())
+                # the numbers the stop rule looks at: the default (noise-aware) rule's prediction
+                # error, else (stop_rule="variation") the completion variation
+                pred = d.get("prediction_error", np.nan)
                 var = d["completion_variation"]
-                extra = f", completion changed {var:.3g}" if np.isfinite(var) else ""
+                if np.isfinite(pred):
+                    extra = f", prediction error {pred:.3g}"
+                elif np.isfinite(var):
+                    extra = f", completion changed {var:.3g}"
+                else:
+                    extra = ""
                 print(f"  step {d['iteration']}: {d['kind']:8s} {n:4d} rows -> ratio "
                       f"{d['sampling_ratio']:.3f}{extra}", file=self.stream, flush=True)
         elif name == "event" and "detector_line" in doc["data"]:

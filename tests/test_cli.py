@@ -23,6 +23,8 @@ def test_demo_show_export(demo, capsys):
     for label in ("sampling ratio", "stopped because", "time", "dose", "peak per pixel", "error vs truth"):
         assert label in out
     assert "load_run(open_catalog(" in out and uid in out
+    # each refinement shows what the default stop rule looks at
+    assert re.search(r"step \d+: .*prediction error [\d.]", out), out
     err = float(re.search(r"error vs truth\s+([\d.]+)%", out).group(1))
     assert err < 10
     figs = sorted((demo / "figures" / uid[:8]).glob("*.png"))
