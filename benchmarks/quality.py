@@ -10,6 +10,7 @@ plots. Run from the repository root:
     .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10
     .venv/bin/python benchmarks/quality.py --acuriss-only --seeds 10   # ACURISS rows only
     .venv/bin/python benchmarks/quality.py --curiss-rows-only --seeds 10  # 1 vs 2 ARP rows
+    .venv/bin/python benchmarks/quality.py --sweep-only --seeds 10        # strategy x ratio tables only
 
 The ALS stacks (``../shared/data/als_stxm_fe_L23_breier2012``) are used when present, with the
 71214078 Fe(III)/Fe(II) references plus a constant as dictionary (same energy grid for both).
@@ -158,6 +159,8 @@ def main(argv=None):
                    help="comma-separated indices (0-based) of ACURISS_CONFIGS to run (default all)")
     p.add_argument("--curiss-rows-only", action="store_true",
                    help="only CURISS at the ablation ratio with 1 and 2 ARP rows in the split")
+    p.add_argument("--sweep-only", action="store_true",
+                   help="only the strategy x ratio tables and plots (no ablation, no ACURISS rows)")
     args = p.parse_args(argv)
     seeds = list(range(args.seeds))
     ratios = [float(r) for r in args.ratios.split(",")]
@@ -174,18 +177,22 @@ def main(argv=None):
             ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds,
                      labels=("volume + images-first (default)", "default + 2 ARP rows in the split"))
             continue
-        ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds)
-        acuriss_rows(name, energies, cube, dictionary, truth, seeds)
+        if not args.sweep_only:
+            ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds)
+            acuriss_rows(name, energies, cube, dictionary, truth, seeds)
         if args.ablation_only:
             continue
         curves = {}
         for ratio in ratios:
             t0 = time.perf_counter()
+            skipped: dict[str, str] = {}
             trials = run_trials(energies, cube, ratio=ratio, seeds=seeds, dictionary=dictionary,
-                                truth=truth, strategies=strategies)
+                                truth=truth, strategies=strategies, skipped=skipped)
             summ = summarise(trials)
             print(f"\n## ratio {ratio} ({time.perf_counter() - t0:.0f} s)")
             print(format_table(summ), flush=True)
+            for strat, why in skipped.items():
+                print(f"{strat}: not run ({why})")
             for strat, row in summ.items():
                 curves.setdefault(strat, []).append((row["sampling_ratio"][0], *row["signal_error"]))
         _plot(name, curves)

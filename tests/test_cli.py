@@ -66,3 +66,15 @@ def test_compare_prints_a_table(capsys):
 def test_parser_lists_the_commands():
     sub = build_parser()._subparsers._group_actions[0].choices
     assert {"compare", "show", "export", "demo"} <= set(sub)
+
+
+def test_compare_below_a_strategys_minimum_ratio_skips_only_that_strategy(capsys):
+    # 40 energies x 24 x 24: CURISS needs ratio >= 0.0656 (one full image and one row per
+    # energy); random rows can run at 0.06. The table has the strategy that can run and the
+    # output names the one left out, with the planner's reason.
+    assert main(["compare", "phantom", "--ratio", "0.06", "--seeds", "1", "--phantom-energies", "40",
+                 "--phantom-size", "24", "--strategies", "random_rows,curiss"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()
+            if line.startswith(("random_rows", "curiss"))] == ["random_rows", "curiss:"]
+    assert re.search(r"curiss: not run \(ratio too small: minimum is 0\.06563", out), out

@@ -48,11 +48,15 @@ def _compare(args) -> int:
             print(f"  {t.strategy:>16s} seed {t.seed}: ratio {t.sampling_ratio:.4f} "
                   f"signal err {t.signal_error:.3f} ARI {t.ari:.3f} ({t.seconds:.1f} s)", flush=True)
 
+    skipped: dict[str, str] = {}
     trials = run_trials(energies, cube, ratio=args.ratio, seeds=seeds, dictionary=dictionary,
-                        truth=truth, strategies=strategies, progress=progress)
+                        truth=truth, strategies=strategies, progress=progress, skipped=skipped)
     print("cells: median / worst over seeds; errors relative (design §8, k = 3); "
           "time and dose as fractions of the full raster")
-    print(format_table(summarise(trials)))
+    if trials:
+        print(format_table(summarise(trials)))
+    for strategy, why in skipped.items():
+        print(f"{strategy}: not run ({why})")
     return 0
 
 

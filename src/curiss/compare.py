@@ -72,7 +72,7 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
 
 def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=None,
                strategies=STRATEGIES, n_components: int = 3, n_clusters: int = 4, k: int = 3,
-               progress=None) -> list[Trial]:
+               progress=None, skipped: dict[str, str] | None = None) -> list[Trial]:
     """Replay each strategy for each seed on ``cube`` and measure it.
 
     Parameters
@@ -89,6 +89,12 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
         Noise-free cube when known (synthetic samples): errors are then measured against it.
     k : int
         Rank of the truncation used by the signal error.
+    progress : callable, optional
+        Called with each :class:`Trial` as soon as it is measured.
+    skipped : dict, optional
+        If given, a strategy whose planner refuses ``ratio`` for this stack (below its minimum
+        ratio, e.g. the authors' budget rule at 0.02) is left out and recorded here as
+        ``{strategy: reason}``; without it the planner's ``ValueError`` is raised.
     """
     cube = np.asarray(cube, dtype=float)
     ref = cube if truth is None else np.asarray(truth, dtype=float)
@@ -102,7 +108,13 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
                 kw["dictionary"] = dictionary
             if method == "acuriss":
                 kw.update(n_components=n_components, n_clusters=n_clusters)
-            planner = make_planner(method, energies, shape, seed=int(seed), **kw)
+            try:
+                planner = make_planner(method, energies, shape, seed=int(seed), **kw)
+            except ValueError as exc:
+                if skipped is None or "ratio too small" not in str(exc):
+                    raise
+                skipped[strategy] = str(exc)
+                break
             t0 = time.perf_counter()
             acq = replay(planner, cube)
             dt = time.perf_counter() - t0
