@@ -9,6 +9,7 @@ plots. Run from the repository root:
     .venv/bin/python benchmarks/quality.py --stacks phantom --ratios 0.04,0.06 --seeds 3
     .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10
     .venv/bin/python benchmarks/quality.py --acuriss-only --seeds 10   # ACURISS rows only
+    .venv/bin/python benchmarks/quality.py --acuriss-only --acuriss-p0 0.02,0.04 --acuriss-configs 0,7
     .venv/bin/python benchmarks/quality.py --curiss-rows-only --seeds 10  # 1 vs 2 ARP rows
     .venv/bin/python benchmarks/quality.py --sweep-only --seeds 10        # strategy x ratio tables only
 
@@ -124,20 +125,21 @@ ACURISS_CONFIGS = [
     ("prediction, images_per_row=1", dict(images_per_row=1)),
     ("variation, images_per_row=3", dict(stop_rule="variation", images_per_row=3)),
     ("prediction, images_per_row=2", dict(images_per_row=2)),
+    ("prediction, min_rows=1 (earlier)", dict(min_rows=1)),
 ]
 
 
-def acuriss_rows(name, energies, cube, dictionary, truth, seeds, configs=None):
-    """ACURISS from p0 = 0.02 (cap 0.10), each configuration to its own stop."""
+def acuriss_rows(name, energies, cube, dictionary, truth, seeds, configs=None, p0=0.02, cap=0.10):
+    """ACURISS from ``p0`` (cap ``cap``), each configuration to its own stop."""
     ref = cube if truth is None else truth
     full = spectral_analysis(ref, n_components=3, n_clusters=4, seed=0)
-    p0 = max(0.02, 1.001 * minimum_ratio(len(energies), cube.shape[1:]))
-    print(f"\n## ACURISS from p0 = {p0:.3g} (cap 0.10) on {name} ({len(seeds)} seeds; median / worst)")
+    p0 = max(p0, 1.001 * minimum_ratio(len(energies), cube.shape[1:]))
+    print(f"\n## ACURISS from p0 = {p0:.3g} (cap {cap:g}) on {name} ({len(seeds)} seeds; median / worst)")
     for label, kw in ACURISS_CONFIGS:
         if configs is not None and str(ACURISS_CONFIGS.index((label, kw))) not in configs:
             continue
         t0 = time.perf_counter()
-        rows = [measure(ACURISSPlanner(energies, cube.shape[1:], sampling_ratio=0.10,
+        rows = [measure(ACURISSPlanner(energies, cube.shape[1:], sampling_ratio=cap,
                                        initial_ratio=p0, dictionary=dictionary, seed=s, **kw),
                         cube, ref, full) for s in seeds]
         print(summary_line(label, rows) + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
@@ -155,6 +157,10 @@ def main(argv=None):
     p.add_argument("--ablation-only", action="store_true")
     p.add_argument("--acuriss-only", action="store_true",
                    help="only the ACURISS rows (from p0 = 0.02, cap 0.10)")
+    p.add_argument("--acuriss-p0", default="0.02",
+                   help="comma-separated initial ratios of the ACURISS rows (default %(default)s)")
+    p.add_argument("--acuriss-cap", type=float, default=0.10,
+                   help="sampling_ratio cap of the ACURISS rows (default %(default)s)")
     p.add_argument("--acuriss-configs", default=None,
                    help="comma-separated indices (0-based) of ACURISS_CONFIGS to run (default all)")
     p.add_argument("--curiss-rows-only", action="store_true",
@@ -170,8 +176,10 @@ def main(argv=None):
         print(f"\n# {name}: {len(energies)} energies x {cube.shape[1]} x {cube.shape[2]}"
               + (" (errors against the noise-free truth)" if truth is not None else ""), flush=True)
         if args.acuriss_only:
-            acuriss_rows(name, energies, cube, dictionary, truth, seeds,
-                         None if args.acuriss_configs is None else args.acuriss_configs.split(","))
+            for p0 in (float(x) for x in args.acuriss_p0.split(",")):
+                acuriss_rows(name, energies, cube, dictionary, truth, seeds,
+                             None if args.acuriss_configs is None else args.acuriss_configs.split(","),
+                             p0=p0, cap=args.acuriss_cap)
             continue
         if args.curiss_rows_only:
             ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds,

@@ -479,7 +479,8 @@ class ACURISSPlanner(CURISSPlanner):
       the previous completion above the noise, relative to the current completion's RMS.
 
     The acquisition stops when ``prediction_error <= tol_prediction`` for ``n_consecutive``
-    refinements in a row and at least ``min_images`` energies are imaged. The three numbers are in
+    refinements in a row, at least ``min_images`` energies are imaged and at least ``min_rows``
+    spatial rows are measured at every energy. The three numbers are in
     every refinement's decision record (``Decision.extra``: the ``planner`` stream) and in
     :attr:`prediction_`. ``stop_rule="variation"`` is the rule of earlier versions: stop when the
     relative completion variation ≤ ``tol_completion`` or the cluster-spectra variation ≤
@@ -505,6 +506,13 @@ class ACURISSPlanner(CURISSPlanner):
     min_images : int
         ``stop_rule="prediction"``: energies imaged at least before the rule may stop
         (1 ≤ ``min_images`` ≤ n_E).
+    min_rows : int, optional
+        ``stop_rule="prediction"``: spatial rows measured at every energy (the CUR columns)
+        before the rule may stop (1 ≤ ``min_rows`` ≤ n_y). Default 2 with ``mode="alternate"``:
+        the stop then always comes after a row chosen by ARP from the refinement images has been
+        measured and predicted (a run that starts with several images and one row could
+        otherwise stop on image predictions alone); 1 with ``mode="energies"``, which adds no
+        rows (a larger value is refused there).
     tol_completion : float
         ``stop_rule="variation"``: stop when ‖D̂_i − D̂_{i−1}‖_F / ‖D̂_i‖_F ≤ this (ignored otherwise;
         the variation is still recorded).
@@ -544,7 +552,7 @@ class ACURISSPlanner(CURISSPlanner):
 
     Notes
     -----
-    Defaults (``tol_prediction=0.30``, 2 in a row, 3 images, ``images_per_row=3``) were chosen on
+    Defaults (``tol_prediction=0.30``, 2 in a row, 3 images, 2 rows, ``images_per_row=3``) were chosen on
     the ALS stacks and the phantom; docs/quality.md has the measured table against the variation
     rule and the authors' images-only mode.
     """
@@ -557,7 +565,7 @@ class ACURISSPlanner(CURISSPlanner):
                  n_consecutive: int = 2, min_images: int = 3,
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", images_per_row: int | None = None,
-                 max_time: float | None = None,
+                 max_time: float | None = None, min_rows: int | None = None,
                  core_rank: int | None = None, core_rtol: float = 1e-6,
                  noise_level: float | None = None, write_back: bool = False,
                  energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE,
@@ -603,6 +611,17 @@ class ACURISSPlanner(CURISSPlanner):
                              f"only); got images_per_row={images_per_row!r}")
         else:
             self.images_per_row = _as_int("images_per_row", images_per_row, 1)
+        if min_rows is None:
+            self.min_rows = 2 if mode == "alternate" else 1
+        else:
+            self.min_rows = _as_int("min_rows", min_rows, 1)
+            if self.min_rows > self.shape[0]:
+                raise ValueError(f"min_rows must be <= the number of spatial rows ({self.shape[0]}); "
+                                 f"got {min_rows!r}")
+            if mode == "energies" and self.min_rows > max(self.n_rows, 1):
+                raise ValueError(f"min_rows={min_rows!r} can never be reached with mode='energies' "
+                                 f"(it adds images only; the initial step measures {self.n_rows} "
+                                 f"row(s)): use mode='alternate' or min_rows <= {max(self.n_rows, 1)}")
         n_pix = self.shape[0] * self.shape[1]
         if not (1 <= int(n_components) <= min(self.energies.size, n_pix)):
             raise ValueError(f"n_components must be in [1, {min(self.energies.size, n_pix)}]; got {n_components}")
@@ -785,12 +804,14 @@ class ACURISSPlanner(CURISSPlanner):
         n = self.n_consecutive
         recent = self._prediction_errors[-n:]
         n_img = int(self.imaged_energies.size)
-        if (len(recent) == n and n_img >= self.min_images
+        n_rows = int(self._chosen_rows().size)
+        if (len(recent) == n and n_img >= self.min_images and n_rows >= self.min_rows
                 and all(np.isfinite(r) and r <= self.tol_prediction for r in recent)):
             rels = ", ".join(f"{r:.3g}" for r in recent)
             st = self.prediction_
             return (f"prediction error {rels} <= tol_prediction {self.tol_prediction:g} in "
-                    f"{n} consecutive refinement(s) ({n_img} images >= min_images {self.min_images}; "
+                    f"{n} consecutive refinement(s) ({n_img} images >= min_images {self.min_images}, "
+                    f"{n_rows} rows >= min_rows {self.min_rows}; "
                     f"last: prediction MSE {st['prediction_mse']:.3g}, noise variance "
                     f"{st['noise_variance']:.3g} OD^2)")
         return None
@@ -850,6 +871,17 @@ class ACURISSPlanner(CURISSPlanner):
         return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
                         row_weights=(V**2).sum(1) / k)
 
+    def get_params(self) -> dict:
+        """Constructor keywords as given, plus the resolved ``min_rows``.
+
+        ``min_rows`` is always recorded (a start document without it was written before it
+        existed, when the rule behaved as ``min_rows=1``; :func:`curiss.store.recompute` relies
+        on that to replay such runs)."""
+        params = Planner.get_params(self)
+        if params.get("min_rows") is None:
+            params["min_rows"] = self.min_rows
+        return params
+
     def _stop_record(self):
         rec = Planner._stop_record(self)
         if hasattr(self, "_last"):
@@ -867,5 +899,6 @@ class ACURISSPlanner(CURISSPlanner):
         r["mode"] = self.mode
         r["stop_rule"] = self.stop_rule
         r["images_per_row"] = self.images_per_row
+        r["min_rows"] = self.min_rows
         r.update(self.prediction_)
         return r
