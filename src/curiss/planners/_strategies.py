@@ -552,9 +552,9 @@ class ACURISSPlanner(CURISSPlanner):
 
     Notes
     -----
-    Defaults (``tol_prediction=0.30``, 2 in a row, 3 images, 2 rows, ``images_per_row=3``) were chosen on
-    the ALS stacks and the phantom; docs/quality.md has the measured table against the variation
-    rule and the authors' images-only mode.
+    Defaults (``tol_prediction=0.30``, 2 in a row, 3 images, 2 rows, ``images_per_row=3``) were
+    chosen on the ALS stacks and the phantom; docs/quality.md has the measured table against the
+    variation rule, the authors' images-only mode and ``min_rows=1``.
     """
 
     method = "acuriss"
@@ -562,10 +562,10 @@ class ACURISSPlanner(CURISSPlanner):
     def __init__(self, energies, shape, *, sampling_ratio: float = 0.10, dictionary=None, seed=None,
                  cost_model=None, initial_ratio: float = 0.02, max_iterations: int = 50,
                  stop_rule: str = "prediction", tol_prediction: float = 0.30,
-                 n_consecutive: int = 2, min_images: int = 3,
+                 n_consecutive: int = 2, min_images: int = 3, min_rows: int | None = None,
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", images_per_row: int | None = None,
-                 max_time: float | None = None, min_rows: int | None = None,
+                 max_time: float | None = None,
                  core_rank: int | None = None, core_rtol: float = 1e-6,
                  noise_level: float | None = None, write_back: bool = False,
                  energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE,
