@@ -62,3 +62,30 @@ def test_curiss_beats_uniform_sampling_on_als_stack(stack):
     med = {k: float(np.median(v)) for k, v in errs.items()}
     assert med["curiss"] < 0.30, med
     assert med["curiss"] < med["uniform"], med
+
+
+def test_acuriss_stops_on_its_own_with_the_quality_goals_on_als_stack(stack):
+    """Issue 3, ACURISS from p0 = 0.02 (cap 0.10), default noise-aware stop rule, 10 seeds.
+    Measured (docs/quality.md): ratio 0.064 / 0.080, signal error 0.164 / 0.254, ARI
+    0.905 / 0.817, spectra error 0.0498 / 0.127 (median / worst); the earlier variation rule had a
+    worst signal error of 0.585 and worst ARI 0.714."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from curiss.analysis import spectra_error
+
+    full = curiss.spectral_analysis(stack.cube, n_components=3, n_clusters=4, seed=0)
+    rows = []
+    for seed in range(10):
+        p = curiss.ACURISSPlanner(stack.energies, stack.cube.shape[1:], sampling_ratio=0.10,
+                                  initial_ratio=0.02, dictionary=stack.dictionary, seed=seed)
+        acq = curiss.replay(p, stack.cube)
+        assert p.stop_reason.startswith("prediction error"), p.stop_reason
+        ana = curiss.spectral_analysis(acq.completed, n_components=3, n_clusters=4, seed=0)
+        rows.append((acq.sampling_ratio, signal_error(acq.completed, stack.cube, k=3),
+                     adjusted_rand_score(full.labels.ravel(), ana.labels.ravel()),
+                     spectra_error(full.cluster_spectra, ana.cluster_spectra)))
+    ratio, sig, ari, spec = np.array(rows).T
+    assert np.median(ratio) <= 0.07 and ratio.max() < 0.10, ratio
+    assert np.median(sig) <= 0.20 and sig.max() <= 0.30, sig
+    assert np.median(ari) >= 0.90 and ari.min() >= 0.80, ari
+    assert np.median(spec) <= 0.055, spec
