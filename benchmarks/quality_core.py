@@ -125,6 +125,9 @@ def main(argv=None):
             images = p.imaged_energies
             cols = row_pixels(p._chosen_rows(), shape[1])
             C, R = D[:, cols], D[images]
+            sv = np.linalg.svd(C[images], compute_uv=False)
+            print(f"{name} seed {seed}: {images.size} images, rows {p._chosen_rows().tolist()}, core "
+                  f"singular values / largest {np.round(sv / sv[0], 3).tolist()}", flush=True)
             base = acq.completed.reshape(energies.size, -1)
             for k in COMPLETIONS:
                 comp = _complete(k, C, R, images, dictionary, shape, base).reshape(cube.shape)
