@@ -83,9 +83,9 @@ ABLATION = [
     ("authors (leverage energies, authors' split)", dict(energy_sampling="leverage", budget_rule="authors")),
     ("+ volume-sampled energies", dict(energy_sampling="volume", budget_rule="authors")),
     ("+ images-first split", dict(energy_sampling="leverage", budget_rule="images")),
-    ("volume + images-first (default)", dict(energy_sampling="volume", budget_rule="images")),
-    ("default + core rank 3", dict(energy_sampling="volume", budget_rule="images", core_rank=3)),
-    ("default + write back", dict(energy_sampling="volume", budget_rule="images", write_back=True)),
+    ("volume + balanced split (default)", dict(energy_sampling="volume", budget_rule="balanced")),
+    ("default + core rank 3", dict(energy_sampling="volume", budget_rule="balanced", core_rank=3)),
+    ("default + write back", dict(energy_sampling="volume", budget_rule="balanced", write_back=True)),
     ("default + 2 ARP rows in the split", dict(two_rows=True)),
     ("uniform energies, uniform rows", dict(energy_sampling="leverage", budget_rule="authors",
                                             row_sampling="uniform", no_dictionary=True)),
@@ -183,7 +183,7 @@ def main(argv=None):
             continue
         if args.curiss_rows_only:
             ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds,
-                     labels=("volume + images-first (default)", "default + 2 ARP rows in the split"))
+                     labels=("volume + balanced split (default)", "default + 2 ARP rows in the split"))
             continue
         if not args.sweep_only:
             ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds)

@@ -153,7 +153,8 @@ def test_a_run_started_with_one_row_stops_only_after_a_second_row_is_predicted()
     with the default min_rows=2: 0.245 / 0.810). The default waits for a row chosen by ARP from
     the refinement images and for its prediction; min_rows=1 restores the earlier behaviour."""
     e, cube, spectra = small_stack(2)
-    kw = dict(sampling_ratio=0.8, initial_ratio=0.2, dictionary=spectra)
+    # the images-first split keeps one row whatever the ratio (as p0 = 0.04 does on 71214078)
+    kw = dict(sampling_ratio=0.8, initial_ratio=0.2, dictionary=spectra, budget_rule="images")
     one_row_stops = 0
     for seed in range(4):
         p = curiss.ACURISSPlanner(e, cube.shape[1:], seed=seed, **kw)
@@ -332,9 +333,10 @@ def test_narrow_rows_and_constant_data_do_not_break_the_rule():
         np.testing.assert_allclose(acq.completed, cube, atol=1e-12)
 
 
-def test_min_rows_is_recorded_and_runs_recorded_without_it_replay_as_before():
-    """Start documents record min_rows (get_params); a run written before it existed (no
-    min_rows in planner_kwargs) is rebuilt with min_rows=1, the behaviour it was recorded with."""
+def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before():
+    """Start documents record min_rows and budget_rule (get_params); a run written before they
+    existed (neither in planner_kwargs) is rebuilt with min_rows=1 and budget_rule="images",
+    the behaviour it was recorded with."""
     from types import SimpleNamespace
 
     from curiss.plans import planner_metadata
@@ -342,18 +344,25 @@ def test_min_rows_is_recorded_and_runs_recorded_without_it_replay_as_before():
 
     e, cube, spectra = small_stack(2)
     kw = dict(sampling_ratio=0.8, initial_ratio=0.2, seed=1)
-    assert planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], **kw))["min_rows"] == 2
-    assert planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=3, **kw))["min_rows"] == 3
+    meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], **kw))
+    assert meta["min_rows"] == 2 and meta["budget_rule"] == "balanced"
+    meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=3, budget_rule="authors", **kw))
+    assert meta["min_rows"] == 3 and meta["budget_rule"] == "authors"
+    assert planner_metadata(curiss.RISSPlanner(e, cube.shape[1:], sampling_ratio=0.3))["budget_rule"] == "images"
 
-    def rebuilt(planner_kwargs):
-        start = {"method": "acuriss", "planner_kwargs": planner_kwargs}
+    def rebuilt(method, planner_kwargs):
+        start = {"method": method, "planner_kwargs": planner_kwargs}
         return _planner_for(SimpleNamespace(start=start, energies=e, shape=cube.shape[1:], uid="x"))
 
-    old = rebuilt(dict(kw))  # as an earlier version recorded it
-    assert old.min_rows == 1
-    assert rebuilt({**kw, "min_rows": 2}).min_rows == 2
-    # the rebuilt planner retraces a min_rows=1 run decision by decision
-    a = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=1, **kw), cube)
+    old = rebuilt("acuriss", dict(kw))  # as an earlier version recorded it
+    assert old.min_rows == 1 and old.budget_rule == "images"
+    assert rebuilt("curiss", {"sampling_ratio": 0.3, "seed": 1}).budget_rule == "images"
+    new = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced"})
+    assert new.min_rows == 2 and new.budget_rule == "balanced"
+    # the rebuilt planner retraces an earlier version's run decision by decision (the initial
+    # step of this configuration differs between the two budget rules: 2 rows vs 1)
+    a = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=1, budget_rule="images", **kw), cube)
     b = curiss.replay(old, cube)
     assert [h["kind"] for h in a.history] == [h["kind"] for h in b.history]
     assert np.array_equal(a.mask, b.mask)
+    assert curiss.ACURISSPlanner(e, cube.shape[1:], **kw).n_rows == 2 and old.n_rows == 1

@@ -6,7 +6,7 @@ import pytest
 import curiss
 from curiss.linalg import budget
 from curiss.planners import PLANNERS, make_planner
-from curiss.planners._strategies import images_first_budget
+from curiss.planners._strategies import balanced_budget, images_first_budget
 
 SEEDS = [0, 1, 7]
 
@@ -66,8 +66,8 @@ def test_reproducible_from_seed(method):
 @pytest.mark.parametrize("seed", SEEDS)
 def test_curiss_exact_on_low_rank_cube(seed):
     e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=3, seed=seed)
-    # ratio 0.2 gives >= 3 images (>= rank) under both budget rules
-    for rule in ("authors", "images"):
+    # ratio 0.2 gives >= 3 images (>= rank) under every budget rule
+    for rule in ("authors", "balanced", "images"):
         p = curiss.CURISSPlanner(e, cube.shape[1:], sampling_ratio=0.2, dictionary=spectra, seed=seed,
                                  budget_rule=rule)
         acq = curiss.replay(p, cube)
@@ -76,7 +76,7 @@ def test_curiss_exact_on_low_rank_cube(seed):
         assert acq.history[-1]["rank"] == 3
     s_e, s_r = budget(40, (20, 15), 0.2)  # the authors' rule
     assert s_e >= 3
-    assert (p.n_images, p.n_rows) == images_first_budget(40, (20, 15), 0.2)
+    assert (p.n_images, p.n_rows) == images_first_budget(40, (20, 15), 0.2)  # the last rule tried
     assert len(p.imaged_energies) == p.n_images
     s_e, s_r = p.n_images, p.n_rows
     assert acq.mask[:, :, 0].sum() == s_e * 20 + (40 - s_e) * s_r
@@ -273,3 +273,35 @@ def test_blas_thread_setting_does_not_change_decisions():
         runs.append(curiss.replay(p, cube))
     assert np.array_equal(runs[0].order, runs[1].order)
     assert np.allclose(runs[0].completed, runs[1].completed, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("ratio", [0.03, 0.05, 0.06, 0.08, 0.1, 0.3])
+@pytest.mark.parametrize("shape", [(125, 125), (150, 150), (64, 64), (40, 30), (16, 64)])
+def test_balanced_budget_adds_rows_only_when_images_remain(ratio, shape):
+    n_e = 123
+    try:
+        s_e, s_r = balanced_budget(n_e, shape, ratio)
+    except ValueError as exc:
+        assert "minimum is" in str(exc)
+        return
+    assert 1 <= s_e < n_e and 1 <= s_r <= shape[0]
+    assert (s_e * shape[0] + (n_e - s_e) * s_r) / (n_e * shape[0]) <= ratio + 1e-12
+    if s_r == 1:
+        assert (s_e, s_r) == images_first_budget(n_e, shape, ratio)
+    else:  # enough images for these rows, and as many images as fit with them
+        assert s_e >= 5 and s_e >= 2.5 * s_r
+        assert (s_e, s_r) == images_first_budget(n_e, shape, ratio, n_rows=s_r)
+    # one more row would leave too few images
+    e, r = images_first_budget(n_e, shape, ratio, n_rows=s_r + 1)
+    assert r != s_r + 1 or e < 5 or e < 2.5 * (s_r + 1)
+
+
+def test_balanced_budget_on_the_als_geometry():
+    """123 energies x 125 rows (71214078): the images-first split up to 0.05, then rows."""
+    assert balanced_budget(123, (125, 125), 0.05) == images_first_budget(123, (125, 125), 0.05) == (5, 1)
+    assert balanced_budget(123, (125, 125), 0.06) == (5, 2)
+    assert balanced_budget(123, (125, 125), 0.08) == (8, 2)
+    assert balanced_budget(123, (125, 125), 0.10) == (9, 3)
+    p = curiss.CURISSPlanner(np.linspace(700, 730, 123), (125, 125), sampling_ratio=0.08)
+    assert p.budget_rule == "balanced" and (p.n_images, p.n_rows) == (8, 2)
+    assert curiss.RISSPlanner(np.linspace(700, 730, 123), (125, 125), sampling_ratio=0.08).n_rows == 1

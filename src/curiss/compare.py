@@ -56,6 +56,8 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
         return strategy, {"sampling_ratio": ratio}
     if strategy == "curiss_authors":
         return "curiss", {"sampling_ratio": ratio, **AUTHORS}
+    if strategy == "curiss_images":  # the budget split of earlier versions (always one row)
+        return "curiss", {"sampling_ratio": ratio, "budget_rule": "images"}
     if strategy in ("acuriss", "acuriss_energies", "acuriss_authors", "acuriss_variation"):
         p0 = max(ratio / 2, minimum_ratio(n_energies, shape) * 1.0001)
         kw = {"sampling_ratio": min(1.0, 2 * ratio), "initial_ratio": p0}
@@ -67,7 +69,7 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
             kw.update(mode="energies", stop_rule="variation", **AUTHORS)
         return "acuriss", kw
     raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES} (or "
-                     "acuriss_energies, acuriss_variation)")
+                     "curiss_images, acuriss_energies, acuriss_variation)")
 
 
 def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=None,

@@ -36,9 +36,34 @@ def images_first_budget(n_energies: int, shape, ratio: float, *, n_rows: int = 1
     return s_e, n_rows
 
 
+def balanced_budget(n_energies: int, shape, ratio: float, *, min_images: int = 5,
+                    images_per_row: float = 2.5) -> tuple[int, int]:
+    """Budget split that buys images first and a further spatial row only when images remain.
+
+    The largest number of rows ``s_R >= 1`` for which :func:`images_first_budget` (with
+    ``n_rows=s_R``) still leaves ``s_E >= min_images`` and ``s_E >= images_per_row * s_R``;
+    one row when no ``s_R >= 2`` does (then it is :func:`images_first_budget`). ARP picks each row
+    from the images' row basis, so rows need images first; measured on the ALS stacks and the
+    phantom, the thresholds 5 and 2.5 keep the images-first split up to ratio ~0.05 and add a
+    second and third row at 0.06-0.10, where one row limited the completion (docs/quality.md).
+    """
+    s_e, s_r = images_first_budget(n_energies, shape, ratio)
+    best = (s_e, s_r)
+    for rows in range(2, shape[0] + 1):
+        e, r = images_first_budget(n_energies, shape, ratio, n_rows=rows)
+        if r != rows or e < min_images or e < images_per_row * rows:
+            break
+        best = (e, r)
+    return best
+
+
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
 ENERGY_SAMPLING = "volume"
-BUDGET_RULE = "images"
+BUDGET_RULE = "balanced"
+#: budget rule of earlier versions (and still RISS's default); runs recorded without a
+#: ``budget_rule`` were planned with it
+PREVIOUS_BUDGET_RULE = "images"
+BUDGET_RULES = ("balanced", "images", "authors")
 
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
@@ -143,6 +168,16 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
 class _CURISSBase(Planner):
     """Shared first steps of (A)CURISS and RISS: leverage-sampled images, then ARP rows."""
 
+    def get_params(self) -> dict:
+        """Constructor keywords as given, plus the ``budget_rule`` in effect.
+
+        The rule is always recorded: a start document without it was written before the
+        ``"balanced"`` default, when (A)CURISS and RISS used ``"images"``
+        (:func:`curiss.store.recompute` relies on that to replay such runs)."""
+        params = Planner.get_params(self)
+        params["budget_rule"] = self.budget_rule
+        return params
+
     def _init_cur(self, *, core_rank, core_rtol, noise_level, write_back):
         self.core_rank = None if core_rank is None else int(core_rank)
         self.core_rtol = float(core_rtol)
@@ -153,8 +188,8 @@ class _CURISSBase(Planner):
     def _init_selection(self, energy_sampling, budget_rule):
         if energy_sampling not in ("volume", "leverage"):
             raise ValueError(f"energy_sampling must be 'volume' or 'leverage'; got {energy_sampling!r}")
-        if budget_rule not in ("images", "authors"):
-            raise ValueError(f"budget_rule must be 'images' or 'authors'; got {budget_rule!r}")
+        if budget_rule not in BUDGET_RULES:
+            raise ValueError(f"budget_rule must be one of {BUDGET_RULES}; got {budget_rule!r}")
         self.energy_sampling = energy_sampling
         self.budget_rule = budget_rule
 
@@ -163,6 +198,8 @@ class _CURISSBase(Planner):
         s_e, s_r = budget(self.energies.size, self.shape, ratio)  # also validates the minimum
         if self.budget_rule == "authors":
             return s_e, s_r
+        if self.budget_rule == "balanced":
+            return balanced_budget(self.energies.size, self.shape, ratio)
         return images_first_budget(self.energies.size, self.shape, ratio)
 
     def _choose_energies(self, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -250,9 +287,10 @@ class CURISSPlanner(_CURISSBase):
         leverage scores (uniform without a dictionary). ``"volume"``: the first energies by ARP on
         the dictionary's basis (volume sampling: no near-duplicate energies), leverage after
         that; without a dictionary one uniform draw per contiguous stratum of energies.
-    budget_rule : {"images", "authors"}
-        Split of the ratio between images and rows: the authors' rule
-        (:func:`curiss.linalg.budget`) or :func:`images_first_budget`.
+    budget_rule : {"balanced", "images", "authors"}
+        Split of the ratio between images and rows: :func:`balanced_budget` (default),
+        :func:`images_first_budget` (always one row; the default of earlier versions) or the
+        authors' rule (:func:`curiss.linalg.budget`).
     """
 
     method = "curiss"
@@ -330,13 +368,18 @@ class CURISSPlanner(_CURISSBase):
 
 
 class RISSPlanner(_ASDCompletion, CURISSPlanner):
-    """RISS: leverage-sampled images, an independent ARP draw of rows per remaining energy, LoopedASD."""
+    """RISS: leverage-sampled images, an independent ARP draw of rows per remaining energy, LoopedASD.
+
+    Keywords as :class:`CURISSPlanner`, except ``budget_rule``, whose default here is
+    ``"images"`` (the balanced split was measured for the CUR completion only), and ``max_rank``,
+    ``asd_tol`` of the LoopedASD completion.
+    """
 
     method = "riss"
 
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
                  cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6,
-                 energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE):
+                 energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = PREVIOUS_BUDGET_RULE):
         CURISSPlanner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
                                dictionary=dictionary, seed=seed, cost_model=cost_model,
                                energy_sampling=energy_sampling, budget_rule=budget_rule)
@@ -877,7 +920,7 @@ class ACURISSPlanner(CURISSPlanner):
         ``min_rows`` is always recorded (a start document without it was written before it
         existed, when the rule behaved as ``min_rows=1``; :func:`curiss.store.recompute` relies
         on that to replay such runs)."""
-        params = Planner.get_params(self)
+        params = super().get_params()
         if params.get("min_rows") is None:
             params["min_rows"] = self.min_rows
         return params

@@ -24,6 +24,9 @@ def _planner_for(data: RunData) -> Planner:
     if kwargs.get("seed") is None and start["method"] != "raster":
         raise ValueError(f"run {data.uid}: the run recorded no seed: its random decisions cannot be "
                          "reproduced")
+    if start["method"] in ("riss", "curiss", "acuriss") and "budget_rule" not in kwargs:
+        # written before the "balanced" default (the rule is always recorded since)
+        kwargs["budget_rule"] = "images"
     if start["method"] == "acuriss" and "min_rows" not in kwargs:
         # written before ``min_rows`` existed (it is always recorded since): the rule then
         # stopped whatever the number of rows, i.e. min_rows=1
