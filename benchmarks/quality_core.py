@@ -11,7 +11,14 @@ pixels) and R (the images):
   shape)), sigma the noise from second differences of the images;
 - ``dictionary``: C augmented with the dictionary's spectra (scaled to C's median column norm);
 - ``tikhonov+dictionary``; and each of these followed by a rank-3 truncation (``+T3``);
-- ``subspace r``: the top-r left singular vectors Q of C, D = Q (Q[images])^+ R (r = 3, 4).
+- ``subspace r``: the top-r left singular vectors Q of C, D = Q (Q[images])^+ R (r = 3, 4);
+- ``noise-weighted``: each image's rows of the core and of R divided by that image's noise
+  (robust second differences), a weighted least-squares core (the Poisson noise of OD grows
+  with the absorption, so post-edge images are noisier). With fewer images than row pixels the
+  core has full row rank and the images are interpolated exactly, so this cannot change the
+  completion (it is the control);
+- ``pixel-weighted``: the row pixels (columns of C and of the core) weighted by 1 / their
+  Poisson OD noise, std ∝ sqrt(mean over energies of exp(OD)).
 
 and two other choices of the imaged energies (new acquisitions, same seeds):
 
@@ -43,7 +50,8 @@ from curiss.planners import CURISSPlanner  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
 COMPLETIONS = ("base", "base+T3", "tikhonov", "tikhonov+T3", "dictionary", "dictionary+T3",
-               "tikhonov+dictionary", "tikhonov+dictionary+T3", "subspace 3", "subspace 4")
+               "tikhonov+dictionary", "tikhonov+dictionary+T3", "subspace 3", "subspace 4",
+               "noise-weighted", "pixel-weighted")
 ENERGY_MODES = ("greedy", "best of 16")
 
 
@@ -60,6 +68,15 @@ def _complete(name, C, R, images, dictionary, shape, base):
         return (u[:, :3] * s[:3]) @ vt[:3]
     if name == "base":
         return base
+    if name == "noise-weighted":  # each image's rows of U and R scaled by 1 / its noise std
+        imgs = R.reshape(R.shape[0], *shape)
+        d2 = imgs[:, :, 2:] - 2 * imgs[:, :, 1:-1] + imgs[:, :, :-2]
+        sig = 1.4826 * np.median(np.abs(d2 - np.median(d2, axis=(1, 2), keepdims=True)), axis=(1, 2)) / np.sqrt(6)
+        w = 1.0 / np.maximum(sig, 1e-12)
+        return C @ np.linalg.lstsq(w[:, None] * C[images], w[:, None] * R, rcond=1e-10)[0]
+    if name == "pixel-weighted":  # row pixels weighted by 1 / their Poisson OD noise
+        w = 1.0 / np.sqrt(np.mean(np.exp(np.clip(C, -5, 10)), axis=0))  # var(OD) ~ exp(OD) / I0
+        return (C * w) @ np.linalg.lstsq(C[images] * w, R, rcond=1e-10)[0]
     if name.startswith("subspace"):
         q = np.linalg.svd(C, full_matrices=False)[0][:, :int(name.split()[1])]
         return q @ np.linalg.lstsq(q[images], R, rcond=None)[0]
