@@ -289,8 +289,15 @@ class Planner:
         obj._init_args = (args, dict(kwargs))  # for get_params(): rebuild the same planner
         return obj
 
+    #: keywords whose default changed between versions, with the value they had before:
+    #: :meth:`get_params` always records them (with the value in effect), so a start document
+    #: without one was written before the change and is replayed with the earlier value
+    #: (:func:`curiss.store.recompute`).
+    earlier_defaults: dict[str, Any] = {}
+
     def get_params(self) -> dict[str, Any]:
-        """Constructor keywords of this planner (besides ``energies`` and ``shape``), as given.
+        """Constructor keywords of this planner (besides ``energies`` and ``shape``), as given,
+        plus the value in effect of each keyword of :attr:`earlier_defaults`.
 
         ``make_planner(p.method, p.energies, p.shape, **p.get_params())`` builds a fresh planner
         that makes the same decisions on the same data.
@@ -301,6 +308,9 @@ class Planner:
             params.setdefault(name, value)
         params.pop("energies", None)
         params.pop("shape", None)
+        for name in self.earlier_defaults:
+            if params.get(name) is None:
+                params[name] = getattr(self, name)
         return params
 
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,

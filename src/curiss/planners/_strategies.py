@@ -168,15 +168,8 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
 class _CURISSBase(Planner):
     """Shared first steps of (A)CURISS and RISS: leverage-sampled images, then ARP rows."""
 
-    def get_params(self) -> dict:
-        """Constructor keywords as given, plus the ``budget_rule`` in effect.
-
-        The rule is always recorded: a start document without it was written before the
-        ``"balanced"`` default, when (A)CURISS and RISS used ``"images"``
-        (:func:`curiss.store.recompute` relies on that to replay such runs)."""
-        params = Planner.get_params(self)
-        params["budget_rule"] = self.budget_rule
-        return params
+    #: runs written before the "balanced" default used "images" (RISS still does)
+    earlier_defaults = {"budget_rule": PREVIOUS_BUDGET_RULE}
 
     def _init_cur(self, *, core_rank, core_rtol, noise_level, write_back):
         self.core_rank = None if core_rank is None else int(core_rank)
@@ -601,6 +594,8 @@ class ACURISSPlanner(CURISSPlanner):
     """
 
     method = "acuriss"
+    #: before ``min_rows`` existed the rule stopped whatever the number of rows
+    earlier_defaults = {**CURISSPlanner.earlier_defaults, "min_rows": 1}
 
     def __init__(self, energies, shape, *, sampling_ratio: float = 0.10, dictionary=None, seed=None,
                  cost_model=None, initial_ratio: float = 0.02, max_iterations: int = 50,
@@ -913,17 +908,6 @@ class ACURISSPlanner(CURISSPlanner):
         new = int(rows[-1])
         return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
                         row_weights=(V**2).sum(1) / k)
-
-    def get_params(self) -> dict:
-        """Constructor keywords as given, plus the resolved ``min_rows``.
-
-        ``min_rows`` is always recorded (a start document without it was written before it
-        existed, when the rule behaved as ``min_rows=1``; :func:`curiss.store.recompute` relies
-        on that to replay such runs)."""
-        params = super().get_params()
-        if params.get("min_rows") is None:
-            params["min_rows"] = self.min_rows
-        return params
 
     def _stop_record(self):
         rec = Planner._stop_record(self)

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..planners import Planner, make_planner
+from ..planners import PLANNERS, Planner, make_planner
 from ..replay import Acquisition, _acquisition
 from ._load import RunData
 
@@ -24,13 +24,9 @@ def _planner_for(data: RunData) -> Planner:
     if kwargs.get("seed") is None and start["method"] != "raster":
         raise ValueError(f"run {data.uid}: the run recorded no seed: its random decisions cannot be "
                          "reproduced")
-    if start["method"] in ("riss", "curiss", "acuriss") and "budget_rule" not in kwargs:
-        # written before the "balanced" default (the rule is always recorded since)
-        kwargs["budget_rule"] = "images"
-    if start["method"] == "acuriss" and "min_rows" not in kwargs:
-        # written before ``min_rows`` existed (it is always recorded since): the rule then
-        # stopped whatever the number of rows, i.e. min_rows=1
-        kwargs["min_rows"] = 1
+    cls = PLANNERS.get(start["method"])
+    for name, earlier in getattr(cls, "earlier_defaults", {}).items():
+        kwargs.setdefault(name, earlier)  # a run written before the default changed
     return make_planner(start["method"], data.energies, data.shape, **kwargs)
 
 
