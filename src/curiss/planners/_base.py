@@ -296,9 +296,9 @@ class Planner:
     earlier_defaults: dict[str, Any] = {}
 
     def get_params(self) -> dict[str, Any]:
-        """Constructor keywords of this planner (besides ``energies`` and ``shape``), as given,
-        plus the value in effect of each keyword of :attr:`earlier_defaults`.
+        """Constructor keywords of this planner (besides ``energies`` and ``shape``).
 
+        As given, plus the value in effect of each keyword of :attr:`earlier_defaults`.
         ``make_planner(p.method, p.energies, p.shape, **p.get_params())`` builds a fresh planner
         that makes the same decisions on the same data.
         """
