@@ -13,7 +13,7 @@ pixels) and R (the images):
 - ``tikhonov+dictionary``; and each of these followed by a rank-3 truncation (``+T3``);
 - ``subspace r``: the top-r left singular vectors Q of C, D = Q (Q[images])^+ R (r = 3, 4);
 - ``noise-weighted``: each image's rows of the core and of R divided by that image's noise
-  (robust second differences), a weighted least-squares core (the Poisson noise of OD grows
+  (the planner's robust second-difference estimate), a weighted least-squares core (the Poisson noise of OD grows
   with the absorption, so post-edge images are noisier). With fewer images than row pixels the
   core has full row rank and the images are interpolated exactly, so this cannot change the
   completion (it is the control);
@@ -47,6 +47,7 @@ import quality as Q  # noqa: E402  (the benchmarks folder)
 from curiss.analysis import raw_error, signal_error, spectra_error, spectral_analysis  # noqa: E402
 from curiss.linalg import arp, row_pixels, weighted_sample  # noqa: E402
 from curiss.planners import CURISSPlanner  # noqa: E402
+from curiss.planners._strategies import _row_noise_variance  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
 COMPLETIONS = ("base", "base+T3", "tikhonov", "tikhonov+T3", "dictionary", "dictionary+T3",
@@ -69,10 +70,8 @@ def _complete(name, C, R, images, dictionary, shape, base):
     if name == "base":
         return base
     if name == "noise-weighted":  # each image's rows of U and R scaled by 1 / its noise std
-        imgs = R.reshape(R.shape[0], *shape)
-        d2 = imgs[:, :, 2:] - 2 * imgs[:, :, 1:-1] + imgs[:, :, :-2]
-        sig = 1.4826 * np.median(np.abs(d2 - np.median(d2, axis=(1, 2), keepdims=True)), axis=(1, 2)) / np.sqrt(6)
-        w = 1.0 / np.maximum(sig, 1e-12)
+        sig = np.sqrt([np.mean(_row_noise_variance(img)) for img in R.reshape(R.shape[0], *shape)])
+        w = 1.0 / np.maximum(sig, 1e-12)  # the planner's robust estimate, pooled per image
         return C @ np.linalg.lstsq(w[:, None] * C[images], w[:, None] * R, rcond=1e-10)[0]
     if name == "pixel-weighted":  # row pixels weighted by 1 / their Poisson OD noise
         w = 1.0 / np.sqrt(np.mean(np.exp(np.clip(C, -5, 10)), axis=0))  # var(OD) ~ exp(OD) / I0

@@ -83,17 +83,27 @@ def test_curiss_exact_on_low_rank_cube(seed):
     assert acq.mask.mean() <= 0.2
 
 
+def _split_that_fits(rule, n_e, shape, ratio):
+    """``rule(n_e, shape, ratio)`` checked to fit the ratio; None when below the minimum ratio
+    (refused with the minimum in the message)."""
+    try:
+        s_e, s_r = rule(n_e, shape, ratio)
+    except ValueError as exc:
+        assert "minimum is" in str(exc)
+        return None
+    assert 1 <= s_e < n_e and 1 <= s_r <= shape[0]
+    assert (s_e * shape[0] + (n_e - s_e) * s_r) / (n_e * shape[0]) <= ratio + 1e-12
+    return s_e, s_r
+
+
 @pytest.mark.parametrize("ratio", [0.03, 0.05, 0.1, 0.3])
 @pytest.mark.parametrize("shape", [(125, 125), (40, 30), (16, 64)])
 def test_images_first_budget_fits_the_ratio(ratio, shape):
     n_e = 123
-    try:
-        s_e, s_r = images_first_budget(n_e, shape, ratio)
-    except ValueError as exc:
-        assert "minimum is" in str(exc)
+    split = _split_that_fits(images_first_budget, n_e, shape, ratio)
+    if split is None:
         return
-    assert 1 <= s_e < n_e and 1 <= s_r <= shape[0]
-    assert (s_e * shape[0] + (n_e - s_e) * s_r) / (n_e * shape[0]) <= ratio + 1e-12
+    s_e, s_r = split
     if s_r == 1:  # as many images as fit
         assert ((s_e + 1) * shape[0] + (n_e - s_e - 1)) / (n_e * shape[0]) > ratio
 
@@ -279,13 +289,10 @@ def test_blas_thread_setting_does_not_change_decisions():
 @pytest.mark.parametrize("shape", [(125, 125), (150, 150), (64, 64), (40, 30), (16, 64)])
 def test_balanced_budget_adds_rows_only_when_images_remain(ratio, shape):
     n_e = 123
-    try:
-        s_e, s_r = balanced_budget(n_e, shape, ratio)
-    except ValueError as exc:
-        assert "minimum is" in str(exc)
+    split = _split_that_fits(balanced_budget, n_e, shape, ratio)
+    if split is None:
         return
-    assert 1 <= s_e < n_e and 1 <= s_r <= shape[0]
-    assert (s_e * shape[0] + (n_e - s_e) * s_r) / (n_e * shape[0]) <= ratio + 1e-12
+    s_e, s_r = split
     if s_r == 1:
         assert (s_e, s_r) == images_first_budget(n_e, shape, ratio)
     else:  # enough images for these rows, and as many images as fit with them
