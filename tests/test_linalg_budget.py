@@ -5,7 +5,7 @@ from fractions import Fraction
 
 import pytest
 
-from curiss.linalg import budget, minimum_ratio
+from curiss.linalg import RatioTooSmallError, budget, minimum_ratio
 
 
 def reference_budget(n_e, shape, ratio):
@@ -94,6 +94,12 @@ def test_budget_never_exceeds_ratio_and_bounds(n_e, shape):
 def test_budget_errors():
     with pytest.raises(ValueError, match=r"ratio too small: minimum is 0\.0\d+ for n_energies=100"):
         budget(100, (50, 60), 0.001)
+    with pytest.raises(RatioTooSmallError):  # its own class, so callers can tell it apart
+        budget(100, (50, 60), 0.001)
+    for bad in (0.0, 1.5):  # other bad ratios are plain ValueErrors
+        with pytest.raises(ValueError) as info:
+            budget(100, (50, 60), bad)
+        assert not isinstance(info.value, RatioTooSmallError)
     for bad in (0.0, -0.1, 1.5, float("nan"), float("inf")):
         with pytest.raises(ValueError, match=r"ratio must be finite and in \(0, 1\]"):
             budget(100, (50, 60), bad)

@@ -12,7 +12,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
 from .analysis import signal_error, raw_error, spectra_error, spectral_analysis
-from .linalg import minimum_ratio
+from .linalg import RatioTooSmallError, minimum_ratio
 from .planners import make_planner
 from .replay import replay
 
@@ -112,8 +112,8 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
                 kw.update(n_components=n_components, n_clusters=n_clusters)
             try:
                 planner = make_planner(method, energies, shape, seed=int(seed), **kw)
-            except ValueError as exc:
-                if skipped is None or "ratio too small" not in str(exc):
+            except RatioTooSmallError as exc:
+                if skipped is None:
                     raise
                 skipped[strategy] = str(exc)
                 break

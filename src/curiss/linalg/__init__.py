@@ -10,7 +10,7 @@ References
 
 from ._arp import arp
 from ._asd import ASDResult, asd, looped_asd
-from ._budget import budget, minimum_ratio
+from ._budget import RatioTooSmallError, budget, minimum_ratio
 from ._cur import CURResult, cur_complete
 from ._leverage import leverage_scores, weighted_sample
 from ._unfold import row_basis, row_pixels, unfold_images
@@ -18,6 +18,7 @@ from ._unfold import row_basis, row_pixels, unfold_images
 __all__ = [
     "ASDResult",
     "CURResult",
+    "RatioTooSmallError",
     "arp",
     "asd",
     "budget",

@@ -19,7 +19,11 @@ import numpy as np
 
 from ._checks import as_int
 
-__all__ = ["budget", "minimum_ratio"]
+__all__ = ["budget", "minimum_ratio", "RatioTooSmallError"]
+
+
+class RatioTooSmallError(ValueError):
+    """A sampling ratio below the smallest one a strategy can spend (the message names it)."""
 
 # Absolute slack for ceil/floor of quantities of size <= max(n_y, n_E): guards round-off such as
 # floor(0.9999999999999999) when the exact value is an integer (e.g. ratio == minimum_ratio(...)).
@@ -83,8 +87,10 @@ def budget(n_energies: int, shape: tuple[int, int], ratio: float) -> tuple[int, 
 
     Raises
     ------
+    RatioTooSmallError
+        (a ``ValueError``) ``"ratio too small: minimum is ..."`` when
+        ``ratio < minimum_ratio(n_energies, shape)``.
     ValueError
-        ``"ratio too small: minimum is ..."`` when ``ratio < minimum_ratio(n_energies, shape)``;
         ratio not finite or outside (0, 1]; bad sizes.
     """
     n_e, n_y, n_x = _check_sizes(n_energies, shape)
@@ -108,7 +114,7 @@ def budget(n_energies: int, shape: tuple[int, int], ratio: float) -> tuple[int, 
         s_r = rows_for(s_e) if s_e >= 1 else 0
     if s_e < 1 or s_r < 1:
         minimum = minimum_ratio(n_e, (n_y, n_x))
-        raise ValueError(
+        raise RatioTooSmallError(
             f"ratio too small: minimum is {minimum:.4g} for n_energies={n_e}, "
             f"shape=({n_y}, {n_x}) (got ratio={p:.4g})"
         )

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..analysis import completion_variation, spectral_analysis, spectral_variation
 from ..cost import acquisition_cost
-from ..linalg import arp, budget, cur_complete, looped_asd, row_basis, row_pixels, weighted_sample
+from ..linalg import (RatioTooSmallError, arp, budget, cur_complete, looped_asd, row_basis,
+                      row_pixels, weighted_sample)
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 def images_first_budget(n_energies: int, shape, ratio: float, *, n_rows: int = 1) -> tuple[int, int]:
@@ -141,7 +142,7 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
         total = int(round(self.sampling_ratio * n_e * n_y))
         if total < max(n_e, n_y):
             minimum = max(n_e, n_y) / (n_e * n_y)
-            raise ValueError(f"ratio too small: minimum is {minimum:.4g} (one row per energy and every "
+            raise RatioTooSmallError(f"ratio too small: minimum is {minimum:.4g} (one row per energy and every "
                              f"spatial row once) for n_energies={n_e}, shape={self.shape}; "
                              f"got {self.sampling_ratio}")
         self._init_asd(max_rank, asd_tol)
