@@ -32,7 +32,7 @@ from curiss.datasets import make_phantom
 from curiss.io import load_stack
 from curiss.linalg import budget, minimum_ratio
 from curiss.planners import ACURISSPlanner, CURISSPlanner
-from curiss.planners._strategies import images_first_budget
+from curiss.linalg import images_first_budget
 from curiss.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@
 For each stack and ratio, CURISS (volume-sampled energies, the default) with the budget split
 forced to: the authors' rule, images-first with 1, 2 or 3 rows (``rows1``..``rows3``), images-first
 up to 6 or 8 images and the rest in rows (``cap6``, ``cap8``), and the default
-(``balanced``: :func:`curiss.planners._strategies.balanced_budget`). Prints median / worst over
+(``balanced``: :func:`curiss.linalg.balanced_budget`). Prints median / worst over
 seeds and the split used (``5i2r`` = 5 images, 2 rows). docs/quality.md ("The budget split
 above 5 %") has the outcome.
 
@@ -27,7 +27,7 @@ import quality as Q  # noqa: E402  (the benchmarks folder)
 from curiss.analysis import spectral_analysis  # noqa: E402
 from curiss.linalg import budget  # noqa: E402
 from curiss.planners import CURISSPlanner  # noqa: E402
-from curiss.planners._strategies import balanced_budget, images_first_budget  # noqa: E402
+from curiss.linalg import balanced_budget, images_first_budget  # noqa: E402
 
 RULES = ("authors", "rows1", "rows2", "rows3", "cap6", "cap8", "balanced")
 

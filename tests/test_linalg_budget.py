@@ -107,3 +107,26 @@ def test_budget_errors():
         budget(1, (50, 60), 0.5)
     with pytest.raises(ValueError, match="shape must be a pair"):
         budget(10, (50,), 0.5)
+
+
+def test_split_rules_check_their_input():
+    from curiss.linalg import balanced_budget, images_first_budget
+
+    for rule in (images_first_budget, balanced_budget):
+        for bad in (0.0, float("nan"), 1.5):
+            with pytest.raises(ValueError, match=r"ratio must be finite and in \(0, 1\]"):
+                rule(100, (50, 60), bad)
+        with pytest.raises(RatioTooSmallError):
+            rule(100, (50, 60), 0.001)
+        with pytest.raises(ValueError, match="shape must be a pair"):
+            rule(10, (50,), 0.5)
+    with pytest.raises(ValueError, match="n_rows must be <= n_y = 50"):
+        images_first_budget(100, (50, 60), 0.5, n_rows=51)
+    with pytest.raises(ValueError, match="n_rows"):
+        images_first_budget(100, (50, 60), 0.5, n_rows=0)
+    with pytest.raises(ValueError, match="images_per_row must be a finite number >= 0"):
+        balanced_budget(100, (50, 60), 0.5, images_per_row=float("nan"))
+    with pytest.raises(ValueError, match="min_images"):
+        balanced_budget(100, (50, 60), 0.5, min_images=0)
+    # at the minimum ratio: one image and one row
+    assert images_first_budget(100, (50, 60), minimum_ratio(100, (50, 60))) == (1, 1)

@@ -6,7 +6,7 @@ import pytest
 import curiss
 from curiss.linalg import budget
 from curiss.planners import PLANNERS, make_planner
-from curiss.planners._strategies import balanced_budget, images_first_budget
+from curiss.linalg import balanced_budget, images_first_budget
 
 SEEDS = [0, 1, 7]
 

@@ -10,7 +10,7 @@ References
 
 from ._arp import arp
 from ._asd import ASDResult, asd, looped_asd
-from ._budget import RatioTooSmallError, budget, minimum_ratio
+from ._budget import RatioTooSmallError, balanced_budget, budget, images_first_budget, minimum_ratio
 from ._cur import CURResult, cur_complete
 from ._leverage import leverage_scores, weighted_sample
 from ._unfold import row_basis, row_pixels, unfold_images
@@ -21,8 +21,10 @@ __all__ = [
     "RatioTooSmallError",
     "arp",
     "asd",
+    "balanced_budget",
     "budget",
     "cur_complete",
+    "images_first_budget",
     "leverage_scores",
     "looped_asd",
     "minimum_ratio",

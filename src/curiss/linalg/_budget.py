@@ -19,7 +19,7 @@ import numpy as np
 
 from ._checks import as_int
 
-__all__ = ["budget", "minimum_ratio", "RatioTooSmallError"]
+__all__ = ["budget", "images_first_budget", "balanced_budget", "minimum_ratio", "RatioTooSmallError"]
 
 
 class RatioTooSmallError(ValueError):
@@ -43,6 +43,15 @@ def _check_sizes(n_energies, shape) -> tuple[int, int, int]:
     n_y = as_int(n_y, "shape[0] (n_y)", minimum=1)
     n_x = as_int(n_x, "shape[1] (n_x)", minimum=1)
     return n_e, n_y, n_x
+
+
+def _check_ratio(ratio) -> float:
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
+        raise TypeError(f"ratio must be a real number, got {ratio!r}")
+    p = float(ratio)
+    if not np.isfinite(p) or not (0.0 < p <= 1.0):
+        raise ValueError(f"ratio must be finite and in (0, 1], got {ratio!r}")
+    return p
 
 
 def minimum_ratio(n_energies: int, shape: tuple[int, int]) -> float:
@@ -94,11 +103,7 @@ def budget(n_energies: int, shape: tuple[int, int], ratio: float) -> tuple[int, 
         ratio not finite or outside (0, 1]; bad sizes.
     """
     n_e, n_y, n_x = _check_sizes(n_energies, shape)
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
-        raise TypeError(f"ratio must be a real number, got {ratio!r}")
-    p = float(ratio)
-    if not np.isfinite(p) or not (0.0 < p <= 1.0):
-        raise ValueError(f"ratio must be finite and in (0, 1], got {ratio!r}")
+    p = _check_ratio(ratio)
 
     x = n_y * n_e * p / (n_y + n_e)
 
@@ -119,3 +124,102 @@ def budget(n_energies: int, shape: tuple[int, int], ratio: float) -> tuple[int, 
             f"shape=({n_y}, {n_x}) (got ratio={p:.4g})"
         )
     return int(s_e), int(s_r)
+
+
+def images_first_budget(n_energies: int, shape: tuple[int, int], ratio: float, *,
+                        n_rows: int = 1) -> tuple[int, int]:
+    """Budget split that spends the ratio on images, keeping ``n_rows`` spatial rows.
+
+    ``s_R = n_rows`` and ``s_E`` is the largest count with ``s_E·n_y + (n_E − s_E)·s_R ≤
+    ratio·n_E·n_y``; falls back to the authors' rule (:func:`budget`) when that leaves no image.
+    One spatial row scan costs about as much as one image when n_E ≈ n_y, and on the measured ALS
+    stacks extra images reduce the worst-case error more than extra rows (docs/quality.md). The
+    split of CURISS and ACURISS with ``budget_rule="images"`` and of RISS by default.
+
+    Parameters
+    ----------
+    n_energies : int
+        Number of energies n_E (>= 2).
+    shape : (int, int)
+        Field of view (n_y, n_x).
+    ratio : float
+        Target sampling ratio p, finite, in (0, 1].
+    n_rows : int
+        Spatial rows per non-imaged energy, in [1, n_y].
+
+    Returns
+    -------
+    (n_images, n_rows) : tuple of int
+        As :func:`budget`; the measured fraction never exceeds ``ratio``.
+
+    Raises
+    ------
+    RatioTooSmallError
+        When not even the authors' rule fits one image and one row.
+    ValueError
+        Bad sizes, ratio or ``n_rows``.
+    """
+    n_e, n_y, n_x = _check_sizes(n_energies, shape)
+    p = _check_ratio(ratio)
+    n_rows = as_int(n_rows, "n_rows", minimum=1)
+    if n_rows > n_y:
+        raise ValueError(f"n_rows must be <= n_y = {n_y}, got {n_rows}")
+    total = p * n_e * n_y
+    s_e = int(np.floor((total - n_e * n_rows) / (n_y - n_rows) + _EPS)) if n_y > n_rows else 0
+    s_e = min(s_e, n_e - 1)
+    if s_e < 1:
+        return budget(n_e, (n_y, n_x), p)
+    return s_e, n_rows
+
+
+def balanced_budget(n_energies: int, shape: tuple[int, int], ratio: float, *, min_images: int = 5,
+                    images_per_row: float = 2.5) -> tuple[int, int]:
+    """Budget split that buys images first and a further spatial row only when images remain.
+
+    The largest number of rows ``s_R >= 1`` for which :func:`images_first_budget` (with
+    ``n_rows=s_R``) still leaves ``s_E >= min_images`` and ``s_E >= images_per_row * s_R``;
+    one row when no ``s_R >= 2`` does (then it is :func:`images_first_budget`). ARP picks each row
+    from the images' row basis, so rows need images first. The default split of CURISS and
+    ACURISS (``budget_rule="balanced"``): measured on the ALS stacks and the phantom, the
+    thresholds 5 and 2.5 keep the images-first split up to ratio ~0.05 and add a second and third
+    row at 0.06-0.10, where one row limited the completion (docs/quality.md); they were tuned on
+    those three stacks.
+
+    Parameters
+    ----------
+    n_energies : int
+        Number of energies n_E (>= 2).
+    shape : (int, int)
+        Field of view (n_y, n_x).
+    ratio : float
+        Target sampling ratio p, finite, in (0, 1].
+    min_images : int
+        Fewest images a split with two or more rows may leave (>= 1).
+    images_per_row : float
+        Fewest images per row a split with two or more rows may leave (finite, >= 0).
+
+    Returns
+    -------
+    (n_images, n_rows) : tuple of int
+        As :func:`budget`; the measured fraction never exceeds ``ratio``.
+
+    Raises
+    ------
+    RatioTooSmallError
+        When not even the authors' rule fits one image and one row.
+    ValueError
+        Bad sizes, ratio, ``min_images`` or ``images_per_row``.
+    """
+    n_e, n_y, n_x = _check_sizes(n_energies, shape)
+    min_images = as_int(min_images, "min_images", minimum=1)
+    if (isinstance(images_per_row, bool) or not isinstance(images_per_row, numbers.Real)
+            or not np.isfinite(images_per_row) or images_per_row < 0):
+        raise ValueError(f"images_per_row must be a finite number >= 0, got {images_per_row!r}")
+    s_e, s_r = images_first_budget(n_e, (n_y, n_x), ratio)
+    best = (s_e, s_r)
+    for rows in range(2, n_y + 1):
+        e, r = images_first_budget(n_e, (n_y, n_x), ratio, n_rows=rows)
+        if r != rows or e < min_images or e < images_per_row * rows:
+            break
+        best = (e, r)
+    return best

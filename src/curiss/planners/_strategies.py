@@ -15,48 +15,9 @@ import numpy as np
 
 from ..analysis import completion_variation, spectral_analysis, spectral_variation
 from ..cost import acquisition_cost
-from ..linalg import (RatioTooSmallError, arp, budget, cur_complete, looped_asd, row_basis,
-                      row_pixels, weighted_sample)
+from ..linalg import (RatioTooSmallError, arp, balanced_budget, budget, cur_complete,
+                      images_first_budget, looped_asd, row_basis, row_pixels, weighted_sample)
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
-
-def images_first_budget(n_energies: int, shape, ratio: float, *, n_rows: int = 1) -> tuple[int, int]:
-    """Budget split that spends the ratio on images, keeping ``n_rows`` spatial rows.
-
-    ``s_R = n_rows`` and ``s_E`` is the largest count with ``s_E·n_y + (n_E − s_E)·s_R ≤
-    ratio·n_E·n_y``; falls back to the authors' rule (:func:`curiss.linalg.budget`) when that
-    leaves no image. One spatial row scan costs about as much as one image when n_E ≈ n_y, and on
-    the measured ALS stacks extra images reduce the worst-case error more than extra rows
-    (docs/quality.md).
-    """
-    n_y = shape[0]
-    total = ratio * n_energies * n_y
-    s_e = int(np.floor((total - n_energies * n_rows) / (n_y - n_rows) + 1e-9)) if n_y > n_rows else 0
-    s_e = min(s_e, n_energies - 1)
-    if s_e < 1:
-        return budget(n_energies, shape, ratio)
-    return s_e, n_rows
-
-
-def balanced_budget(n_energies: int, shape, ratio: float, *, min_images: int = 5,
-                    images_per_row: float = 2.5) -> tuple[int, int]:
-    """Budget split that buys images first and a further spatial row only when images remain.
-
-    The largest number of rows ``s_R >= 1`` for which :func:`images_first_budget` (with
-    ``n_rows=s_R``) still leaves ``s_E >= min_images`` and ``s_E >= images_per_row * s_R``;
-    one row when no ``s_R >= 2`` does (then it is :func:`images_first_budget`). ARP picks each row
-    from the images' row basis, so rows need images first; measured on the ALS stacks and the
-    phantom, the thresholds 5 and 2.5 keep the images-first split up to ratio ~0.05 and add a
-    second and third row at 0.06-0.10, where one row limited the completion (docs/quality.md).
-    """
-    s_e, s_r = images_first_budget(n_energies, shape, ratio)
-    best = (s_e, s_r)
-    for rows in range(2, shape[0] + 1):
-        e, r = images_first_budget(n_energies, shape, ratio, n_rows=rows)
-        if r != rows or e < min_images or e < images_per_row * rows:
-            break
-        best = (e, r)
-    return best
-
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
 ENERGY_SAMPLING = "volume"
@@ -282,9 +243,9 @@ class CURISSPlanner(_CURISSBase):
         the dictionary's basis (volume sampling: no near-duplicate energies), leverage after
         that; without a dictionary one uniform draw per contiguous stratum of energies.
     budget_rule : {"balanced", "images", "authors"}
-        Split of the ratio between images and rows: :func:`balanced_budget` (default),
-        :func:`images_first_budget` (always one row; the default of earlier versions) or the
-        authors' rule (:func:`curiss.linalg.budget`).
+        Split of the ratio between images and rows: :func:`curiss.linalg.balanced_budget`
+        (default), :func:`curiss.linalg.images_first_budget` (always one row; the default of
+        earlier versions) or the authors' rule (:func:`curiss.linalg.budget`).
     """
 
     method = "curiss"
