@@ -31,11 +31,14 @@ Every writer setting is measured in the same run, bare and curiss alternating:
 
 The Tiled requests of each run are counted (``httpx.Client.send``) and timed.
 
-Run from the repository root::
+The defaults measure the shipped writer settings (batch 10, journal on, ``close_stream`` on) on
+the speed issue's stack size, 123 x 150 x 150 at ratio 0.05 (868 rows), against the shipped plan
+and the plan with ``analysis=False``. Run from the repository root::
 
-    .venv/bin/python benchmarks/plans.py                       # batch 10, journal on/off, 99 rows (~5 min)
-    .venv/bin/python benchmarks/plans.py --batch-sizes 5,10,50 --journal on --close-streams on
-    .venv/bin/python benchmarks/plans.py --size 50x64x48 --ratio 0.15 --journal on --repeats 2  # 428 rows
+    .venv/bin/python benchmarks/plans.py                       # 868 rows, 2 repeats (~5 min)
+    .venv/bin/python benchmarks/plans.py --size 30x24x48 --ratio 0.15 --journal on,off --close-streams on,off --repeats 3  # 99 rows
+    .venv/bin/python benchmarks/plans.py --size 50x64x48 --ratio 0.15 --repeats 2  # 428 rows
+    .venv/bin/python benchmarks/plans.py --size 30x24x48 --ratio 0.15 --batch-sizes 5,10,50
 """
 
 from __future__ import annotations
@@ -340,11 +343,12 @@ def bare_scan(stxm, pairs):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", default="30x24x48", help="n_E x n_y x n_x (default %(default)s)")
-    ap.add_argument("--ratio", type=float, default=0.15, help="CURISS sampling ratio")
+    ap.add_argument("--size", default="123x150x150",
+                    help="n_E x n_y x n_x (default %(default)s, the stack size of the speed issue)")
+    ap.add_argument("--ratio", type=float, default=0.05, help="CURISS sampling ratio (default %(default)s)")
     ap.add_argument("--batch-sizes", default="10")
-    ap.add_argument("--journal", default="on,off", help="writer journal settings to measure (on, off)")
-    ap.add_argument("--close-streams", default="on,off",
+    ap.add_argument("--journal", default="on", help="writer journal settings to measure: on (shipped), off")
+    ap.add_argument("--close-streams", default="on",
                     help="on: TiledWriter as shipped; off: prototype without close_stream requests")
     ap.add_argument("--background", default="off",
                     help="off: TiledWriter in the RunEngine thread; on: prototype, in a thread of its "
@@ -353,7 +357,7 @@ def main(argv=None):
                     help="curiss plan variants besides the bare loop: curiss, curiss_noanalysis, "
                     "curiss_light (analysis without completed and mask), curiss_compact (light analysis "
                     "and a planner stream with 2 array nodes), curiss_compact_noanalysis, curiss_fix")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--fix", action="store_true", help="same as adding curiss_fix to --kinds")
     ap.add_argument("--extrapolate", type=int, default=1000,
                     help="run length (rows) for the extrapolated ratio (default %(default)s)")
