@@ -126,6 +126,10 @@ ACURISS_CONFIGS = [
     ("variation, images_per_row=3", dict(stop_rule="variation", images_per_row=3)),
     ("prediction, images_per_row=2", dict(images_per_row=2)),
     ("prediction, min_rows=1 (earlier)", dict(min_rows=1)),
+    ("prediction, dictionary images, tol 0.30 (previous default)",
+     dict(energy_refinement="dictionary", tol_prediction=0.30)),
+    ("prediction, residual images, tol 0.30", dict(tol_prediction=0.30)),
+    ("prediction, residual images, tol 0.40", dict(tol_prediction=0.40)),
 ]
 
 

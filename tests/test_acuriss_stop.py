@@ -334,8 +334,9 @@ def test_narrow_rows_and_constant_data_do_not_break_the_rule():
 
 
 def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before():
-    """Start documents record min_rows and budget_rule (get_params); a run written before they
-    existed (neither in planner_kwargs) is rebuilt with min_rows=1 and budget_rule="images",
+    """Start documents record min_rows, budget_rule, energy_refinement and tol_prediction
+    (get_params); a run written before they existed (none in planner_kwargs) is rebuilt with
+    min_rows=1, budget_rule="images", energy_refinement="dictionary" and tol_prediction=0.30,
     the behaviour it was recorded with."""
     from types import SimpleNamespace
 
@@ -346,6 +347,7 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
     kw = dict(sampling_ratio=0.8, initial_ratio=0.2, seed=1)
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], **kw))
     assert meta["min_rows"] == 2 and meta["budget_rule"] == "balanced"
+    assert meta["energy_refinement"] == "residual" and meta["tol_prediction"] == 0.35
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=3, budget_rule="authors", **kw))
     assert meta["min_rows"] == 3 and meta["budget_rule"] == "authors"
     assert planner_metadata(curiss.RISSPlanner(e, cube.shape[1:], sampling_ratio=0.3))["budget_rule"] == "images"
@@ -356,13 +358,62 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
 
     old = rebuilt("acuriss", dict(kw))  # as an earlier version recorded it
     assert old.min_rows == 1 and old.budget_rule == "images"
+    assert old.energy_refinement == "dictionary" and old.tol_prediction == 0.30
     assert rebuilt("curiss", {"sampling_ratio": 0.3, "seed": 1}).budget_rule == "images"
     new = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced"})
     assert new.min_rows == 2 and new.budget_rule == "balanced"
     # the rebuilt planner retraces an earlier version's run decision by decision (the initial
     # step of this configuration differs between the two budget rules: 2 rows vs 1)
-    a = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=1, budget_rule="images", **kw), cube)
+    earlier = dict(min_rows=1, budget_rule="images", energy_refinement="dictionary", tol_prediction=0.30)
+    a = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], **earlier, **kw), cube)
     b = curiss.replay(old, cube)
     assert [h["kind"] for h in a.history] == [h["kind"] for h in b.history]
     assert np.array_equal(a.mask, b.mask)
     assert curiss.ACURISSPlanner(e, cube.shape[1:], **kw).n_rows == 2 and old.n_rows == 1
+
+
+# ------------------------------------------------------------------ residual refinement images
+def two_group_stack(n_e=24, shape=(16, 20), seed=0, noise=1e-3):
+    """Energies 0..n_e/2-1 see material A only, the others A + B: (energies, cube)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.meshgrid(np.linspace(0, 1, shape[0]), np.linspace(0, 1, shape[1]), indexing="ij")
+    A = 0.5 + 0.4 * np.sin(2 * np.pi * (0.7 * yy + 0.3 * xx) + rng.uniform(0, 6))
+    B = 0.5 + 0.4 * np.cos(2 * np.pi * (0.2 * yy + 0.9 * xx) + rng.uniform(0, 6))
+    a = rng.uniform(0.5, 1.5, n_e)
+    b = np.where(np.arange(n_e) < n_e // 2, 0.0, rng.uniform(0.5, 1.5, n_e))
+    cube = a[:, None, None] * A + b[:, None, None] * B + noise * rng.standard_normal((n_e, *shape))
+    return np.linspace(700, 720, n_e), cube
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_residual_refinement_images_the_energy_the_images_do_not_explain(seed):
+    """After one image and one row, every energy of the imaged energy's group is a multiple of it
+    (nothing left to explain); the residual choice must take the other group, whichever group
+    the initial image fell in. The dictionary-drawn choice has no such guarantee."""
+    e, cube = two_group_stack(seed=seed)
+    p0 = 1.001 * minimum_ratio(e.size, cube.shape[1:])  # one image, one row
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=p0, seed=seed)
+    assert p.energy_refinement == "residual" and (p.n_images, p.n_rows) == (1, 1)
+    kinds = []
+    while (req := p.suggest()) is not None:
+        kinds.append(req.kind)
+        if len(kinds) == 3:
+            break
+        for ee, r in req.pairs:
+            p.ingest(ee, r, cube[ee, r])
+    assert kinds == ["image", "rows", "image"]
+    first = int(p.imaged_energies[0])
+    (new,) = np.unique(req.pairs[:, 0])
+    half = e.size // 2
+    assert (new < half) != (first < half), (first, new)
+    w = req.energy_weights
+    assert w.shape == (e.size,) and w.sum() == pytest.approx(1.0) and w[first] == 0 and w[new] == w.max()
+
+
+def test_energy_refinement_keyword():
+    e, cube = two_group_stack()
+    kw = dict(sampling_ratio=0.5, initial_ratio=0.2, seed=0)
+    assert curiss.ACURISSPlanner(e, cube.shape[1:], stop_rule="variation", **kw).energy_refinement == "dictionary"
+    assert curiss.ACURISSPlanner(e, cube.shape[1:], energy_refinement="dictionary", **kw).energy_refinement == "dictionary"
+    with pytest.raises(ValueError, match=r"energy_refinement must be one of \('residual', 'dictionary'\); got 'best'"):
+        curiss.ACURISSPlanner(e, cube.shape[1:], energy_refinement="best", **kw)

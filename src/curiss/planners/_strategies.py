@@ -26,6 +26,8 @@ BUDGET_RULE = "balanced"
 #: ``budget_rule`` were planned with it
 PREVIOUS_BUDGET_RULE = "images"
 BUDGET_RULES = ("balanced", "images", "authors")
+#: how ACURISS chooses a refinement image (see ACURISSPlanner)
+ENERGY_REFINEMENTS = ("residual", "dictionary")
 
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
@@ -184,7 +186,10 @@ class _CURISSBase(Planner):
         return np.asarray(chosen, dtype=int), w
 
     def _decide_images(self, n_images: int) -> Decision:
-        chosen, w = self._choose_energies(n_images)
+        return self._image_decision(*self._choose_energies(n_images))
+
+    def _image_decision(self, chosen: np.ndarray, w: np.ndarray) -> Decision:
+        """Full images at energies ``chosen`` (the rows not yet measured there)."""
         todo = [(e, r) for e in chosen for r in range(self.shape[0]) if not self._row_measured[e, r]]
         e_idx, r_idx = zip(*todo)
         pairs = np.column_stack([e_idx, r_idx]).astype(int)
@@ -456,10 +461,16 @@ STOP_RULES = ("prediction", "variation")
 class ACURISSPlanner(CURISSPlanner):
     """Adaptive CURISS: start at ``initial_ratio``, refine until the completion predicts new data.
 
-    Each refinement adds either the next energy image (volume/leverage sampling, imaged energies
-    excluded) or a spatial row scan (one new row at every energy not imaged, chosen by ARP on the
-    current images keeping the rows already chosen), then recomputes the CUR completion (kept
-    factored) and the cluster spectra.
+    Each refinement adds either the next energy image or a spatial row scan (one new row at every
+    energy not imaged, chosen by ARP on the current images keeping the rows already chosen), then
+    recomputes the CUR completion (kept factored) and the cluster spectra. The next image is, by
+    default (``energy_refinement="residual"``), the energy whose measured spatial rows (the CUR
+    columns C, measured at every energy) and dictionary spectra the images explain least: the
+    largest squared residual of its row of [C, dictionary] after projection onto the span of the
+    imaged energies' rows, less the residual that noise alone leaves there. It is the energy the
+    current completion gets most wrong where that can be checked;
+    ``energy_refinement="dictionary"`` draws it from the dictionary (volume/leverage sampling,
+    imaged energies excluded), as earlier versions did.
 
     **Stop rules.** ``stop_rule="prediction"`` (default) is noise-aware: after each refinement the
     completion computed *before* the newest rows were measured is compared with those rows. With
@@ -532,6 +543,12 @@ class ACURISSPlanner(CURISSPlanner):
         step), 1 with ``"variation"``; None (and must be None) with ``mode="energies"``.
     max_time : float, optional
         Stop before the acquisition time (cost model, s) exceeds this.
+    energy_refinement : {"residual", "dictionary"}, optional
+        How a refinement chooses its image (see above). Default: ``"residual"`` with
+        ``stop_rule="prediction"``, ``"dictionary"`` (the choice of earlier versions and of the
+        authors) with ``"variation"``. ``"residual"`` is deterministic given the measured rows
+        (a greedy choice; its scores, clipped at 0 and normalised, are the decision's
+        ``energy_weights``). The initial step always uses ``energy_sampling``.
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
         ``n_init`` random restarts: about 2-4x faster steps (benchmarks/planner.py), still
@@ -550,18 +567,22 @@ class ACURISSPlanner(CURISSPlanner):
 
     Notes
     -----
-    Defaults (``tol_prediction=0.30``, 2 in a row, 3 images, 2 rows, ``images_per_row=3``) were
-    chosen on the ALS stacks and the phantom; docs/quality.md has the measured table against the
-    variation rule, the authors' images-only mode and ``min_rows=1``.
+    Defaults (``tol_prediction=0.35``, 2 in a row, 3 images, 2 rows, ``images_per_row=3``,
+    residual images) were chosen on the ALS stacks and the phantom; docs/quality.md has the
+    measured table against the variation rule, the authors' images-only mode, ``min_rows=1`` and
+    dictionary-drawn refinement images.
     """
 
     method = "acuriss"
-    #: before ``min_rows`` existed the rule stopped whatever the number of rows
-    earlier_defaults = {**CURISSPlanner.earlier_defaults, "min_rows": 1}
+    #: before ``min_rows`` existed the rule stopped whatever the number of rows; before
+    #: ``energy_refinement`` refinement images were drawn from the dictionary, with
+    #: ``tol_prediction`` 0.30
+    earlier_defaults = {**CURISSPlanner.earlier_defaults, "min_rows": 1,
+                        "energy_refinement": "dictionary", "tol_prediction": 0.30}
 
     def __init__(self, energies, shape, *, sampling_ratio: float = 0.10, dictionary=None, seed=None,
                  cost_model=None, initial_ratio: float = 0.02, max_iterations: int = 50,
-                 stop_rule: str = "prediction", tol_prediction: float = 0.30,
+                 stop_rule: str = "prediction", tol_prediction: float = 0.35,
                  n_consecutive: int = 2, min_images: int = 3, min_rows: int | None = None,
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", images_per_row: int | None = None,
@@ -569,9 +590,15 @@ class ACURISSPlanner(CURISSPlanner):
                  core_rank: int | None = None, core_rtol: float = 1e-6,
                  noise_level: float | None = None, write_back: bool = False,
                  energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE,
-                 kmeans_warm_start: bool = False):
+                 energy_refinement: str | None = None, kmeans_warm_start: bool = False):
         Planner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
                          dictionary=dictionary, seed=seed, cost_model=cost_model)
+        if energy_refinement is None:
+            energy_refinement = "residual" if stop_rule == "prediction" else "dictionary"
+        if not isinstance(energy_refinement, str) or energy_refinement not in ENERGY_REFINEMENTS:
+            raise ValueError(f"energy_refinement must be one of {ENERGY_REFINEMENTS}; "
+                             f"got {energy_refinement!r}")
+        self.energy_refinement = energy_refinement
         self.kmeans_warm_start = bool(kmeans_warm_start)
         self.initial_ratio = validate_ratio("initial_ratio", initial_ratio, high=self.sampling_ratio)
         self._init_selection(energy_sampling, budget_rule)
@@ -850,7 +877,7 @@ class ACURISSPlanner(CURISSPlanner):
                     continue
                 if (measured + n_new) / n_cells > self.sampling_ratio + 1e-12:
                     continue
-                return self._decide_images(1)
+                return self._decide_refinement_image()
             else:
                 n_new = self.energies.size - self.imaged_energies.size
                 if self._chosen_rows().size >= self.shape[0] or n_new <= 0:
@@ -861,6 +888,47 @@ class ACURISSPlanner(CURISSPlanner):
         if self.imaged_energies.size < self.energies.size and self._chosen_rows().size < self.shape[0]:
             self.stop_reason = f"sampling_ratio budget {self.sampling_ratio:g} reached"
         return None
+
+    def _decide_refinement_image(self) -> Decision:
+        if self.energy_refinement == "dictionary" or self._chosen_rows().size == 0:
+            return self._decide_images(1)
+        excess = self._residual_excess()
+        e = int(np.argmax(excess))
+        w = np.clip(excess, 0.0, None)
+        if w.sum() > 0:
+            w /= w.sum()
+        else:  # everything explained to within the noise: record the choice itself
+            w[e] = 1.0
+        return self._image_decision(np.array([e]), w)
+
+    def _residual_excess(self) -> np.ndarray:
+        """Per energy: what the imaged energies leave unexplained of its measured spatial rows.
+
+        ``‖g_e − Q Qᵀ g_e‖² − (m − k) σ_e²`` with ``g_e`` the energy's row of G = [C, D̃]: C the CUR
+        columns (the m = rows · n_x values of the spatial rows measured at every energy) and D̃
+        the dictionary's spectra (unit columns scaled so that together they weigh as much as C:
+        a few measured rows may miss a material that the dictionary knows); Q an orthonormal
+        basis of the k imaged energies' rows of G, and σ_e² the noise variance at that energy
+        (what white noise alone leaves in the residual of C); −inf at imaged energies.
+        Shape (n_E,), OD².
+        """
+        n_e = self.energies.size
+        C = self._od[:, self._chosen_rows(), :].reshape(n_e, -1)
+        m = C.shape[1]
+        G = C
+        if self.dictionary is not None:
+            norms = np.linalg.norm(self.dictionary, axis=0)
+            D = self.dictionary[:, norms > 0] / norms[norms > 0]
+            if D.shape[1]:
+                scale = np.sqrt(np.median(np.einsum("ij,ij->j", C, C)) * m / D.shape[1])
+                G = np.hstack([C, D * scale])
+        imaged = self.imaged_energies
+        Q, _ = np.linalg.qr(G[imaged].T)
+        resid = G - (G @ Q) @ Q.T
+        noise = self._noise_variances(np.arange(n_e))
+        excess = np.einsum("ij,ij->i", resid, resid) - (m - min(imaged.size, m)) * noise
+        excess[imaged] = -np.inf
+        return excess
 
     def _decide_row_scan(self) -> Decision:
         chosen = self._chosen_rows()
