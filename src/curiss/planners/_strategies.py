@@ -892,8 +892,13 @@ class ACURISSPlanner(CURISSPlanner):
     def _decide_refinement_image(self) -> Decision:
         if self.energy_refinement == "dictionary" or self._chosen_rows().size == 0:
             return self._decide_images(1)
-        excess = self._residual_excess()
-        e = int(np.argmax(excess))
+        excess, scale = self._residual_excess()
+        if not np.nanmax(excess) > 1e-9 * scale:
+            # the images explain every energy to rounding (noise-free data): nothing to choose by,
+            # and an argmax of rounding errors would not be reproducible (resume, recompute)
+            return self._decide_images(1)
+        # ties to ~1e-8 of the typical row energy go to the lowest index, whatever the rounding
+        e = int(np.argmax(np.round(excess / scale, 8)))
         w = np.clip(excess, 0.0, None)
         if w.sum() > 0:
             w /= w.sum()
@@ -901,7 +906,7 @@ class ACURISSPlanner(CURISSPlanner):
             w[e] = 1.0
         return self._image_decision(np.array([e]), w)
 
-    def _residual_excess(self) -> np.ndarray:
+    def _residual_excess(self) -> tuple[np.ndarray, float]:
         """Per energy: what the imaged energies leave unexplained of its measured spatial rows.
 
         ``‖g_e − Q Qᵀ g_e‖² − (m − k) σ_e²`` with ``g_e`` the energy's row of G = [C, D̃]: C the CUR
@@ -910,7 +915,7 @@ class ACURISSPlanner(CURISSPlanner):
         a few measured rows may miss a material that the dictionary knows); Q an orthonormal
         basis of the k imaged energies' rows of G, and σ_e² the noise variance at that energy
         (what white noise alone leaves in the residual of C); −inf at imaged energies.
-        Shape (n_E,), OD².
+        Returns the scores, shape (n_E,), OD², and the mean ‖g_e‖² (the scale of rounding).
         """
         n_e = self.energies.size
         C = self._od[:, self._chosen_rows(), :].reshape(n_e, -1)
@@ -928,7 +933,7 @@ class ACURISSPlanner(CURISSPlanner):
         noise = self._noise_variances(np.arange(n_e))
         excess = np.einsum("ij,ij->i", resid, resid) - (m - min(imaged.size, m)) * noise
         excess[imaged] = -np.inf
-        return excess
+        return excess, float(np.einsum("ij,ij->", G, G) / n_e) or 1.0
 
     def _decide_row_scan(self) -> Decision:
         chosen = self._chosen_rows()
