@@ -548,7 +548,10 @@ class ACURISSPlanner(CURISSPlanner):
         ``stop_rule="prediction"``, ``"dictionary"`` (the choice of earlier versions and of the
         authors) with ``"variation"``. ``"residual"`` is deterministic given the measured rows
         (a greedy choice; its scores, clipped at 0 and normalised, are the decision's
-        ``energy_weights``). The initial step always uses ``energy_sampling``.
+        ``energy_weights``; near-ties within 1e-8 of the mean squared row go to the lowest
+        energy index), except that when the images explain every energy to rounding
+        (noise-free data) it draws from the dictionary. The initial step always uses
+        ``energy_sampling``.
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
         ``n_init`` random restarts: about 2-4x faster steps (benchmarks/planner.py), still
