@@ -417,3 +417,26 @@ def test_energy_refinement_keyword():
     assert curiss.ACURISSPlanner(e, cube.shape[1:], energy_refinement="dictionary", **kw).energy_refinement == "dictionary"
     with pytest.raises(ValueError, match=r"energy_refinement must be one of \('residual', 'dictionary'\); got 'best'"):
         curiss.ACURISSPlanner(e, cube.shape[1:], energy_refinement="best", **kw)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_residual_images_on_the_demo_stxm_poisson_noise(seed):
+    """The `curiss demo` configuration on the simulated STXM (Poisson counts: the OD noise grows
+    with the absorption). Scored against the stack-wide noise, the noisier absorbing energies
+    looked unexplained and the residual choice imaged four energies of the edge (seed 0: error
+    14.9 % against the truth; the dictionary draw 2.5 %). With the per-energy noise it is 2.7 %."""
+    from bluesky import RunEngine
+
+    from curiss.plans import subsampled_scan
+    from sim_devices import PhantomSample, make_stxm
+
+    sample = PhantomSample(40, (48, 48), 3, seed=seed)
+    stxm = make_stxm(sample, seed=seed + 1)
+    p0 = max(0.05, 1.2 * minimum_ratio(40, (48, 48)))  # as the demo
+    p = curiss.ACURISSPlanner(sample.energies, (48, 48), dictionary=sample.spectra, seed=seed,
+                              initial_ratio=p0, sampling_ratio=0.3)
+    RunEngine({})(subsampled_scan(p, stxm.detector, stxm.mono, stxm.stage,
+                                  y_positions=stxm.y_positions, analysis=False))
+    assert p.energy_refinement == "residual" and p.stop_reason.startswith("prediction error")
+    err = np.linalg.norm(p.completed() - sample.cube) / np.linalg.norm(sample.cube)
+    assert err < 0.05, (err, p.imaged_energies)

@@ -467,8 +467,11 @@ class ACURISSPlanner(CURISSPlanner):
     default (``energy_refinement="residual"``), the energy whose measured spatial rows (the CUR
     columns C, measured at every energy) and dictionary spectra the images explain least: the
     largest squared residual of its row of [C, dictionary] after projection onto the span of the
-    imaged energies' rows, less the residual that noise alone leaves there. It is the energy the
-    current completion gets most wrong where that can be checked;
+    imaged energies' rows, less the residual that noise alone leaves there (from that energy's
+    own noise: the OD noise of a counting detector grows with the absorption). It is the energy
+    the current completion gets most wrong where that can be checked; when no energy's residual
+    stands out of the noise (by 4 standard deviations of the noise's own residual) the image is
+    drawn from the dictionary instead;
     ``energy_refinement="dictionary"`` draws it from the dictionary (volume/leverage sampling,
     imaged energies excluded), as earlier versions did.
 
@@ -549,8 +552,8 @@ class ACURISSPlanner(CURISSPlanner):
         authors) with ``"variation"``. ``"residual"`` is deterministic given the measured rows
         (a greedy choice; its scores, clipped at 0 and normalised, are the decision's
         ``energy_weights``; near-ties within 1e-8 of the mean squared row go to the lowest
-        energy index), except that when the images explain every energy to rounding
-        (noise-free data) it draws from the dictionary. The initial step always uses
+        energy index), except that when no residual stands out of the noise (or, on noise-free
+        data, of rounding) it draws from the dictionary. The initial step always uses
         ``energy_sampling``.
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
@@ -750,7 +753,7 @@ class ACURISSPlanner(CURISSPlanner):
         m, n = res.shape
         return float(np.sum((L.T @ L) * (R @ R.T)) / (m * n))
 
-    def _noise_variances(self, e: np.ndarray) -> np.ndarray:
+    def _noise_variances(self, e: np.ndarray, *, pooled_only: bool = False) -> np.ndarray:
         """Noise variance (OD²) for each entry of ``e``: the smaller of two estimates.
 
         - second differences along x of every row measured at that energy (pooled; needs
@@ -761,10 +764,11 @@ class ACURISSPlanner(CURISSPlanner):
           varies with energy reads as more noise.
 
         Both err upwards, and too high a noise makes the rule stop too early; the smaller one
-        can only make it stop later (the ``sampling_ratio`` cap still holds)."""
+        can only make it stop later (the ``sampling_ratio`` cap still holds). ``pooled_only``:
+        the second-difference estimate alone (per energy; needs n_x >= 3)."""
         out = np.full(e.size, np.inf)
         full = np.flatnonzero(self._row_measured.all(axis=0))
-        if full.size and min(self.energies.size, full.size * self.shape[1]) >= 8:
+        if not pooled_only and full.size and min(self.energies.size, full.size * self.shape[1]) >= 8:
             key = tuple(full.tolist())
             if self._noise_key != key:  # the rows' values never change
                 C = self._od[:, full, :].reshape(self.energies.size, -1)
@@ -895,10 +899,12 @@ class ACURISSPlanner(CURISSPlanner):
     def _decide_refinement_image(self) -> Decision:
         if self.energy_refinement == "dictionary" or self._chosen_rows().size == 0:
             return self._decide_images(1)
-        excess, scale = self._residual_excess()
-        if not np.nanmax(excess) > 1e-9 * scale:
-            # the images explain every energy to rounding (noise-free data): nothing to choose by,
-            # and an argmax of rounding errors would not be reproducible (resume, recompute)
+        excess, scale, floor = self._residual_excess()
+        if not np.nanmax(excess - floor) > 1e-9 * scale:
+            # the images explain every energy to within the noise's fluctuation (or, on
+            # noise-free data, to rounding): nothing to choose by — an argmax of noise would
+            # pick near-duplicates (an ill-conditioned core) and of rounding errors would not be
+            # reproducible (resume, recompute). Draw from the dictionary.
             return self._decide_images(1)
         # ties to ~1e-8 of the typical row energy go to the lowest index, whatever the rounding
         e = int(np.argmax(np.round(excess / scale, 8)))
@@ -917,8 +923,10 @@ class ACURISSPlanner(CURISSPlanner):
         the dictionary's spectra (unit columns scaled so that together they weigh as much as C:
         a few measured rows may miss a material that the dictionary knows); Q an orthonormal
         basis of the k imaged energies' rows of G, and σ_e² the noise variance at that energy
-        (what white noise alone leaves in the residual of C); −inf at imaged energies.
-        Returns the scores, shape (n_E,), OD², and the mean ‖g_e‖² (the scale of rounding).
+        from second differences along x (what white noise alone leaves in the residual of C);
+        −inf at imaged energies. Returns the scores, shape (n_E,), OD²; the mean ‖g_e‖² (the
+        scale of rounding); and the significance floor 4 σ_e² √(2 (m − k)) (4 standard
+        deviations of σ_e² χ²_{m−k}), shape (n_E,).
         """
         n_e = self.energies.size
         C = self._od[:, self._chosen_rows(), :].reshape(n_e, -1)
@@ -933,10 +941,17 @@ class ACURISSPlanner(CURISSPlanner):
         imaged = self.imaged_energies
         Q, _ = np.linalg.qr(G[imaged].T)
         resid = G - (G @ Q) @ Q.T
-        noise = self._noise_variances(np.arange(n_e))
-        excess = np.einsum("ij,ij->i", resid, resid) - (m - min(imaged.size, m)) * noise
+        # per energy, from second differences along x: the OD noise of a Poisson detector grows
+        # with the absorption, and a single value for the stack (the smaller estimate that the
+        # stop rule uses) would count the extra noise of the absorbing energies as unexplained
+        noise = (self._noise_variances(np.arange(n_e), pooled_only=True) if self.shape[1] >= 3
+                 else self._noise_variances(np.arange(n_e)))
+        dof = m - min(imaged.size, m)
+        excess = np.einsum("ij,ij->i", resid, resid) - dof * noise
         excess[imaged] = -np.inf
-        return excess, float(np.einsum("ij,ij->", G, G) / n_e) or 1.0
+        # 4 standard deviations of the noise's own residual (σ² χ²_dof has std σ² √(2 dof))
+        floor = 4.0 * noise * np.sqrt(2.0 * dof)
+        return excess, float(np.einsum("ij,ij->", G, G) / n_e) or 1.0, floor
 
     def _decide_row_scan(self) -> Decision:
         chosen = self._chosen_rows()
