@@ -908,14 +908,10 @@ class ACURISSPlanner(CURISSPlanner):
             return self._decide_images(1)
         # ties to ~1e-8 of the typical row energy go to the lowest index, whatever the rounding
         e = int(np.argmax(np.round(excess / scale, 8)))
-        w = np.clip(excess, 0.0, None)
-        if w.sum() > 0:
-            w /= w.sum()
-        else:  # everything explained to within the noise: record the choice itself
-            w[e] = 1.0
-        return self._image_decision(np.array([e]), w)
+        w = np.clip(excess, 0.0, None)  # the maximum is above the floor (>= 0): w.sum() > 0
+        return self._image_decision(np.array([e]), w / w.sum())
 
-    def _residual_excess(self) -> tuple[np.ndarray, float]:
+    def _residual_excess(self) -> tuple[np.ndarray, float, np.ndarray]:
         """Per energy: what the imaged energies leave unexplained of its measured spatial rows.
 
         ``‖g_e − Q Qᵀ g_e‖² − (m − k) σ_e²`` with ``g_e`` the energy's row of G = [C, D̃]: C the CUR
@@ -936,16 +932,15 @@ class ACURISSPlanner(CURISSPlanner):
             norms = np.linalg.norm(self.dictionary, axis=0)
             D = self.dictionary[:, norms > 0] / norms[norms > 0]
             if D.shape[1]:
-                scale = np.sqrt(np.median(np.einsum("ij,ij->j", C, C)) * m / D.shape[1])
-                G = np.hstack([C, D * scale])
+                weight = np.sqrt(np.median(np.einsum("ij,ij->j", C, C)) * m / D.shape[1])
+                G = np.hstack([C, D * weight])
         imaged = self.imaged_energies
         Q, _ = np.linalg.qr(G[imaged].T)
         resid = G - (G @ Q) @ Q.T
         # per energy, from second differences along x: the OD noise of a Poisson detector grows
         # with the absorption, and a single value for the stack (the smaller estimate that the
         # stop rule uses) would count the extra noise of the absorbing energies as unexplained
-        noise = (self._noise_variances(np.arange(n_e), pooled_only=True) if self.shape[1] >= 3
-                 else self._noise_variances(np.arange(n_e)))
+        noise = self._noise_variances(np.arange(n_e), pooled_only=self.shape[1] >= 3)
         dof = m - min(imaged.size, m)
         excess = np.einsum("ij,ij->i", resid, resid) - dof * noise
         excess[imaged] = -np.inf
