@@ -46,8 +46,9 @@ def stacks(names):
     if (ALS / "71214078_stack.npz").exists():
         dictionary = load_stack(ALS / "71214078_stack.npz").dictionary
     for name in names:
-        if name == "phantom":
-            ph = make_phantom(n_energies=100, shape=(64, 64), n_materials=3, seed=0, noise=0.02)
+        if name.startswith("phantom"):  # "phantom": 64 x 64 pixels; "phantom128": 128 x 128
+            side = int(name[len("phantom"):] or 64)
+            ph = make_phantom(n_energies=100, shape=(side, side), n_materials=3, seed=0, noise=0.02)
             yield name, ph.energies, ph.cube, ph.spectra, ph.truth
         else:
             path = ALS / f"{name}_stack.npz"
@@ -126,10 +127,13 @@ ACURISS_CONFIGS = [
     ("variation, images_per_row=3", dict(stop_rule="variation", images_per_row=3)),
     ("prediction, images_per_row=2", dict(images_per_row=2)),
     ("prediction, min_rows=1 (earlier)", dict(min_rows=1)),
-    ("prediction, dictionary images, tol 0.30 (previous default)",
+    ("prediction, dictionary images, tol 0.30, 2 in a row (earlier default)",
      dict(energy_refinement="dictionary", tol_prediction=0.30)),
-    ("prediction, residual images, tol 0.30", dict(tol_prediction=0.30)),
-    ("prediction, residual images, tol 0.40", dict(tol_prediction=0.40)),
+    ("residual images, tol 0.35, 2 in a row (previous default)",
+     dict(tol_prediction=0.35, n_consecutive=2)),
+    ("residual images, tol 0.30, 2 in a row", dict(n_consecutive=2)),
+    ("residual images, tol 0.35, 1 pass", dict(tol_prediction=0.35)),
+    ("residual images, tol 0.40, 1 pass", dict(tol_prediction=0.40)),
 ]
 
 

@@ -334,10 +334,10 @@ def test_narrow_rows_and_constant_data_do_not_break_the_rule():
 
 
 def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before():
-    """Start documents record min_rows, budget_rule, energy_refinement and tol_prediction
-    (get_params); a run written before they existed (none in planner_kwargs) is rebuilt with
-    min_rows=1, budget_rule="images", energy_refinement="dictionary" and tol_prediction=0.30,
-    the behaviour it was recorded with."""
+    """Start documents record min_rows, budget_rule, energy_refinement, tol_prediction and
+    n_consecutive (get_params); a run written before they existed (none in planner_kwargs) is
+    rebuilt with min_rows=1, budget_rule="images", energy_refinement="dictionary",
+    tol_prediction=0.30 and n_consecutive=2, the behaviour it was recorded with."""
     from types import SimpleNamespace
 
     from curiss.plans import planner_metadata
@@ -347,7 +347,10 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
     kw = dict(sampling_ratio=0.8, initial_ratio=0.2, seed=1)
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], **kw))
     assert meta["min_rows"] == 2 and meta["budget_rule"] == "balanced"
-    assert meta["energy_refinement"] == "residual" and meta["tol_prediction"] == 0.35
+    assert meta["energy_refinement"] == "residual" and meta["tol_prediction"] == 0.30
+    assert meta["n_consecutive"] == 1
+    meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], energy_refinement="dictionary", **kw))
+    assert meta["n_consecutive"] == 2  # random images: two passes in a row, as before
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=3, budget_rule="authors", **kw))
     assert meta["min_rows"] == 3 and meta["budget_rule"] == "authors"
     assert planner_metadata(curiss.RISSPlanner(e, cube.shape[1:], sampling_ratio=0.3))["budget_rule"] == "images"
@@ -359,12 +362,18 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
     old = rebuilt("acuriss", dict(kw))  # as an earlier version recorded it
     assert old.min_rows == 1 and old.budget_rule == "images"
     assert old.energy_refinement == "dictionary" and old.tol_prediction == 0.30
+    assert old.n_consecutive == 2
+    # written with residual images before n_consecutive was recorded (tol_prediction 0.35 then)
+    mid = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced",
+                              "energy_refinement": "residual", "tol_prediction": 0.35})
+    assert mid.energy_refinement == "residual" and mid.n_consecutive == 2 and mid.tol_prediction == 0.35
     assert rebuilt("curiss", {"sampling_ratio": 0.3, "seed": 1}).budget_rule == "images"
     new = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced"})
     assert new.min_rows == 2 and new.budget_rule == "balanced"
     # the rebuilt planner retraces an earlier version's run decision by decision (the initial
     # step of this configuration differs between the two budget rules: 2 rows vs 1)
-    earlier = dict(min_rows=1, budget_rule="images", energy_refinement="dictionary", tol_prediction=0.30)
+    earlier = dict(min_rows=1, budget_rule="images", energy_refinement="dictionary", tol_prediction=0.30,
+                   n_consecutive=2)
     a = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], **earlier, **kw), cube)
     b = curiss.replay(old, cube)
     assert [h["kind"] for h in a.history] == [h["kind"] for h in b.history]
