@@ -10,6 +10,7 @@ plots. Run from the repository root:
     .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10
     .venv/bin/python benchmarks/quality.py --acuriss-only --seeds 10   # ACURISS rows only
     .venv/bin/python benchmarks/quality.py --acuriss-only --acuriss-p0 0.02,0.04 --acuriss-configs 0,7
+    .venv/bin/python benchmarks/quality.py --acuriss-only --acuriss-configs 0,9 --first-seed 10 --seeds 10
     .venv/bin/python benchmarks/quality.py --curiss-rows-only --seeds 10  # 1 vs 2 ARP rows
     .venv/bin/python benchmarks/quality.py --sweep-only --seeds 10        # strategy x ratio tables only
 
@@ -160,6 +161,8 @@ def main(argv=None):
     p.add_argument("--stacks", default="phantom,71214078,71214098")
     p.add_argument("--ratios", default="0.02,0.04,0.06,0.08,0.10")
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0,
+                   help="seeds are first-seed .. first-seed + seeds - 1 (a hold-out set: --first-seed 10)")
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--ablation-ratio", type=float, default=0.05)
     p.add_argument("--ablation-only", action="store_true")
@@ -176,7 +179,7 @@ def main(argv=None):
     p.add_argument("--sweep-only", action="store_true",
                    help="only the strategy x ratio tables and plots (no ablation, no ACURISS rows)")
     args = p.parse_args(argv)
-    seeds = list(range(args.seeds))
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     ratios = [float(r) for r in args.ratios.split(",")]
     strategies = args.strategies.split(",")
     OUT.mkdir(parents=True, exist_ok=True)

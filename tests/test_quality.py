@@ -26,8 +26,9 @@ def test_acuriss_prediction_rule_beats_the_variation_rule_on_phantom():
     """ACURISS from p0 = 0.0255 (cap 0.10) on the benchmark phantom (100 energies, 64 x 64, noise
     0.02), errors against the noise-free truth, 10 seeds. Measured (docs/quality.md): the
     noise-aware prediction rule (default) stops at ratio 0.070 median with signal error worst
-    0.090; the previous completion/spectral-variation rule at 0.075 with worst 0.175 (one seed
-    stopped early at 0.051 on a spurious small spectral variation)."""
+    0.041 (0.090 with the dictionary images it was introduced with); the earlier
+    completion/spectral-variation rule at 0.075 with worst 0.175 (one seed stopped early at
+    0.051 on a spurious small spectral variation)."""
     ph = make_phantom(n_energies=100, shape=(64, 64), n_materials=3, seed=0, noise=0.02)
     out = {}
     for rule in ("prediction", "variation"):
