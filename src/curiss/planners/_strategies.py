@@ -578,10 +578,10 @@ class ACURISSPlanner(CURISSPlanner):
     Notes
     -----
     Defaults (``tol_prediction=0.30``, 1 pass with residual images, 3 images, 2 rows,
-    ``images_per_row=3``) were chosen on the ALS stacks and the phantom (and checked on 10 more
-    seeds than the table's); docs/quality.md has the measured table against the variation rule,
-    the authors' images-only mode, ``min_rows=1``, dictionary-drawn refinement images and the
-    previous default (0.35, 2 in a row).
+    ``images_per_row=3``) were chosen on the ALS stacks and the phantom (seeds 0-9);
+    docs/quality.md has the measured tables against the variation rule, the authors'
+    images-only mode, ``min_rows=1``, dictionary-drawn refinement images and the previous
+    default (0.35, 2 in a row), also on seeds 10-19 and from ``initial_ratio=0.04``.
     """
 
     method = "acuriss"
