@@ -64,7 +64,7 @@ def test_curiss_beats_uniform_sampling_on_als_stack(stack):
     assert med["curiss"] < med["uniform"], med
 
 
-def test_acuriss_stops_on_its_own_with_the_quality_goals_on_als_stack(stack):
+def test_acuriss_stops_on_its_own_with_the_quality_goals_on_als_stack(stack, acuriss_to_its_stop):
     """Issue 3, ACURISS from p0 = 0.02 (cap 0.10), default noise-aware stop rule (tol 0.30, one
     pass) and residual refinement images: the issue's goals, the stop ratio included, over 20
     seeds (0-19: the defaults were chosen on 0-9, and on 10-19 alone the median ratio is 0.064,
@@ -75,22 +75,8 @@ def test_acuriss_stops_on_its_own_with_the_quality_goals_on_als_stack(stack):
     bounds on the worst seed exclude the default before it (dictionary images, tol 0.30, seeds
     0-9: worst signal 0.254, worst ARI 0.817, worst spectra 0.127); the earlier variation rule
     had a worst signal error of 0.585 and worst ARI 0.714."""
-    from sklearn.metrics import adjusted_rand_score
-
-    from curiss.analysis import spectra_error
-
-    full = curiss.spectral_analysis(stack.cube, n_components=3, n_clusters=4, seed=0)
-    rows = []
-    for seed in range(20):
-        p = curiss.ACURISSPlanner(stack.energies, stack.cube.shape[1:], sampling_ratio=0.10,
-                                  initial_ratio=0.02, dictionary=stack.dictionary, seed=seed)
-        acq = curiss.replay(p, stack.cube)
-        assert p.stop_reason.startswith("prediction error"), p.stop_reason
-        ana = curiss.spectral_analysis(acq.completed, n_components=3, n_clusters=4, seed=0)
-        rows.append((acq.sampling_ratio, signal_error(acq.completed, stack.cube, k=3),
-                     adjusted_rand_score(full.labels.ravel(), ana.labels.ravel()),
-                     spectra_error(full.cluster_spectra, ana.cluster_spectra)))
-    ratio, sig, ari, spec = np.array(rows).T
+    ratio, sig, ari, spec = acuriss_to_its_stop(stack.energies, stack.cube, stack.cube,
+                                                stack.dictionary, range(20))
     assert np.median(ratio) <= 0.06 and ratio.max() < 0.10, ratio
     assert np.median(sig) <= 0.17 and sig.max() <= 0.20, sig
     assert np.median(ari) >= 0.92 and ari.min() >= 0.88, ari
