@@ -251,6 +251,9 @@ def test_each_stop_criterion_fires_under_the_prediction_rule():
     acq = curiss.replay(p, cube)
     assert p.stop_reason.startswith("sampling_ratio budget"), p.stop_reason
     assert acq.sampling_ratio <= 0.2 + 1e-12
+    # ... and a stop at the cap says what the rule still lacked
+    assert "before the stop rule passed" in p.stop_reason, p.stop_reason
+    assert f"images < min_images {e.size}" in p.stop_reason, p.stop_reason
     # report
     r = p.report()
     assert r["stop_rule"] == "prediction" and r["images_per_row"] == 3
@@ -449,3 +452,22 @@ def test_residual_images_on_the_demo_stxm_poisson_noise(seed):
     assert p.energy_refinement == "residual" and p.stop_reason.startswith("prediction error")
     err = np.linalg.norm(p.completed() - sample.cube) / np.linalg.norm(sample.cube)
     assert err < 0.05, (err, p.imaged_energies)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_stop_at_the_cap_names_what_the_prediction_rule_still_lacked(seed):
+    """The cap ends a run the rule would continue: its stop reason says so, with the rule's last
+    prediction error (the number in the stop record), and a capped variation-rule run is unchanged."""
+    e, cube, spectra = small_stack(2, noise=0.05)
+    kw = dict(sampling_ratio=0.3, initial_ratio=0.1, dictionary=spectra, seed=seed)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], tol_prediction=0.0, **kw)  # cannot pass with noise
+    acq = curiss.replay(p, cube)
+    last = acq.history[-1]
+    assert last["kind"] == "stop" and last["prediction_error"] > 0
+    assert p.stop_reason == (
+        f"sampling_ratio budget 0.3 reached before the stop rule passed (prediction error "
+        f"{last['prediction_error']:.3g}, needs <= tol_prediction 0 in 1 consecutive refinement(s))")
+    q = curiss.ACURISSPlanner(e, cube.shape[1:], stop_rule="variation", tol_completion=0.0,
+                              tol_spectral=0.0, **kw)
+    curiss.replay(q, cube)
+    assert q.stop_reason == "sampling_ratio budget 0.3 reached"

@@ -498,7 +498,10 @@ class ACURISSPlanner(CURISSPlanner):
     relative completion variation ≤ ``tol_completion`` or the cluster-spectra variation ≤
     ``tol_spectral``. Either way the acquisition also stops at ``max_iterations``, ``max_time`` or
     when no refinement fits under the ``sampling_ratio`` cap. ``stop_reason`` names the test that
-    fired, with its numbers.
+    fired, with its numbers. A run that reaches the cap before the prediction rule passed says so
+    (``"sampling_ratio budget 0.05 reached before the stop rule passed (prediction error 0.316,
+    needs <= tol_prediction 0.3 in 1 consecutive refinement(s))"``): by the rule's own measure
+    it was not finished.
 
     Parameters
     ----------
@@ -903,8 +906,26 @@ class ACURISSPlanner(CURISSPlanner):
                     continue
                 return self._decide_row_scan()
         if self.imaged_energies.size < self.energies.size and self._chosen_rows().size < self.shape[0]:
-            self.stop_reason = f"sampling_ratio budget {self.sampling_ratio:g} reached"
+            self.stop_reason = f"sampling_ratio budget {self.sampling_ratio:g} reached" + self._rule_pending()
         return None
+
+    def _rule_pending(self) -> str:
+        """What the prediction rule still lacks, for a stop at the cap ('' with the variation rule)."""
+        if self.stop_rule != "prediction":
+            return ""
+        n = self.n_consecutive
+        recent = self._prediction_errors[-n:]
+        missing = []
+        if not (len(recent) == n and all(np.isfinite(r) and r <= self.tol_prediction for r in recent)):
+            rels = ", ".join(f"{r:.3g}" for r in recent) or "none yet"
+            missing.append(f"prediction error {rels}, needs <= tol_prediction {self.tol_prediction:g} "
+                           f"in {n} consecutive refinement(s)")
+        n_img, n_rows = int(self.imaged_energies.size), int(self._chosen_rows().size)
+        if n_img < self.min_images:
+            missing.append(f"{n_img} images < min_images {self.min_images}")
+        if n_rows < self.min_rows:
+            missing.append(f"{n_rows} rows < min_rows {self.min_rows}")
+        return f" before the stop rule passed ({'; '.join(missing)})" if missing else ""
 
     def _decide_refinement_image(self) -> Decision:
         if self.energy_refinement == "dictionary" or self._chosen_rows().size == 0:
