@@ -153,7 +153,8 @@ def acuriss_rows(name, energies, cube, dictionary, truth, seeds, configs=None, p
                         cube, ref, full) for s in seeds]
         print(summary_line(label, rows) + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
         stops = sorted(set(str(r["stop"]).split(" ")[0] for r in rows))
-        print(f"{'':34s} stops: {stops}; ratios {' '.join('%.3f' % r['ratio'] for r in rows)}", flush=True)
+        print(f"{'':34s} stops: {stops}; ratios {' '.join('%.3f' % r['ratio'] for r in rows)}; "
+              f"spectra {' '.join('%.3f' % r['spectra'] for r in rows)}", flush=True)
 
 
 def main(argv=None):
