@@ -852,8 +852,7 @@ class ACURISSPlanner(CURISSPlanner):
         recent = self._prediction_errors[-n:]
         n_img = int(self.imaged_energies.size)
         n_rows = int(self._chosen_rows().size)
-        if (len(recent) == n and n_img >= self.min_images and n_rows >= self.min_rows
-                and all(np.isfinite(r) and r <= self.tol_prediction for r in recent)):
+        if self._predictions_pass(recent) and n_img >= self.min_images and n_rows >= self.min_rows:
             rels = ", ".join(f"{r:.3g}" for r in recent)
             st = self.prediction_
             return (f"prediction error {rels} <= tol_prediction {self.tol_prediction:g} in "
@@ -909,6 +908,11 @@ class ACURISSPlanner(CURISSPlanner):
             self.stop_reason = f"sampling_ratio budget {self.sampling_ratio:g} reached" + self._rule_pending()
         return None
 
+    def _predictions_pass(self, recent: list[float]) -> bool:
+        """The last ``n_consecutive`` prediction errors are all there, finite and within tolerance."""
+        return len(recent) == self.n_consecutive and all(
+            np.isfinite(r) and r <= self.tol_prediction for r in recent)
+
     def _rule_pending(self) -> str:
         """What the prediction rule still lacks, for a stop at the cap ('' with the variation rule)."""
         if self.stop_rule != "prediction":
@@ -916,7 +920,7 @@ class ACURISSPlanner(CURISSPlanner):
         n = self.n_consecutive
         recent = self._prediction_errors[-n:]
         missing = []
-        if not (len(recent) == n and all(np.isfinite(r) and r <= self.tol_prediction for r in recent)):
+        if not self._predictions_pass(recent):
             rels = ", ".join(f"{r:.3g}" for r in recent) or "none yet"
             missing.append(f"prediction error {rels}, needs <= tol_prediction {self.tol_prediction:g} "
                            f"in {n} consecutive refinement(s)")
