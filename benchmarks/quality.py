@@ -61,7 +61,12 @@ def stacks(names):
 
 
 def measure(planner, cube, ref, full):
-    acq = replay(planner, cube)
+    return measure_acquisition(replay(planner, cube), cube, ref, full)
+
+
+def measure_acquisition(acq, cube, ref, full):
+    """The benchmark's measures of a replayed acquisition: raw error against ``cube`` (the
+    measured stack), signal error against ``ref``, ARI and spectra error against ``full``."""
     ana = spectral_analysis(acq.completed, n_components=3, n_clusters=4, seed=0)
     return {
         "ratio": acq.sampling_ratio,

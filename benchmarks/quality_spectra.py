@@ -47,12 +47,11 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
-from sklearn.metrics import adjusted_rand_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402  (the benchmarks folder)
 
-from curiss.analysis import signal_error, spectra_error, spectral_analysis  # noqa: E402
+from curiss.analysis import spectra_error, spectral_analysis  # noqa: E402
 from curiss.planners import ACURISSPlanner  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
@@ -90,12 +89,7 @@ class _TotalResidualACURISS(ACURISSPlanner):
         if not np.nanmax(excess - floor) > 1e-9 * scale:
             return excess, scale, floor  # nothing stands out of the noise: the dictionary draw
         n_e = self.energies.size
-        C = self._od[:, self._chosen_rows(), :].reshape(n_e, -1)
-        m, G = C.shape[1], C
-        if self.dictionary is not None:
-            norms = np.linalg.norm(self.dictionary, axis=0)
-            D = self.dictionary[:, norms > 0] / norms[norms > 0]
-            G = np.hstack([C, D * np.sqrt(np.median(np.einsum("ij,ij->j", C, C)) * m / D.shape[1])])
+        G, m = self._residual_columns()  # the planner's own [C, dictionary]
         imaged = self.imaged_energies
         Qm, _ = np.linalg.qr(G[imaged].T)
         res = G - (G @ Qm) @ Qm.T
@@ -147,20 +141,8 @@ def _image_order(planner):
     for dec in planner.history:
         if dec.kind == "image":
             seen += [int(e) for e in dict.fromkeys(dec.pairs[:, 0].tolist()) if e not in seen]
-    return [e for e in seen if e in set(planner.imaged_energies.tolist())]
-
-
-def _quality(comp, ref, flab, S, k):
-    ana = spectral_analysis(comp, n_components=3, n_clusters=k, seed=0)
-    return (signal_error(comp, ref, k=3), adjusted_rand_score(flab, ana.labels.ravel()),
-            spectra_error(S, ana.cluster_spectra))
-
-
-def _summary(rows):
-    a = np.array(rows)
-    return (f"signal {np.median(a[:, 0]):.3f} / {a[:, 0].max():.3f}  "
-            f"ARI {np.median(a[:, 1]):.3f} / {a[:, 1].min():.3f}  "
-            f"spectra {np.median(a[:, 2]):.3f} / {a[:, 2].max():.3f}")
+    imaged = set(planner.imaged_energies.tolist())
+    return [e for e in seen if e in imaged]
 
 
 def main(argv=None):
@@ -184,9 +166,11 @@ def main(argv=None):
               f"(seeds {seeds.start}-{seeds.stop - 1}; cluster-spectra error, median / worst)")
         errs = {e: [] for e in EVALUATIONS}
         last = {"planner's choice": [], "best candidate": [], "median candidate": []}
+        shipped = []
         for s in seeds:
             planner = _planner(energies, cube, dictionary, s, args.cap, args.p0)
             acq = replay(planner, cube)
+            shipped.append(Q.measure_acquisition(acq, cube, ref, full))
             X = acq.completed
             ana = spectral_analysis(X, n_components=3, n_clusters=k, seed=0)
             mixed = spectral_analysis(X, n_components=3, n_clusters=k, seed=0,
@@ -225,23 +209,18 @@ def main(argv=None):
         for e, v in last.items():
             print(f"{e:38s} {np.median(v):.3f} / {np.max(v):.3f}", flush=True)
         print(f"\n## {name}: other acquisitions, same seeds (median / worst)")
-        rows = [_quality(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0), cube).completed,
-                         ref, flab, S, k) for s in seeds]
-        print(f"{'shipped':38s} {_summary(rows)}", flush=True)
-        rows = [_quality(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0,
-                                         _TotalResidualACURISS), cube).completed, ref, flab, S, k)
-                for s in seeds]
-        print(f"{'total-residual score':38s} {_summary(rows)}", flush=True)
-        rows = [_quality(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0,
-                                         _HeldOutSegmentsACURISS), cube).completed, ref, flab, S, k)
-                for s in seeds]
-        print(f"{'held-out segments':38s} {_summary(rows)}", flush=True)
+        print(Q.summary_line("shipped", shipped), flush=True)
+        for label, cls in (("total-residual score", _TotalResidualACURISS),
+                           ("held-out segments", _HeldOutSegmentsACURISS)):
+            rows = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0, cls), cube, ref, full)
+                    for s in seeds]
+            print(Q.summary_line(label, rows), flush=True)
         for sigma in SIGMAS:
             smooth = gaussian_filter(cube, (0, sigma, sigma))
-            rows = [_quality(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0), smooth).completed,
-                             ref, flab, S, k) for s in seeds]
-            print(f"{'smoothed stack, sigma %g px' % sigma:38s} {_summary(rows)}", flush=True)
-
+            # replayed on the smoothed stack; raw error still against the measured one
+            rows = [Q.measure_acquisition(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0),
+                                                 smooth), cube, ref, full) for s in seeds]
+            print(Q.summary_line(f"smoothed stack, sigma {sigma:g} px", rows), flush=True)
 
 if __name__ == "__main__":
     main()

@@ -946,6 +946,21 @@ class ACURISSPlanner(CURISSPlanner):
         w = np.clip(excess, 0.0, None)  # the maximum is above the floor (>= 0): w.sum() > 0
         return self._image_decision(np.array([e]), w / w.sum())
 
+    def _residual_columns(self) -> tuple[np.ndarray, int]:
+        """G = [C, D̃], shape (n_E, m + n_dict), and m: the CUR columns C (the m = rows · n_x
+        values, OD, of the spatial rows measured at every energy) and the dictionary's nonzero
+        spectra as unit columns scaled so that together they weigh as much as C."""
+        n_e = self.energies.size
+        C = self._od[:, self._chosen_rows(), :].reshape(n_e, -1)
+        m = C.shape[1]
+        if self.dictionary is not None:
+            norms = np.linalg.norm(self.dictionary, axis=0)
+            D = self.dictionary[:, norms > 0] / norms[norms > 0]
+            if D.shape[1]:
+                weight = np.sqrt(np.median(np.einsum("ij,ij->j", C, C)) * m / D.shape[1])
+                return np.hstack([C, D * weight]), m
+        return C, m
+
     def _residual_excess(self) -> tuple[np.ndarray, float, np.ndarray]:
         """Per energy: what the imaged energies leave unexplained of its measured spatial rows.
 
@@ -960,15 +975,7 @@ class ACURISSPlanner(CURISSPlanner):
         deviations of σ_e² χ²_{m−k}), shape (n_E,).
         """
         n_e = self.energies.size
-        C = self._od[:, self._chosen_rows(), :].reshape(n_e, -1)
-        m = C.shape[1]
-        G = C
-        if self.dictionary is not None:
-            norms = np.linalg.norm(self.dictionary, axis=0)
-            D = self.dictionary[:, norms > 0] / norms[norms > 0]
-            if D.shape[1]:
-                weight = np.sqrt(np.median(np.einsum("ij,ij->j", C, C)) * m / D.shape[1])
-                G = np.hstack([C, D * weight])
+        G, m = self._residual_columns()
         imaged = self.imaged_energies
         Q, _ = np.linalg.qr(G[imaged].T)
         resid = G - (G @ Q) @ Q.T
