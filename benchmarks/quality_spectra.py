@@ -30,13 +30,24 @@ The last two are diagnostics (they use the full stack), not estimators. Then:
   each segment's spectra predicted from the other segments' through the imaged energies (CUR
   with the candidate added); the candidate with the least total prediction error is imaged
   (the dictionary draw still when no residual stands out of the noise);
+- ``cluster-balanced score`` (new acquisitions, same seeds): the shipped residual score with
+  each measured row pixel weighted by 1 / (its cluster's pixel count in the measured rows),
+  clusters from the planner's latest analysis, so that a rare material counts as much as a
+  common one (the cluster-spectra error weighs clusters equally); the noise term and the floor
+  weighted alike;
+- ``pivoted-QR rows`` (new acquisitions, same seeds): every spatial row chosen by greedy pivoted
+  QR on the images' row basis (the row of largest residual norm after the rows already chosen
+  are projected out) instead of ARP's random draw; deterministic given the images;
 - replays on a spatially smoothed stack (every energy image Gaussian-filtered, ``sigma`` in
   pixels, before the planner sees it): an upper bound for denoising the images before the
   completion (a row scan could only be filtered along x).
 
-Run from the repository root (about 20 minutes)::
+Run from the repository root (about 25 minutes)::
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/quality_spectra.py --stacks 71214078,71214098 --seeds 10
+
+``--acquisitions-only`` runs only the acquisitions (shipped and the other image and row choices;
+no evaluations of the shipped one, no smoothing): about 2 minutes per stack, 10 seeds and choice.
 """
 
 from __future__ import annotations
@@ -52,7 +63,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402  (the benchmarks folder)
 
 from curiss.analysis import spectra_error, spectral_analysis  # noqa: E402
+from curiss.linalg import row_basis  # noqa: E402
 from curiss.planners import ACURISSPlanner  # noqa: E402
+from curiss.planners._base import Decision, grid_pairs  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
 EVALUATIONS = ("shipped", "measured values", "control variate", "full-stack labels",
@@ -130,6 +143,70 @@ class _HeldOutSegmentsACURISS(ACURISSPlanner):
         return self._image_decision(np.array([e]), w)
 
 
+class _ClusterBalancedACURISS(ACURISSPlanner):
+    """The shipped residual score with the measured row pixels weighted by 1 / cluster size."""
+
+    def _residual_excess(self):
+        excess, scale, floor = super()._residual_excess()
+        ana = self.analysis_
+        if ana is None or not np.nanmax(excess - floor) > 1e-9 * scale:
+            return excess, scale, floor  # no analysis yet, or the dictionary draw
+        n_e = self.energies.size
+        G, m = self._residual_columns()
+        lab = np.asarray(ana.labels).reshape(self.shape)[self._chosen_rows(), :].ravel()
+        w = 1.0 / np.bincount(lab)[lab]
+        w *= m / w.sum()  # the pixels weigh m in all, as in the shipped score
+        Gw = G * np.sqrt(np.concatenate([w, np.ones(G.shape[1] - m)]))
+        imaged = self.imaged_energies
+        Qm, _ = np.linalg.qr(Gw[imaged].T)
+        resid = Gw - (Gw @ Qm) @ Qm.T
+        noise = self._noise_variances(np.arange(n_e), pooled_only=self.shape[1] >= 3)
+        keep = w * (1.0 - np.einsum("ij,ij->i", Qm[:m], Qm[:m]))  # weight left after projection
+        score = np.einsum("ij,ij->i", resid, resid) - keep.sum() * noise
+        score[imaged] = -np.inf
+        return score, float(np.einsum("ij,ij->", Gw, Gw) / n_e) or 1.0, \
+            4.0 * noise * np.sqrt(2.0 * np.sum(keep**2))
+
+
+def _pivoted_rows(V, k, preselected=()):
+    """Greedy pivoted QR on the rows of V (n_y, c): ``preselected`` first, then the row of
+    largest residual norm until k rows."""
+    R = np.array(V, dtype=float)
+    out = []
+    for i in list(preselected) + [None] * (k - len(preselected)):
+        if i is None:
+            norms = np.einsum("ij,ij->i", R, R)
+            norms[out] = -1.0
+            i = int(np.argmax(norms))
+        out.append(int(i))
+        v = R[i] / np.linalg.norm(R[i])
+        R -= np.outer(R @ v, v)
+    return np.array(out)
+
+
+class _PivotedRowsACURISS(ACURISSPlanner):
+    """Spatial rows by greedy pivoted QR on the images' row basis instead of ARP."""
+
+    def _decide_rows(self, n_rows):
+        V = row_basis(self._images(), n_rows)
+        return Decision(0, "rows", grid_pairs(self._energies_not_imaged(), _pivoted_rows(V, n_rows)),
+                        row_weights=(V**2).sum(1) / n_rows)
+
+    def _decide_row_scan(self):
+        chosen = self._chosen_rows()
+        k = chosen.size + 1
+        V = row_basis(self._images(), k)
+        new = int(_pivoted_rows(V, k, chosen.tolist())[-1])
+        return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
+                        row_weights=(V**2).sum(1) / k)
+
+
+OTHER_ACQUISITIONS = {"total-residual score": _TotalResidualACURISS,
+                      "held-out segments": _HeldOutSegmentsACURISS,
+                      "cluster-balanced score": _ClusterBalancedACURISS,
+                      "pivoted-QR rows": _PivotedRowsACURISS}
+
+
 def _planner(energies, cube, dictionary, seed, cap, p0, cls=ACURISSPlanner):
     return cls(energies, cube.shape[1:], sampling_ratio=cap, initial_ratio=p0,
                dictionary=dictionary, seed=seed)
@@ -145,6 +222,61 @@ def _image_order(planner):
     return [e for e in seen if e in imaged]
 
 
+def _diagnose(name, energies, cube, dictionary, ref, full, seeds, args, k=4):
+    """The shipped acquisition per seed, evaluated several ways, and its last image replaced by
+    every other energy; prints both tables and returns the shipped measures."""
+    S = full.cluster_spectra
+    ref2 = ref.reshape(ref.shape[0], -1)
+    flab = full.labels.ravel()
+    print(f"\n# {name}: ACURISS from p0 = {args.p0:g}, cap {args.cap:g} "
+          f"(seeds {seeds.start}-{seeds.stop - 1}; cluster-spectra error, median / worst)")
+    errs = {e: [] for e in EVALUATIONS}
+    last = {"planner's choice": [], "best candidate": [], "median candidate": []}
+    shipped = []
+    for s in seeds:
+        planner = _planner(energies, cube, dictionary, s, args.cap, args.p0)
+        acq = replay(planner, cube)
+        shipped.append(Q.measure_acquisition(acq, cube, ref, full))
+        X = acq.completed
+        ana = spectral_analysis(X, n_components=3, n_clusters=k, seed=0)
+        mixed = spectral_analysis(X, n_components=3, n_clusters=k, seed=0,
+                                  mask=acq.mask, measured=cube)
+        lab = ana.labels.ravel()
+        X2 = X.reshape(X.shape[0], -1)
+        cands = {
+            "shipped": ana.cluster_spectra,
+            "measured values": mixed.cluster_spectra,
+            "control variate": _control_variate(X, cube, acq.mask, lab, k),
+            "full-stack labels": _means(X2, flab, k),
+            "completion labels on the full stack": _means(ref2, lab, k),
+        }
+        for e, v in cands.items():
+            errs[e].append(spectra_error(S, v))
+        # the last image replaced by each other energy (rows and earlier images kept)
+        order = _image_order(planner)
+        n_x = cube.shape[2]
+        pix = (planner._chosen_rows()[:, None] * n_x + np.arange(n_x)[None]).ravel()
+        C = cube.reshape(cube.shape[0], -1)[:, pix]
+        cand = []
+        for j in range(cube.shape[0]):
+            if j in order[:-1]:
+                continue
+            img = order[:-1] + [j]
+            comp = C @ np.linalg.pinv(C[img], rcond=1e-6) @ cube[img].reshape(len(img), -1)
+            ana_j = spectral_analysis(comp.reshape(cube.shape), n_components=3, n_clusters=k, seed=0)
+            cand.append(spectra_error(S, ana_j.cluster_spectra))
+        last["planner's choice"].append(errs["shipped"][-1])
+        last["best candidate"].append(min(cand))
+        last["median candidate"].append(float(np.median(cand)))
+    for e in EVALUATIONS:
+        v = errs[e]
+        print(f"{e:38s} {np.median(v):.3f} / {np.max(v):.3f}", flush=True)
+    print(f"\n## {name}: the last image replaced by every other energy (spectra error, median / worst over seeds)")
+    for e, v in last.items():
+        print(f"{e:38s} {np.median(v):.3f} / {np.max(v):.3f}", flush=True)
+    return shipped
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stacks", default="71214078,71214098")
@@ -153,69 +285,28 @@ def main(argv=None):
                    help="seeds are first-seed .. first-seed + seeds - 1 (a hold-out set: --first-seed 10)")
     p.add_argument("--cap", type=float, default=0.05)
     p.add_argument("--p0", type=float, default=0.02)
+    p.add_argument("--acquisitions-only", action="store_true",
+                   help="only the shipped and the other acquisitions (no evaluations, no smoothing)")
     args = p.parse_args(argv)
     k = 4
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     for name, energies, cube, dictionary, truth in Q.stacks(args.stacks.split(",")):
         ref = cube if truth is None else truth
         full = spectral_analysis(ref, n_components=3, n_clusters=k, seed=0)
-        S = full.cluster_spectra
-        ref2 = ref.reshape(ref.shape[0], -1)
-        flab = full.labels.ravel()
-        print(f"\n# {name}: ACURISS from p0 = {args.p0:g}, cap {args.cap:g} "
-              f"(seeds {seeds.start}-{seeds.stop - 1}; cluster-spectra error, median / worst)")
-        errs = {e: [] for e in EVALUATIONS}
-        last = {"planner's choice": [], "best candidate": [], "median candidate": []}
-        shipped = []
-        for s in seeds:
-            planner = _planner(energies, cube, dictionary, s, args.cap, args.p0)
-            acq = replay(planner, cube)
-            shipped.append(Q.measure_acquisition(acq, cube, ref, full))
-            X = acq.completed
-            ana = spectral_analysis(X, n_components=3, n_clusters=k, seed=0)
-            mixed = spectral_analysis(X, n_components=3, n_clusters=k, seed=0,
-                                      mask=acq.mask, measured=cube)
-            lab = ana.labels.ravel()
-            X2 = X.reshape(X.shape[0], -1)
-            cands = {
-                "shipped": ana.cluster_spectra,
-                "measured values": mixed.cluster_spectra,
-                "control variate": _control_variate(X, cube, acq.mask, lab, k),
-                "full-stack labels": _means(X2, flab, k),
-                "completion labels on the full stack": _means(ref2, lab, k),
-            }
-            for e, v in cands.items():
-                errs[e].append(spectra_error(S, v))
-            # the last image replaced by each other energy (rows and earlier images kept)
-            order = _image_order(planner)
-            n_x = cube.shape[2]
-            pix = (planner._chosen_rows()[:, None] * n_x + np.arange(n_x)[None]).ravel()
-            C = cube.reshape(cube.shape[0], -1)[:, pix]
-            cand = []
-            for j in range(cube.shape[0]):
-                if j in order[:-1]:
-                    continue
-                img = order[:-1] + [j]
-                comp = C @ np.linalg.pinv(C[img], rcond=1e-6) @ cube[img].reshape(len(img), -1)
-                ana_j = spectral_analysis(comp.reshape(cube.shape), n_components=3, n_clusters=k, seed=0)
-                cand.append(spectra_error(S, ana_j.cluster_spectra))
-            last["planner's choice"].append(errs["shipped"][-1])
-            last["best candidate"].append(min(cand))
-            last["median candidate"].append(float(np.median(cand)))
-        for e in EVALUATIONS:
-            v = errs[e]
-            print(f"{e:38s} {np.median(v):.3f} / {np.max(v):.3f}", flush=True)
-        print(f"\n## {name}: the last image replaced by every other energy (spectra error, median / worst over seeds)")
-        for e, v in last.items():
-            print(f"{e:38s} {np.median(v):.3f} / {np.max(v):.3f}", flush=True)
+        if args.acquisitions_only:
+            print(f"\n# {name}: ACURISS from p0 = {args.p0:g}, cap {args.cap:g} "
+                  f"(seeds {seeds.start}-{seeds.stop - 1})")
+            shipped = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0), cube, ref, full)
+                       for s in seeds]
+        else:
+            shipped = _diagnose(name, energies, cube, dictionary, ref, full, seeds, args)
         print(f"\n## {name}: other acquisitions, same seeds (median / worst)")
         print(Q.summary_line("shipped", shipped), flush=True)
-        for label, cls in (("total-residual score", _TotalResidualACURISS),
-                           ("held-out segments", _HeldOutSegmentsACURISS)):
+        for label, cls in OTHER_ACQUISITIONS.items():
             rows = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0, cls), cube, ref, full)
                     for s in seeds]
             print(Q.summary_line(label, rows), flush=True)
-        for sigma in SIGMAS:
+        for sigma in () if args.acquisitions_only else SIGMAS:
             smooth = gaussian_filter(cube, (0, sigma, sigma))
             # replayed on the smoothed stack; raw error still against the measured one
             rows = [Q.measure_acquisition(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0),
