@@ -60,15 +60,14 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import scipy.linalg
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402  (the benchmarks folder)
 
 from curiss.analysis import spectra_error, spectral_analysis  # noqa: E402
-from curiss.linalg import row_basis  # noqa: E402
 from curiss.planners import ACURISSPlanner  # noqa: E402
-from curiss.planners._base import Decision, grid_pairs  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
 EVALUATIONS = ("shipped", "measured values", "control variate", "full-stack labels",
@@ -172,46 +171,35 @@ class _ClusterBalancedACURISS(ACURISSPlanner):
 
 
 def _pivoted_rows(V, k, preselected=()):
-    """Greedy pivoted QR on the rows of V (n_y, c): ``preselected`` first, then the row of
-    largest residual norm until k rows."""
-    R = np.array(V, dtype=float)
-    out = []
-    for i in list(preselected) + [None] * (k - len(preselected)):
-        if i is None:
-            norms = np.einsum("ij,ij->i", R, R)
-            norms[out] = -1.0
-            i = int(np.argmax(norms))
-        out.append(int(i))
-        v = R[i] / np.linalg.norm(R[i])
-        R -= np.outer(R @ v, v)
-    return np.array(out)
+    """Greedy pivoted QR (LAPACK geqp3) on the rows of V (n_y, c) once ``preselected`` are
+    projected out: ``preselected`` first, then the rows of largest residual norm, k in all."""
+    pre = [int(i) for i in preselected]
+    R = np.asarray(V, dtype=float)
+    if pre:
+        Qp, _ = np.linalg.qr(R[pre].T)
+        R = R - (R @ Qp) @ Qp.T
+    _, piv = scipy.linalg.qr(R.T, mode="r", pivoting=True)
+    return np.array(pre + [int(i) for i in piv if int(i) not in pre][: k - len(pre)])
 
 
 class _PivotedRowsACURISS(ACURISSPlanner):
     """Spatial rows by greedy pivoted QR on the images' row basis instead of ARP."""
 
-    def _decide_rows(self, n_rows):
-        V = row_basis(self._images(), n_rows)
-        return Decision(0, "rows", grid_pairs(self._energies_not_imaged(), _pivoted_rows(V, n_rows)),
-                        row_weights=(V**2).sum(1) / n_rows)
-
-    def _decide_row_scan(self):
-        chosen = self._chosen_rows()
-        k = chosen.size + 1
-        V = row_basis(self._images(), k)
-        new = int(_pivoted_rows(V, k, chosen.tolist())[-1])
-        return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
-                        row_weights=(V**2).sum(1) / k)
+    def _pick_rows(self, V, k, preselected=()):
+        return _pivoted_rows(V, k, preselected)
 
 
-class _PivotedRefinementRowsACURISS(_PivotedRowsACURISS):
+class _PivotedRefinementRowsACURISS(ACURISSPlanner):
     """Initial rows by ARP, refinement row scans by pivoted QR; ``tol_prediction`` 0.35."""
-
-    _decide_rows = ACURISSPlanner._decide_rows
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("tol_prediction", 0.35)
         super().__init__(*args, **kwargs)
+
+    def _pick_rows(self, V, k, preselected=()):
+        if len(preselected) == 0:  # the initial step
+            return super()._pick_rows(V, k, preselected)
+        return _pivoted_rows(V, k, preselected)
 
 
 OTHER_ACQUISITIONS = {"total-residual score": _TotalResidualACURISS,

@@ -207,6 +207,12 @@ class _CURISSBase(Planner):
         """Spatial rows measured at every energy (the CUR columns), sorted."""
         return np.flatnonzero(self._row_measured.all(axis=0))
 
+    def _pick_rows(self, V: np.ndarray, k: int, preselected=()) -> np.ndarray:
+        """Spatial rows to measure at every energy, from the images' row basis ``V`` (n_y, c):
+        ``k`` rows in all, ``preselected`` first (as :func:`curiss.linalg.arp` returns them).
+        ARP; the one place the CUR planners draw their rows (research variants override it)."""
+        return arp(V, k, preselected=preselected, rng=self._rng)
+
     def _cur(self):
         n_e, n_x = self.energies.size, self.shape[1]
         rows_i = self.imaged_energies
@@ -277,7 +283,7 @@ class CURISSPlanner(_CURISSBase):
             weights = np.full(n_y, 1.0 / n_y)
         else:
             V = row_basis(self._images(), n_rows)
-            rows = arp(V, n_rows, rng=self._rng)
+            rows = self._pick_rows(V, n_rows)
             weights = (V**2).sum(1) / n_rows
         return Decision(0, "rows", grid_pairs(self._energies_not_imaged(), rows), row_weights=weights)
 
@@ -994,7 +1000,7 @@ class ACURISSPlanner(CURISSPlanner):
         chosen = self._chosen_rows()
         k = chosen.size + 1
         V = row_basis(self._images(), k)
-        rows = arp(V, k, preselected=chosen, rng=self._rng)
+        rows = self._pick_rows(V, k, preselected=chosen)
         new = int(rows[-1])
         return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
                         row_weights=(V**2).sum(1) / k)
