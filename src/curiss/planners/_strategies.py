@@ -210,7 +210,8 @@ class _CURISSBase(Planner):
     def _pick_rows(self, V: np.ndarray, k: int, preselected=()) -> np.ndarray:
         """Spatial rows to measure at every energy, from the images' row basis ``V`` (n_y, c):
         ``k`` rows in all, ``preselected`` first (as :func:`curiss.linalg.arp` returns them).
-        ARP; the one place the CUR planners draw their rows (research variants override it)."""
+        ARP; CURISS's rows and ACURISS's row scans are drawn here (research variants override
+        it). RISS draws fresh rows per energy in its own ``_decide_rows``."""
         return arp(V, k, preselected=preselected, rng=self._rng)
 
     def _cur(self):
