@@ -61,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import scipy.linalg
+import scipy.stats
 from scipy.ndimage import gaussian_filter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -279,11 +280,22 @@ def _diagnose(name, energies, cube, dictionary, ref, full, seeds, args, k=4):
     return shipped
 
 
+def _median_ci(values, level=0.95):
+    """Percentile-bootstrap interval (``level``) of the median over seeds; fixed resampling seed."""
+    res = scipy.stats.bootstrap((np.asarray(values, dtype=float),), np.median, method="percentile",
+                                confidence_level=level, n_resamples=9999, rng=0)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
 def _print_summary(label, rows, per_seed):
     print(Q.summary_line(label, rows), flush=True)
     if per_seed:
         for key in ("ratio", "spectra"):
-            print(f"    per seed {key}: " + " ".join(f"{r[key]:.3f}" for r in rows), flush=True)
+            values = [r[key] for r in rows]
+            lo, hi = _median_ci(values)
+            print(f"    per seed {key}: " + " ".join(f"{v:.3f}" for v in values), flush=True)
+            print(f"    {key} median {np.median(values):.4f}, 95 % bootstrap interval over seeds "
+                  f"[{lo:.4f}, {hi:.4f}]", flush=True)
 
 
 def main(argv=None):
@@ -297,7 +309,8 @@ def main(argv=None):
     p.add_argument("--acquisitions-only", action="store_true",
                    help="only the shipped and the other acquisitions (no evaluations, no smoothing)")
     p.add_argument("--per-seed", action="store_true",
-                   help="also print each seed's ratio and spectra error under each summary line")
+                   help="also print each seed's ratio and spectra error under each summary line, "
+                        "with a 95 %% bootstrap interval of their median over the seeds")
     p.add_argument("--acquisitions", default=",".join(OTHER_ACQUISITIONS),
                    help="comma-separated names of the other acquisitions to run (default all)")
     args = p.parse_args(argv)
