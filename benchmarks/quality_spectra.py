@@ -51,6 +51,9 @@ Run from the repository root (about 10 minutes)::
 
 ``--acquisitions-only`` runs only the acquisitions (shipped and the other image and row choices;
 no evaluations of the shipped one, no smoothing): 3-5 minutes per stack and cap for 30 seeds.
+``--per-seed`` prints each seed's ratio and spectra error, a 95 % percentile-bootstrap interval
+of their median over the seeds, and for every other acquisition a paired comparison with
+``shipped`` (seeds lower / higher, Wilcoxon signed-rank p-value).
 """
 
 from __future__ import annotations
@@ -287,15 +290,28 @@ def _median_ci(values, level=0.95):
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
-def _print_summary(label, rows, per_seed):
+def _paired(values, baseline):
+    """Seeds where ``values`` are below / above ``baseline`` (paired by seed), and the two-sided
+    Wilcoxon signed-rank p-value of the difference (None when every pair is equal)."""
+    d = np.asarray(values, dtype=float) - np.asarray(baseline, dtype=float)
+    p = float(scipy.stats.wilcoxon(d).pvalue) if np.any(d != 0) else None
+    return int(np.sum(d < 0)), int(np.sum(d > 0)), p
+
+
+def _print_summary(label, rows, per_seed, baseline=None):
     print(Q.summary_line(label, rows), flush=True)
     if per_seed:
         for key in ("ratio", "spectra"):
             values = [r[key] for r in rows]
             lo, hi = _median_ci(values)
             print(f"    per seed {key}: " + " ".join(f"{v:.3f}" for v in values), flush=True)
-            print(f"    {key} median {np.median(values):.4f}, 95 % bootstrap interval over seeds "
-                  f"[{lo:.4f}, {hi:.4f}]", flush=True)
+            line = (f"    {key} median {np.median(values):.4f}, 95 % bootstrap interval over seeds "
+                    f"[{lo:.4f}, {hi:.4f}]")
+            if baseline is not None:
+                lower, higher, p = _paired(values, [r[key] for r in baseline])
+                line += (f"; against shipped, seed by seed: lower in {lower}, higher in {higher}"
+                         + ("" if p is None else f", Wilcoxon p = {p:.3f}"))
+            print(line, flush=True)
 
 
 def main(argv=None):
@@ -310,7 +326,8 @@ def main(argv=None):
                    help="only the shipped and the other acquisitions (no evaluations, no smoothing)")
     p.add_argument("--per-seed", action="store_true",
                    help="also print each seed's ratio and spectra error under each summary line, "
-                        "with a 95 %% bootstrap interval of their median over the seeds")
+                        "with a 95 %% bootstrap interval of their median over the seeds and, for the other "
+                        "acquisitions, a paired comparison with shipped (Wilcoxon signed-rank)")
     p.add_argument("--acquisitions", default=",".join(OTHER_ACQUISITIONS),
                    help="comma-separated names of the other acquisitions to run (default all)")
     args = p.parse_args(argv)
@@ -335,13 +352,13 @@ def main(argv=None):
             cls = OTHER_ACQUISITIONS[label]
             rows = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0, cls), cube, ref, full)
                     for s in seeds]
-            _print_summary(label, rows, args.per_seed)
+            _print_summary(label, rows, args.per_seed, shipped)
         for sigma in () if args.acquisitions_only else SIGMAS:
             smooth = gaussian_filter(cube, (0, sigma, sigma))
             # replayed on the smoothed stack; raw error still against the measured one
             rows = [Q.measure_acquisition(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0),
                                                  smooth), cube, ref, full) for s in seeds]
-            _print_summary(f"smoothed stack, sigma {sigma:g} px", rows, args.per_seed)
+            _print_summary(f"smoothed stack, sigma {sigma:g} px", rows, args.per_seed, shipped)
 
 if __name__ == "__main__":
     main()
