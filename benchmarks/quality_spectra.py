@@ -63,7 +63,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 import scipy.stats
 from scipy.ndimage import gaussian_filter
 
@@ -71,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402  (the benchmarks folder)
 
 from curiss.analysis import spectra_error, spectral_analysis  # noqa: E402
+from curiss.linalg import pivoted_rows  # noqa: E402
 from curiss.planners import ACURISSPlanner  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
@@ -100,7 +100,16 @@ def _control_variate(comp, cube, mask, labels, k):
     return out
 
 
-class _TotalResidualACURISS(ACURISSPlanner):
+class _ARPRowsACURISS(ACURISSPlanner):
+    """The previous default: refinement row scans drawn by ARP (``row_refinement="arp"``, so
+    ``tol_prediction`` 0.30). The image and row research choices below were measured on it."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("row_refinement", "arp")
+        super().__init__(*args, **kwargs)
+
+
+class _TotalResidualACURISS(_ARPRowsACURISS):
     """Refinement images by the greedy column-subset score on the residual of [C, dictionary]."""
 
     def _residual_excess(self):
@@ -121,7 +130,7 @@ class _TotalResidualACURISS(ACURISSPlanner):
         return score / np.max(score[np.isfinite(score)]) * scale, scale, np.zeros(n_e)
 
 
-class _HeldOutSegmentsACURISS(ACURISSPlanner):
+class _HeldOutSegmentsACURISS(_ARPRowsACURISS):
     """Refinement images by leave-one-segment-out prediction of the measured rows' spectra."""
 
     n_segments = 5
@@ -149,7 +158,7 @@ class _HeldOutSegmentsACURISS(ACURISSPlanner):
         return self._image_decision(np.array([e]), w)
 
 
-class _ClusterBalancedACURISS(ACURISSPlanner):
+class _ClusterBalancedACURISS(_ARPRowsACURISS):
     """The shipped residual score with the measured row pixels weighted by 1 / cluster size."""
 
     def _residual_excess(self):
@@ -174,27 +183,17 @@ class _ClusterBalancedACURISS(ACURISSPlanner):
             4.0 * noise * np.sqrt(2.0 * np.sum(keep**2))
 
 
-def _pivoted_rows(V, k, preselected=()):
-    """Greedy pivoted QR (LAPACK geqp3) on the rows of V (n_y, c) once ``preselected`` are
-    projected out: ``preselected`` first, then the rows of largest residual norm, k in all."""
-    pre = [int(i) for i in preselected]
-    R = np.asarray(V, dtype=float)
-    if pre:
-        Qp, _ = np.linalg.qr(R[pre].T)
-        R = R - (R @ Qp) @ Qp.T
-    _, piv = scipy.linalg.qr(R.T, mode="r", pivoting=True)
-    return np.array(pre + [int(i) for i in piv if int(i) not in pre][: k - len(pre)])
-
-
-class _PivotedRowsACURISS(ACURISSPlanner):
-    """Spatial rows by greedy pivoted QR on the images' row basis instead of ARP."""
+class _PivotedRowsACURISS(_ARPRowsACURISS):
+    """Every spatial row (the initial ones too) by greedy pivoted QR on the images' row basis,
+    the raster's edge lines allowed; ``tol_prediction`` 0.30."""
 
     def _pick_rows(self, V, k, preselected=()):
-        return _pivoted_rows(V, k, preselected)
+        return pivoted_rows(V, k, preselected=preselected)
 
 
-class _PivotedRefinementRowsACURISS(ACURISSPlanner):
-    """Initial rows by ARP, refinement row scans by pivoted QR; ``tol_prediction`` 0.35."""
+class _PivotedRefinementRowsACURISS(_ARPRowsACURISS):
+    """Initial rows by ARP, refinement row scans by pivoted QR with the raster's edge lines
+    allowed (the shipped default excludes them); ``tol_prediction`` 0.35."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("tol_prediction", 0.35)
@@ -203,14 +202,15 @@ class _PivotedRefinementRowsACURISS(ACURISSPlanner):
     def _pick_rows(self, V, k, preselected=()):
         if len(preselected) == 0:  # the initial step
             return super()._pick_rows(V, k, preselected)
-        return _pivoted_rows(V, k, preselected)
+        return pivoted_rows(V, k, preselected=preselected)
 
 
-OTHER_ACQUISITIONS = {"total-residual score": _TotalResidualACURISS,
+OTHER_ACQUISITIONS = {"ARP refinement rows (previous default)": _ARPRowsACURISS,
+                      "total-residual score": _TotalResidualACURISS,
                       "held-out segments": _HeldOutSegmentsACURISS,
                       "cluster-balanced score": _ClusterBalancedACURISS,
                       "pivoted-QR rows": _PivotedRowsACURISS,
-                      "pivoted-QR refinement rows (tol 0.35)": _PivotedRefinementRowsACURISS}
+                      "pivoted-QR refinement rows, edge lines allowed (tol 0.35)": _PivotedRefinementRowsACURISS}
 
 
 def _planner(energies, cube, dictionary, seed, cap, p0, cls=ACURISSPlanner):

@@ -337,10 +337,10 @@ def test_narrow_rows_and_constant_data_do_not_break_the_rule():
 
 
 def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before():
-    """Start documents record min_rows, budget_rule, energy_refinement, tol_prediction and
-    n_consecutive (get_params); a run written before they existed (none in planner_kwargs) is
-    rebuilt with min_rows=1, budget_rule="images", energy_refinement="dictionary",
-    tol_prediction=0.30 and n_consecutive=2, the behaviour it was recorded with."""
+    """Start documents record min_rows, budget_rule, energy_refinement, tol_prediction,
+    n_consecutive and row_refinement (get_params); a run written before they existed (none in
+    planner_kwargs) is rebuilt with min_rows=1, budget_rule="images", energy_refinement="dictionary",
+    tol_prediction=0.30, n_consecutive=2 and row_refinement="arp", the behaviour it was recorded with."""
     from types import SimpleNamespace
 
     from curiss.plans import planner_metadata
@@ -350,8 +350,8 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
     kw = dict(sampling_ratio=0.8, initial_ratio=0.2, seed=1)
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], **kw))
     assert meta["min_rows"] == 2 and meta["budget_rule"] == "balanced"
-    assert meta["energy_refinement"] == "residual" and meta["tol_prediction"] == 0.30
-    assert meta["n_consecutive"] == 1
+    assert meta["energy_refinement"] == "residual" and meta["tol_prediction"] == 0.35
+    assert meta["n_consecutive"] == 1 and meta["row_refinement"] == "pivoted"
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], energy_refinement="dictionary", **kw))
     assert meta["n_consecutive"] == 2  # random images: two passes in a row, as before
     meta = planner_metadata(curiss.ACURISSPlanner(e, cube.shape[1:], min_rows=3, budget_rule="authors", **kw))
@@ -365,11 +365,16 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
     old = rebuilt("acuriss", dict(kw))  # as an earlier version recorded it
     assert old.min_rows == 1 and old.budget_rule == "images"
     assert old.energy_refinement == "dictionary" and old.tol_prediction == 0.30
-    assert old.n_consecutive == 2
+    assert old.n_consecutive == 2 and old.row_refinement == "arp"
     # written with residual images before n_consecutive was recorded (tol_prediction 0.35 then)
     mid = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced",
                               "energy_refinement": "residual", "tol_prediction": 0.35})
     assert mid.energy_refinement == "residual" and mid.n_consecutive == 2 and mid.tol_prediction == 0.35
+    assert mid.row_refinement == "arp"
+    # written before row_refinement was recorded (every row scan by ARP, tol_prediction 0.30)
+    prev = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced", "energy_refinement": "residual",
+                               "tol_prediction": 0.30, "n_consecutive": 1})
+    assert prev.row_refinement == "arp" and prev.tol_prediction == 0.30 and prev.n_consecutive == 1
     assert rebuilt("curiss", {"sampling_ratio": 0.3, "seed": 1}).budget_rule == "images"
     new = rebuilt("acuriss", {**kw, "min_rows": 2, "budget_rule": "balanced"})
     assert new.min_rows == 2 and new.budget_rule == "balanced"
@@ -471,3 +476,74 @@ def test_a_stop_at_the_cap_names_what_the_prediction_rule_still_lacked(seed):
                               tol_spectral=0.0, **kw)
     curiss.replay(q, cube)
     assert q.stop_reason == "sampling_ratio budget 0.3 reached"
+
+
+# ------------------------------------------------------------------ refinement row scans
+def test_row_refinement_keyword_and_the_defaults_it_sets():
+    e, cube = two_group_stack()
+    kw = dict(sampling_ratio=0.5, initial_ratio=0.2, seed=0)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], **kw)
+    assert p.row_refinement == "pivoted" and p.tol_prediction == 0.35
+    v = curiss.ACURISSPlanner(e, cube.shape[1:], stop_rule="variation", **kw)
+    assert v.row_refinement == "arp" and v.tol_prediction == 0.30
+    a = curiss.ACURISSPlanner(e, cube.shape[1:], row_refinement="arp", **kw)
+    assert a.row_refinement == "arp" and a.tol_prediction == 0.30
+    t = curiss.ACURISSPlanner(e, cube.shape[1:], tol_prediction=0.2, **kw)
+    assert t.row_refinement == "pivoted" and t.tol_prediction == 0.2
+    for bad in ("greedy", 1, ["pivoted"]):
+        with pytest.raises(ValueError, match=r"row_refinement must be one of \('pivoted', 'arp'\); got "):
+            curiss.ACURISSPlanner(e, cube.shape[1:], row_refinement=bad, **kw)
+
+
+def _first_row_scan(planner, cube):
+    """Feed ``planner`` from ``cube`` until it asks for a row scan: that request."""
+    while (req := planner.suggest()) is not None:
+        if req.kind == "row_scan":
+            return req
+        for ee, r in req.pairs:
+            planner.ingest(ee, r, cube[ee, r])
+    raise AssertionError("no row scan before the stop")
+
+
+def _least_explained_row(cube, imaged, chosen, exclude=()):
+    """The row of largest residual norm in the images' row basis, ``chosen`` projected out
+    (independent of the planner: SVD and Gram-Schmidt here)."""
+    F = np.concatenate(list(cube[imaged]), axis=1)  # (n_y, images * n_x)
+    V = np.linalg.svd(F, full_matrices=False)[0][:, :len(chosen) + 1]
+    Q = np.linalg.qr(V[chosen].T)[0]
+    norms = np.einsum("ij,ij->i", V - V @ Q @ Q.T, V - V @ Q @ Q.T)
+    norms[list(chosen) + list(exclude)] = -1.0
+    return int(np.argmax(norms))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_pivoted_row_scan_measures_the_row_the_images_explain_least(seed):
+    e, cube = two_group_stack(seed=seed)
+    n_y = cube.shape[1]
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=0.15, seed=seed)
+    req = _first_row_scan(p, cube)
+    chosen = np.flatnonzero(p.row_mask.all(axis=0))
+    (new,) = np.unique(req.pairs[:, 1])
+    assert new not in chosen and new not in (0, n_y - 1)
+    assert new == _least_explained_row(cube, p.imaged_energies, chosen, exclude=(0, n_y - 1))
+    # every energy not imaged gets the new row, as with ARP
+    assert sorted(np.unique(req.pairs[:, 0])) == sorted(set(range(e.size)) - set(p.imaged_energies))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_pivoted_row_scan_leaves_a_bad_first_raster_line_alone(seed):
+    """A first raster line unlike every other (a scan artifact: its own spectrum on top of the
+    sample) is the row the images explain least; the greedy choice would measure it, the
+    planner does not. ARP may still draw it, with its probability."""
+    e, cube = two_group_stack(seed=seed)
+    cube = cube.copy()
+    cube[:, 0, :] += 2.0 * np.linspace(1, -1, e.size)[:, None]
+    n_y = cube.shape[1]
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=0.15, seed=seed)
+    req = _first_row_scan(p, cube)
+    chosen = np.flatnonzero(p.row_mask.all(axis=0))
+    (new,) = np.unique(req.pairs[:, 1])
+    assert new != 0
+    assert new == _least_explained_row(cube, p.imaged_energies, chosen, exclude=(0, n_y - 1))
+    if 0 not in chosen:  # (unless the initial ARP draw took it) the greedy choice would have
+        assert _least_explained_row(cube, p.imaged_energies, chosen) == 0

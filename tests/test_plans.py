@@ -39,6 +39,21 @@ STRATEGIES = [
 
 
 @pytest.mark.parametrize("plan, cls, kw", STRATEGIES, ids=lambda x: getattr(x, "__name__", ""))
+def test_plan_defaults_are_the_planner_defaults(plan, cls, kw):
+    """A keyword the plan passes on to its planner has the planner's default, so a plan run
+    with defaults makes the decisions that docs/quality.md measured for the planner."""
+    import inspect
+
+    planner = inspect.signature(cls.__init__).parameters
+    empty = inspect.Parameter.empty
+    shared = [(n, p.default) for n, p in inspect.signature(plan).parameters.items()
+              if n in planner and empty not in (p.default, planner[n].default)]
+    assert "cost_model" in {n for n, _ in shared}
+    for name, default in shared:
+        assert default == planner[name].default, (plan.__name__, name, default, planner[name].default)
+
+
+@pytest.mark.parametrize("plan, cls, kw", STRATEGIES, ids=lambda x: getattr(x, "__name__", ""))
 @pytest.mark.parametrize("seed", [0, 5])
 def test_plan_mask_equals_offline_replay(sample, plan, cls, kw, seed):
     """The bluesky path and the offline path are the same method (noise-free detector)."""

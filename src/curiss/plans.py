@@ -712,10 +712,10 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
 def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float = 0.10,
                  initial_ratio: float = 0.02, dictionary=None, shape=None, y_positions=None,
                  seed=None, cost_model=None, max_iterations: int = 50,
-                 stop_rule: str = "prediction", tol_prediction: float = 0.30,
+                 stop_rule: str = "prediction", tol_prediction: float | None = None,
                  n_consecutive: int | None = None, min_images: int = 3, min_rows: int | None = None,
                  images_per_row: int | None = None, energy_refinement: str | None = None,
-                 tol_completion: float = 1e-2,
+                 row_refinement: str | None = None, tol_completion: float = 1e-2,
                  tol_spectral: float = 1e-2, n_components: int = 3, n_clusters: int = 4,
                  mode: str = "alternate", max_time: float | None = None,
                  core_rank: int | None = None, noise_level: float | None = None,
@@ -729,7 +729,9 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
     ``stop_rule="variation"`` is the earlier rule (``tol_completion``, ``tol_spectral``). Each
     refinement image is the energy whose measured spatial rows the images explain least
     (``energy_refinement="residual"``; ``"dictionary"``: drawn from the dictionary, as earlier
-    versions did). See :class:`curiss.ACURISSPlanner` for the keywords.
+    versions did), and each refinement row the one the images explain least
+    (``row_refinement="pivoted"``; ``"arp"``: drawn by ARP, as earlier versions did). See
+    :class:`curiss.ACURISSPlanner` for the keywords.
     """
     return (yield from _strategy_plan(
         ACURISSPlanner, "acuriss_scan", detector, mono, stage, energies, shape=shape,
@@ -741,7 +743,7 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                         "min_images": min_images, "min_rows": min_rows,
                         "images_per_row": images_per_row,
                         "energy_refinement": energy_refinement,
-                        "tol_completion": tol_completion,
+                        "row_refinement": row_refinement, "tol_completion": tol_completion,
                         "tol_spectral": tol_spectral, "n_components": n_components,
                         "n_clusters": n_clusters, "mode": mode, "max_time": max_time,
                         "core_rank": core_rank, "noise_level": noise_level},

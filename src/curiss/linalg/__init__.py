@@ -4,6 +4,7 @@ References
 ----------
 - Meier et al., CURISS/ACURISS subsampled spectromicroscopy, arXiv:2602.03744.
 - Cortinovis & Kressner (2024), adaptive randomized pivoting (:func:`arp`).
+- Businger & Golub (1965), column-pivoted QR (:func:`pivoted_rows`).
 - Tanner & Wei (2016), alternating steepest descent (:func:`asd`).
 - Townsend et al. (2022), LoopedASD (:func:`looped_asd`).
 """
@@ -13,6 +14,7 @@ from ._asd import ASDResult, asd, looped_asd
 from ._budget import RatioTooSmallError, balanced_budget, budget, images_first_budget, minimum_ratio
 from ._cur import CURResult, cur_complete
 from ._leverage import leverage_scores, weighted_sample
+from ._pivoted import pivoted_rows
 from ._unfold import row_basis, row_pixels, unfold_images
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "leverage_scores",
     "looped_asd",
     "minimum_ratio",
+    "pivoted_rows",
     "row_basis",
     "row_pixels",
     "unfold_images",

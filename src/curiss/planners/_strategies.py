@@ -16,7 +16,8 @@ import numpy as np
 from ..analysis import completion_variation, spectral_analysis, spectral_variation
 from ..cost import acquisition_cost
 from ..linalg import (RatioTooSmallError, arp, balanced_budget, budget, cur_complete,
-                      images_first_budget, looped_asd, row_basis, row_pixels, weighted_sample)
+                      images_first_budget, looped_asd, pivoted_rows, row_basis, row_pixels,
+                      weighted_sample)
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
@@ -28,6 +29,8 @@ PREVIOUS_BUDGET_RULE = "images"
 BUDGET_RULES = ("balanced", "images", "authors")
 #: how ACURISS chooses a refinement image (see ACURISSPlanner)
 ENERGY_REFINEMENTS = ("residual", "dictionary")
+#: how ACURISS chooses a refinement row scan (see ACURISSPlanner)
+ROW_REFINEMENTS = ("pivoted", "arp")
 
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
@@ -210,8 +213,9 @@ class _CURISSBase(Planner):
     def _pick_rows(self, V: np.ndarray, k: int, preselected=()) -> np.ndarray:
         """Spatial rows to measure at every energy, from the images' row basis ``V`` (n_y, c):
         ``k`` rows in all, ``preselected`` first (as :func:`curiss.linalg.arp` returns them).
-        ARP; CURISS's rows and ACURISS's row scans are drawn here (research variants override
-        it). RISS draws fresh rows per energy in its own ``_decide_rows``."""
+        ARP; CURISS's rows, ACURISS's initial rows and (with ``row_refinement="arp"``) its row
+        scans are drawn here (research variants override it). RISS draws fresh rows per energy
+        in its own ``_decide_rows``."""
         return arp(V, k, preselected=preselected, rng=self._rng)
 
     def _cur(self):
@@ -469,7 +473,8 @@ class ACURISSPlanner(CURISSPlanner):
     """Adaptive CURISS: start at ``initial_ratio``, refine until the completion predicts new data.
 
     Each refinement adds either the next energy image or a spatial row scan (one new row at every
-    energy not imaged, chosen by ARP on the current images keeping the rows already chosen), then
+    energy not imaged, chosen on the current images' row basis keeping the rows already chosen:
+    by default the row that basis leaves least explained, see ``row_refinement``), then
     recomputes the CUR completion (kept factored) and the cluster spectra. The next image is, by
     default (``energy_refinement="residual"``), the energy whose measured spatial rows (the CUR
     columns C, measured at every energy) and dictionary spectra the images explain least: the
@@ -521,8 +526,10 @@ class ACURISSPlanner(CURISSPlanner):
     stop_rule : {"prediction", "variation"}
         The adaptive stop test (see above). ``"variation"`` with the default ``images_per_row``
         reproduces earlier versions' default planner exactly.
-    tol_prediction : float
+    tol_prediction : float, optional
         ``stop_rule="prediction"``: threshold (≥ 0, dimensionless) on ``prediction_error``.
+        Default 0.35 with ``row_refinement="pivoted"`` (a row chosen because the images explain
+        it least is the hardest row to predict), 0.30 with ``"arp"``.
     n_consecutive : int, optional
         ``stop_rule="prediction"``: refinements in a row that must pass (≥ 1). Default 1 with
         ``energy_refinement="residual"``: each refinement image is then the energy the
@@ -569,6 +576,18 @@ class ACURISSPlanner(CURISSPlanner):
         energy index), except that when no residual stands out of the noise (or, on noise-free
         data, of rounding) it draws from the dictionary. The initial step always uses
         ``energy_sampling``.
+    row_refinement : {"pivoted", "arp"}, optional
+        How a refinement row scan chooses its row from the images' row basis V (the top-k left
+        singular vectors of the images' spatial-row unfolding, k = rows chosen + 1), the rows
+        already chosen kept. ``"pivoted"`` (default with ``stop_rule="prediction"``): the row of
+        largest norm once the chosen rows are projected out (column-pivoted QR,
+        :func:`curiss.linalg.pivoted_rows`; deterministic given the images), but not the
+        raster's first or last line while another row is left: a greedy choice seeks out the
+        row least like the others, and a line made unlike its neighbours by the scan (on the ALS
+        stack 71214078 the first line differs from the second twice as much as neighbouring
+        lines differ) is such a row. ``"arp"`` (default with ``"variation"``; every row scan of
+        earlier versions): drawn by ARP (conditional volume sampling). The initial step's rows
+        are drawn by ARP either way.
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
         ``n_init`` random restarts: about 2-4x faster steps (benchmarks/planner.py), still
@@ -587,11 +606,12 @@ class ACURISSPlanner(CURISSPlanner):
 
     Notes
     -----
-    Defaults (``tol_prediction=0.30``, 1 pass with residual images, 3 images, 2 rows,
-    ``images_per_row=3``) were chosen on the ALS stacks and the phantom (seeds 0-9);
+    Defaults (1 pass with residual images, 3 images, 2 rows, ``images_per_row=3``) were chosen
+    on the ALS stacks and the phantom (seeds 0-9), pivoted refinement rows with
+    ``tol_prediction=0.35`` on the ALS stacks (seeds 0-59, checked on 60-119);
     docs/quality.md has the measured tables against the variation rule, the authors'
-    images-only mode, ``min_rows=1``, dictionary-drawn refinement images and the previous
-    default (0.35, 2 in a row), also on seeds 10-19 and from ``initial_ratio=0.04``.
+    images-only mode, ``min_rows=1``, dictionary-drawn refinement images, ARP refinement rows
+    and the previous defaults, also on hold-out seeds and from ``initial_ratio=0.04``.
     """
 
     method = "acuriss"
@@ -599,14 +619,14 @@ class ACURISSPlanner(CURISSPlanner):
     #: ``energy_refinement`` refinement images were drawn from the dictionary, with
     #: ``tol_prediction`` 0.30 (0.35 with residual images until ``n_consecutive`` was recorded:
     #: such runs record ``tol_prediction``); before ``n_consecutive`` was recorded the rule
-    #: needed 2 passes in a row
+    #: needed 2 passes in a row; before ``row_refinement`` every row scan was drawn by ARP
     earlier_defaults = {**CURISSPlanner.earlier_defaults, "min_rows": 1,
                         "energy_refinement": "dictionary", "tol_prediction": 0.30,
-                        "n_consecutive": 2}
+                        "n_consecutive": 2, "row_refinement": "arp"}
 
     def __init__(self, energies, shape, *, sampling_ratio: float = 0.10, dictionary=None, seed=None,
                  cost_model=None, initial_ratio: float = 0.02, max_iterations: int = 50,
-                 stop_rule: str = "prediction", tol_prediction: float = 0.30,
+                 stop_rule: str = "prediction", tol_prediction: float | None = None,
                  n_consecutive: int | None = None, min_images: int = 3, min_rows: int | None = None,
                  tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", images_per_row: int | None = None,
@@ -614,9 +634,17 @@ class ACURISSPlanner(CURISSPlanner):
                  core_rank: int | None = None, core_rtol: float = 1e-6,
                  noise_level: float | None = None, write_back: bool = False,
                  energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE,
-                 energy_refinement: str | None = None, kmeans_warm_start: bool = False):
+                 energy_refinement: str | None = None, kmeans_warm_start: bool = False,
+                 row_refinement: str | None = None):
         Planner.__init__(self, energies, shape, sampling_ratio=sampling_ratio,
                          dictionary=dictionary, seed=seed, cost_model=cost_model)
+        if row_refinement is None:
+            row_refinement = "pivoted" if stop_rule == "prediction" else "arp"
+        if not isinstance(row_refinement, str) or row_refinement not in ROW_REFINEMENTS:
+            raise ValueError(f"row_refinement must be one of {ROW_REFINEMENTS}; got {row_refinement!r}")
+        self.row_refinement = row_refinement
+        if tol_prediction is None:  # a greedy row predicts worse than a drawn one (docs/quality.md)
+            tol_prediction = 0.35 if row_refinement == "pivoted" else 0.30
         if energy_refinement is None:
             energy_refinement = "residual" if stop_rule == "prediction" else "dictionary"
         if not isinstance(energy_refinement, str) or energy_refinement not in ENERGY_REFINEMENTS:
@@ -1001,7 +1029,11 @@ class ACURISSPlanner(CURISSPlanner):
         chosen = self._chosen_rows()
         k = chosen.size + 1
         V = row_basis(self._images(), k)
-        rows = self._pick_rows(V, k, preselected=chosen)
+        if self.row_refinement == "pivoted":
+            # the raster's first and last lines only when no other row is left (see the docstring)
+            rows = pivoted_rows(V, k, preselected=chosen, exclude=(0, self.shape[0] - 1))
+        else:
+            rows = self._pick_rows(V, k, preselected=chosen)
         new = int(rows[-1])
         return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
                         row_weights=(V**2).sum(1) / k)

@@ -1,0 +1,67 @@
+"""Greedy row subset selection by pivoted QR: the deterministic counterpart of :func:`arp`.
+
+Column-pivoted QR of Vᵀ (LAPACK ``geqp3``, Businger & Golub 1965) picks, at each step, the row of V
+with the largest norm once the rows already picked are projected out. ARP draws that row with
+probability proportional to the squared norm instead (:mod:`curiss.linalg._arp`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg
+
+from ._checks import as_index_array, as_int, as_matrix
+
+__all__ = ["pivoted_rows"]
+
+
+def pivoted_rows(V: np.ndarray, k: int | None = None, *, preselected=(), exclude=()) -> np.ndarray:
+    """Select ``k`` rows of ``V`` greedily: each new row has the largest residual norm.
+
+    Parameters
+    ----------
+    V : array_like, shape (n, c)
+        Basis whose rows are the candidates, e.g. the top-c left singular vectors of the
+        spatial-row unfolding from :func:`row_basis` (orthonormal columns are not required).
+    k : int, optional
+        Total number of rows to return, ``len(preselected) <= k <= min(n, c)``. Defaults to
+        ``min(n, c)``.
+    preselected : sequence of int, optional
+        Distinct rows chosen earlier: returned first, in the given order, and projected out
+        (their span in the row space of V) before the new rows are picked.
+    exclude : sequence of int, optional
+        Rows never picked as new rows, unless fewer than ``k - len(preselected)`` other rows are
+        left (then the exclusion is lifted). A preselected row may also be excluded.
+
+    Returns
+    -------
+    rows : ndarray of intp, shape (k,)
+        Distinct row indices: ``preselected`` first, then the new rows in pivot order.
+
+    Notes
+    -----
+    The new rows are the first ``k - len(preselected)`` pivots of the column-pivoted QR of
+    ``Rᵀ`` (``scipy.linalg.qr(..., pivoting=True)``), R the rows of V allowed as candidates with
+    the preselected rows' span projected out: at each step the candidate of largest residual
+    norm, ties to the lowest index. Deterministic; O(n c²).
+    """
+    V = as_matrix(V, "V")
+    n, c = V.shape
+    k = min(n, c) if k is None else as_int(k, "k", minimum=0, maximum=min(n, c))
+    pre = as_index_array(preselected, "preselected", upper=n, distinct=True)
+    if pre.size > k:
+        raise ValueError(f"len(preselected)={pre.size} exceeds k={k}")
+    excl = as_index_array(exclude, "exclude", upper=n, distinct=False)
+    need = k - pre.size
+    if need == 0:
+        return pre.copy()
+    R = V
+    if pre.size:
+        Q, _ = np.linalg.qr(V[pre].T)
+        R = V - (V @ Q) @ Q.T
+    free = np.setdiff1d(np.arange(n), pre)
+    candidates = np.setdiff1d(free, excl)
+    if candidates.size < need:
+        candidates = free
+    _, _, piv = scipy.linalg.qr(R[candidates].T, mode="economic", pivoting=True)
+    return np.concatenate([pre, candidates[piv[:need]]]).astype(np.intp)

@@ -1,0 +1,79 @@
+"""Tests for greedy row selection by column-pivoted QR (:func:`curiss.linalg.pivoted_rows`)."""
+
+import numpy as np
+import pytest
+
+from curiss.linalg import pivoted_rows
+
+
+def orthonormal(n, c, seed):
+    return np.linalg.qr(np.random.default_rng(seed).standard_normal((n, c)))[0]
+
+
+def greedy_reference(V, k, pre=(), exclude=()):
+    """Independent Gram-Schmidt greedy: each new row has the largest residual norm."""
+    chosen = list(pre)
+    banned = set(exclude)
+    while len(chosen) < k:
+        R = V.copy()
+        if chosen:
+            Q = np.linalg.qr(V[chosen].T)[0]
+            R = V - (V @ Q) @ Q.T
+        norms = np.einsum("ij,ij->i", R, R)
+        norms[chosen] = -1.0
+        norms[list(banned - set(chosen))] = -1.0
+        chosen.append(int(np.argmax(norms)))
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_each_new_row_has_the_largest_residual_norm(seed):
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(6, 40)), int(rng.integers(1, 6))
+    V = orthonormal(n, c, seed)
+    p = int(rng.integers(0, c))
+    pre = [int(i) for i in rng.choice(n, p, replace=False)]
+    k = int(rng.integers(p, c + 1))
+    exclude = [0, n - 1]
+    rows = pivoted_rows(V, k, preselected=pre, exclude=exclude)
+    assert rows.dtype == np.intp and rows.shape == (k,)
+    assert rows[:p].tolist() == pre
+    assert rows.tolist() == greedy_reference(V, k, pre, [i for i in exclude if i not in pre])
+    assert not set(rows[p:].tolist()) & set(exclude)
+    np.testing.assert_array_equal(rows, pivoted_rows(V, k, preselected=pre, exclude=exclude))
+
+
+def test_the_row_of_largest_norm_first_and_the_exclusion():
+    V = np.zeros((6, 2))
+    V[0] = [1.0, 0.0]      # the largest row
+    V[3] = [0.0, 0.8]
+    V[4] = [0.0, 0.6]
+    assert pivoted_rows(V, 1).tolist() == [0]
+    assert pivoted_rows(V, 2).tolist() == [0, 3]
+    assert pivoted_rows(V, 1, exclude=[0]).tolist() == [3]
+    # the exclusion is lifted only when too few other rows are left
+    assert pivoted_rows(np.eye(2), 2, exclude=[0, 1]).tolist() == [0, 1]
+    assert pivoted_rows(V, 0).tolist() == []
+    assert pivoted_rows(V, 2, preselected=[4, 0]).tolist() == [4, 0]
+    # a row already spanned by the preselected rows has no residual left
+    assert pivoted_rows(V, 2, preselected=[4]).tolist() == [4, 0]
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(k=3), ValueError, "k"),
+    (dict(k=1, preselected=[0, 1]), ValueError, r"len\(preselected\)=2 exceeds k=1"),
+    (dict(k=2, preselected=[0, 0]), ValueError, "repeated"),
+    (dict(k=2, preselected=[6]), ValueError, r"preselected must be indices in \[0, 6\)"),
+    (dict(k=2, exclude=[-1]), ValueError, r"exclude must be indices in \[0, 6\)"),
+    (dict(k=2, exclude=[0.5]), TypeError, "exclude must contain integers"),
+])
+def test_bad_arguments_are_refused(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        pivoted_rows(orthonormal(6, 2, 0), **kwargs)
+
+
+def test_non_finite_basis_is_refused():
+    V = orthonormal(6, 2, 0)
+    V[2, 1] = np.nan
+    with pytest.raises(ValueError, match="V"):
+        pivoted_rows(V, 1)
