@@ -582,12 +582,12 @@ class ACURISSPlanner(CURISSPlanner):
         already chosen kept. ``"pivoted"`` (default with ``stop_rule="prediction"``): the row of
         largest norm once the chosen rows are projected out (column-pivoted QR,
         :func:`curiss.linalg.pivoted_rows`; deterministic given the images), but not the
-        raster's first or last line while another row is left: a greedy choice seeks out the
-        row least like the others, and a line made unlike its neighbours by the scan (on the ALS
-        stack 71214078 the first line differs from the second twice as much as neighbouring
-        lines differ) is such a row. ``"arp"`` (default with ``"variation"``; every row scan of
-        earlier versions): drawn by ARP (conditional volume sampling). The initial step's rows
-        are drawn by ARP either way.
+        raster's first or last line while another row is left: a greedy choice takes the row
+        least like the others, whatever made it so (on the ALS stack 71214078 the one run in
+        60 whose greedy row was the first line ended with cluster-spectra error 0.29, 0.06
+        without it; docs/quality.md). ``"arp"`` (default with ``"variation"``; every row scan
+        of earlier versions): drawn by ARP (conditional volume sampling). The initial step's
+        rows are drawn by ARP either way.
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
         ``n_init`` random restarts: about 2-4x faster steps (benchmarks/planner.py), still
