@@ -159,14 +159,16 @@ def test_curiss_fuzz(sc, es, rule, core_rank, core_rtol, write_back):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sc=scenarios(), mode=st.sampled_from(["alternate", "energies"]), n_clusters=st.integers(1, 3),
-       core_rtol=st.sampled_from([1e-6, 1e-14]))
-def test_acuriss_fuzz(sc, mode, n_clusters, core_rtol):
+       core_rtol=st.sampled_from([1e-6, 1e-14]), row_refinement=st.sampled_from(["pivoted", "arp"]),
+       images_per_row=st.sampled_from([None, 1]))
+def test_acuriss_fuzz(sc, mode, n_clusters, core_rtol, row_refinement, images_per_row):
     energies, cube, dictionary, seed, frac = sc
     initial = ratio_between(minimum_ratio(cube.shape[0], cube.shape[1:]), frac * 0.5)
     cap = min(1.0, initial + 0.2)
     p = make_planner("acuriss", energies, cube.shape[1:], sampling_ratio=cap, initial_ratio=initial,
                      seed=seed, dictionary=dictionary, max_iterations=3, n_components=2,
-                     n_clusters=n_clusters, mode=mode, core_rtol=core_rtol)
+                     n_clusters=n_clusters, mode=mode, core_rtol=core_rtol, row_refinement=row_refinement,
+                     images_per_row=images_per_row if mode == "alternate" else None)  # 1: a row scan in 3
     acq = curiss.replay(p, cube)
     check_acquisition(acq, cube, cap)
     for h in acq.history[2:]:
