@@ -490,6 +490,8 @@ def test_row_refinement_keyword_and_the_defaults_it_sets():
     assert a.row_refinement == "arp" and a.tol_prediction == 0.30
     t = curiss.ACURISSPlanner(e, cube.shape[1:], tol_prediction=0.2, **kw)
     assert t.row_refinement == "pivoted" and t.tol_prediction == 0.2
+    # images only: no row scans, the rule's threshold stays where it was measured
+    assert curiss.ACURISSPlanner(e, cube.shape[1:], mode="energies", **kw).tol_prediction == 0.30
     for bad in ("greedy", 1, ["pivoted"]):
         with pytest.raises(ValueError, match=r"row_refinement must be one of \('pivoted', 'arp'\); got "):
             curiss.ACURISSPlanner(e, cube.shape[1:], row_refinement=bad, **kw)

@@ -528,8 +528,9 @@ class ACURISSPlanner(CURISSPlanner):
         reproduces earlier versions' default planner exactly.
     tol_prediction : float, optional
         ``stop_rule="prediction"``: threshold (≥ 0, dimensionless) on ``prediction_error``.
-        Default 0.35 with ``row_refinement="pivoted"`` (a row chosen because the images explain
-        it least is the hardest row to predict), 0.30 with ``"arp"``.
+        Default 0.35 with ``row_refinement="pivoted"`` and ``mode="alternate"`` (a row chosen
+        because the images explain it least is the hardest row to predict), 0.30 otherwise
+        (``"arp"``, or ``mode="energies"``, which measures no row scans).
     n_consecutive : int, optional
         ``stop_rule="prediction"``: refinements in a row that must pass (≥ 1). Default 1 with
         ``energy_refinement="residual"``: each refinement image is then the energy the
@@ -643,8 +644,9 @@ class ACURISSPlanner(CURISSPlanner):
         if not isinstance(row_refinement, str) or row_refinement not in ROW_REFINEMENTS:
             raise ValueError(f"row_refinement must be one of {ROW_REFINEMENTS}; got {row_refinement!r}")
         self.row_refinement = row_refinement
-        if tol_prediction is None:  # a greedy row predicts worse than a drawn one (docs/quality.md)
-            tol_prediction = 0.35 if row_refinement == "pivoted" else 0.30
+        if tol_prediction is None:  # a greedy row predicts worse than a drawn one (docs/quality.md);
+            # mode="energies" measures no row scans, so its rule stays as it was measured
+            tol_prediction = 0.35 if row_refinement == "pivoted" and mode == "alternate" else 0.30
         if energy_refinement is None:
             energy_refinement = "residual" if stop_rule == "prediction" else "dictionary"
         if not isinstance(energy_refinement, str) or energy_refinement not in ENERGY_REFINEMENTS:
