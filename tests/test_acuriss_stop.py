@@ -507,13 +507,18 @@ def _first_row_scan(planner, cube):
     raise AssertionError("no row scan before the stop")
 
 
-def _least_explained_row(cube, imaged, chosen, exclude=()):
-    """The row of largest residual norm in the images' row basis, ``chosen`` projected out
-    (independent of the planner: SVD and Gram-Schmidt here)."""
+def _residual_row_norms(cube, imaged, chosen):
+    """Squared residual norms of the rows of the images' row basis, ``chosen`` projected out,
+    shape (n_y,) (independent of the planner: SVD and Gram-Schmidt here)."""
     F = np.concatenate(list(cube[imaged]), axis=1)  # (n_y, images * n_x)
     V = np.linalg.svd(F, full_matrices=False)[0][:, :len(chosen) + 1]
     Q = np.linalg.qr(V[chosen].T)[0]
-    norms = np.einsum("ij,ij->i", V - V @ Q @ Q.T, V - V @ Q @ Q.T)
+    return np.einsum("ij,ij->i", V - V @ Q @ Q.T, V - V @ Q @ Q.T)
+
+
+def _least_explained_row(cube, imaged, chosen, exclude=()):
+    """The row of largest residual norm in the images' row basis, ``chosen`` projected out."""
+    norms = _residual_row_norms(cube, imaged, chosen)
     norms[list(chosen) + list(exclude)] = -1.0
     return int(np.argmax(norms))
 
@@ -528,6 +533,11 @@ def test_a_pivoted_row_scan_measures_the_row_the_images_explain_least(seed):
     (new,) = np.unique(req.pairs[:, 1])
     assert new not in chosen and new not in (0, n_y - 1)
     assert new == _least_explained_row(cube, p.imaged_energies, chosen, exclude=(0, n_y - 1))
+    # the recorded weights are the scores it maximised: the residual norms, edges left out
+    scores = _residual_row_norms(cube, p.imaged_energies, chosen)
+    scores[chosen] = scores[[0, n_y - 1]] = 0.0
+    np.testing.assert_allclose(req.row_weights, scores / scores.sum(), atol=1e-10)
+    assert req.row_weights[new] == req.row_weights.max()
     # every energy not imaged gets the new row, as with ARP
     assert sorted(np.unique(req.pairs[:, 0])) == sorted(set(range(e.size)) - set(p.imaged_energies))
 
@@ -549,3 +559,29 @@ def test_a_pivoted_row_scan_leaves_a_bad_first_raster_line_alone(seed):
     assert new == _least_explained_row(cube, p.imaged_energies, chosen, exclude=(0, n_y - 1))
     if 0 not in chosen:  # (unless the initial ARP draw took it) the greedy choice would have
         assert _least_explained_row(cube, p.imaged_energies, chosen) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_arp_row_scan_records_the_distribution_of_its_draw(seed):
+    """With ``row_refinement="arp"`` the recorded weights are ARP's distribution for the one
+    new row given the rows chosen before; many draws from the same basis follow it."""
+    e, cube = two_group_stack(seed=seed)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=0.15, seed=seed,
+                              row_refinement="arp")
+    req = _first_row_scan(p, cube)
+    chosen = np.flatnonzero(p.row_mask.all(axis=0))
+    (new,) = np.unique(req.pairs[:, 1])
+    w = req.row_weights
+    scores = _residual_row_norms(cube, p.imaged_energies, chosen)
+    scores[chosen] = 0.0
+    np.testing.assert_allclose(w, scores / scores.sum(), atol=1e-10)
+    assert w[new] > 0 and np.all(w[chosen] == 0)
+    # the kernel's own draws, conditioned on the same rows, follow the recorded distribution
+    F = np.concatenate(list(cube[p.imaged_energies]), axis=1)
+    V = np.linalg.svd(F, full_matrices=False)[0][:, :chosen.size + 1]
+    rng = np.random.default_rng(seed)
+    n = 4000
+    counts = np.bincount([curiss.linalg.arp(V, chosen.size + 1, preselected=chosen, rng=rng)[-1]
+                          for _ in range(n)], minlength=w.size)
+    # 5 standard deviations of a binomial count, per row
+    assert np.all(np.abs(counts - n * w) <= 5 * np.sqrt(n * w * (1 - w)) + 1), (counts, n * w)

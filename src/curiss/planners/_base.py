@@ -50,8 +50,13 @@ class Request:
     iteration : int
         Index of the decision (0-based) in the planner's history.
     energy_weights, row_weights : ndarray or None
-        The sampling distributions the decision drew from, shapes (n_E,) and (n_y,); ``None`` when
-        the decision was not random.
+        The weights the decision chose its energies and rows by, shapes (n_E,) and (n_y,),
+        summing to 1: the sampling distribution of a random choice (for several draws made one
+        after another, e.g. by ARP, the leverage scores they start from), or the normalised
+        scores of a greedy one (ACURISS's residual energy refinement and pivoted row scans;
+        largest at the choice). An ACURISS row scan, one new row, records exactly the scores
+        (pivoted) or the distribution (ARP) it was chosen by, given the rows chosen before.
+        ``None`` when the decision weighed no candidates on that axis.
     """
 
     kind: str

@@ -35,6 +35,21 @@ ROW_REFINEMENTS = ("pivoted", "arp")
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
 
+
+def _residual_row_norms(V: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Squared norms of the rows of ``V`` (n_y, c) once the span of the ``chosen`` rows is
+    projected out, shape (n_y,), 0 at the chosen rows. Normalised, they are the distribution
+    ARP draws the next row from given the chosen ones (its Householder eliminations leave
+    exactly these norms), and the scores whose largest the pivoted choice takes."""
+    R = V
+    if chosen.size:
+        U, s, _ = np.linalg.svd(V[chosen].T, full_matrices=False)
+        Q = U[:, s > 1e-12 * max(1.0, float(s[0]) if s.size else 0.0)]
+        R = V - (V @ Q) @ Q.T
+    norms = np.einsum("ij,ij->i", R, R)
+    norms[chosen] = 0.0
+    return norms
+
 class RasterPlanner(Planner):
     """Conventional full raster: every spatial row at every energy (the reference acquisition).
 
@@ -588,7 +603,9 @@ class ACURISSPlanner(CURISSPlanner):
         60 whose greedy row was the first line ended with cluster-spectra error 0.29, 0.06
         without it; docs/quality.md). ``"arp"`` (default with ``"variation"``; every row scan
         of earlier versions): drawn by ARP (conditional volume sampling). The initial step's
-        rows are drawn by ARP either way.
+        rows are drawn by ARP either way. The request's ``row_weights`` are those residual
+        norms squared, normalised: ARP's distribution for the draw, or the pivoted choice's
+        scores (0 at the first and last lines when they were left out).
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
         ``n_init`` random restarts: about 2-4x faster steps (benchmarks/planner.py), still
@@ -1031,14 +1048,23 @@ class ACURISSPlanner(CURISSPlanner):
         chosen = self._chosen_rows()
         k = chosen.size + 1
         V = row_basis(self._images(), k)
+        n_y = self.shape[0]
+        scores = _residual_row_norms(V, chosen)
         if self.row_refinement == "pivoted":
             # the raster's first and last lines only when no other row is left (see the docstring)
-            rows = pivoted_rows(V, k, preselected=chosen, exclude=(0, self.shape[0] - 1))
+            edges = (0, n_y - 1)
+            rows = pivoted_rows(V, k, preselected=chosen, exclude=edges)
+            if np.setdiff1d(np.arange(n_y), np.union1d(chosen, edges)).size:
+                scores[list(edges)] = 0.0
         else:
             rows = self._pick_rows(V, k, preselected=chosen)
         new = int(rows[-1])
+        total = scores.sum()
+        # (numerically zero residuals everywhere: both choices fell back to a uniform draw / the
+        # lowest index, from no scores worth recording)
+        weights = scores / total if total > 1e-24 * n_y else None
         return Decision(0, "row_scan", grid_pairs(self._energies_not_imaged(), [new]),
-                        row_weights=(V**2).sum(1) / k)
+                        row_weights=weights)
 
     def _stop_record(self):
         rec = Planner._stop_record(self)
