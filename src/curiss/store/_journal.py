@@ -23,7 +23,6 @@ import time
 import uuid
 import warnings
 from pathlib import Path
-from typing import Any
 
 import msgpack
 import numpy as np
