@@ -57,7 +57,10 @@ Run from the repository root (about 10 minutes)::
 no evaluations of the shipped one, no smoothing): 3-5 minutes per stack and cap for 30 seeds.
 ``--per-seed`` prints each seed's ratio and spectra error, a 95 % percentile-bootstrap interval
 of their median over the seeds, and for every other acquisition a paired comparison with
-``shipped`` (seeds lower / higher, Wilcoxon signed-rank p-value).
+``shipped`` (seeds lower / higher, Wilcoxon signed-rank p-value). ``--blocks 10`` cuts the
+seeds into consecutive blocks of ten and counts the blocks whose median / worst meet each of the
+quality issue's goals, and every goal at once: how often a ten-seed table would pass. (The ratio
+goal is for runs that stop on their own: use it with ``--cap 0.10``.)
 """
 
 from __future__ import annotations
@@ -306,8 +309,32 @@ def _paired(values, baseline):
     return int(np.sum(d < 0)), int(np.sum(d > 0)), p
 
 
-def _print_summary(label, rows, per_seed, baseline=None):
+#: the quality issue's goals on a set of seeds: (label, measure, statistic, test)
+GOALS = (
+    ("signal median <= 0.20", "signal", np.median, lambda v: v <= 0.20),
+    ("signal worst <= 0.30", "signal", np.max, lambda v: v <= 0.30),
+    ("ARI median >= 0.90", "ari", np.median, lambda v: v >= 0.90),
+    ("ARI worst >= 0.80", "ari", np.min, lambda v: v >= 0.80),
+    ("spectra median <= 0.05", "spectra", np.median, lambda v: v <= 0.05),
+    ("ratio median <= 0.06", "ratio", np.median, lambda v: v <= 0.06),
+)
+
+
+def _goal_blocks(rows, size):
+    """The seeds cut into consecutive blocks of ``size`` (a last partial block dropped): per goal,
+    the number of blocks that meet it, and the number that meet every goal at once."""
+    blocks = [rows[i:i + size] for i in range(0, len(rows) - size + 1, size)]
+    met = np.array([[test(stat([r[key] for r in b])) for _, key, stat, test in GOALS] for b in blocks],
+                   dtype=bool).reshape(len(blocks), len(GOALS))
+    return len(blocks), met.sum(axis=0), int(met.all(axis=1).sum())
+
+
+def _print_summary(label, rows, per_seed, baseline=None, blocks=0):
     print(Q.summary_line(label, rows), flush=True)
+    if blocks:
+        n, per_goal, every = _goal_blocks(rows, blocks)
+        print(f"    blocks of {blocks} seeds meeting every goal: {every} of {n}; each goal: "
+              + ", ".join(f"{g[0]} {m}" for g, m in zip(GOALS, per_goal)), flush=True)
     if per_seed:
         for key in ("ratio", "spectra"):
             values = [r[key] for r in rows]
@@ -343,7 +370,12 @@ def main(argv=None):
                         "0.05 cap' section was measured with it)")
     p.add_argument("--acquisitions", default=",".join(OTHER_ACQUISITIONS),
                    help="comma-separated names of the other acquisitions to run (default all)")
+    p.add_argument("--blocks", type=int, default=0, metavar="N",
+                   help="also count the consecutive blocks of N seeds whose median / worst meet each of "
+                        "the quality issue's goals (how often an N-seed table would pass)")
     args = p.parse_args(argv)
+    if args.blocks < 0 or args.blocks > args.seeds:
+        p.error(f"--blocks must be between 1 and --seeds ({args.seeds}), or 0 for none; got {args.blocks}")
     unknown = set(filter(None, args.acquisitions.split(","))) - set(OTHER_ACQUISITIONS)
     if unknown:
         p.error(f"unknown --acquisitions {sorted(unknown)}; choose from {list(OTHER_ACQUISITIONS)}")
@@ -361,19 +393,19 @@ def main(argv=None):
         else:
             shipped = _diagnose(name, energies, cube, dictionary, ref, full, seeds, args)
         print(f"\n## {name}: other acquisitions, same seeds (median / worst)")
-        _print_summary("shipped", shipped, args.per_seed)
+        _print_summary("shipped", shipped, args.per_seed, blocks=args.blocks)
         for label in args.acquisitions.split(",") if args.acquisitions else ():
             cls = OTHER_ACQUISITIONS[label]
             rows = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0, cls), cube, ref, full)
                     for s in seeds]
-            _print_summary(label, rows, args.per_seed, shipped)
+            _print_summary(label, rows, args.per_seed, shipped, args.blocks)
         for sigma in () if args.acquisitions_only else SIGMAS:
             smooth = gaussian_filter(cube, (0, sigma, sigma))
             # replayed on the smoothed stack; raw error still against the measured one
             rows = [Q.measure_acquisition(replay(_planner(energies, cube, dictionary, s, args.cap, args.p0,
                                                           SHIPPED[args.shipped]),
                                                  smooth), cube, ref, full) for s in seeds]
-            _print_summary(f"smoothed stack, sigma {sigma:g} px", rows, args.per_seed, shipped)
+            _print_summary(f"smoothed stack, sigma {sigma:g} px", rows, args.per_seed, shipped, args.blocks)
 
 if __name__ == "__main__":
     main()
