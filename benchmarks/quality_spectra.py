@@ -55,12 +55,13 @@ Run from the repository root (about 10 minutes)::
 
 ``--acquisitions-only`` runs only the acquisitions (shipped and the other image and row choices;
 no evaluations of the shipped one, no smoothing): 3-5 minutes per stack and cap for 30 seeds.
-``--per-seed`` prints each seed's ratio and spectra error, a 95 % percentile-bootstrap interval
-of their median over the seeds, and for every other acquisition a paired comparison with
-``shipped`` (seeds lower / higher, Wilcoxon signed-rank p-value). ``--blocks 10`` cuts the
-seeds into consecutive blocks of ten and counts the blocks whose median / worst meet each of the
-quality issue's goals, and every goal at once: how often a ten-seed table would pass. (The ratio
-goal is for runs that stop on their own: use it with ``--cap 0.10``.)
+``--per-seed`` prints each seed's ratio, signal error, ARI and spectra error, a 95 %
+percentile-bootstrap interval of each median over the seeds, and for every other acquisition a
+paired comparison with ``shipped`` (seeds lower / higher, Wilcoxon signed-rank p-value).
+``--blocks 10`` cuts the seeds into consecutive blocks of ten and counts the blocks whose median
+/ worst meet each of the quality issue's goals, and every goal at once: how often a ten-seed
+table would pass. (The ratio goal is for runs that stop on their own: use it with
+``--cap 0.10``.)
 """
 
 from __future__ import annotations
@@ -336,7 +337,7 @@ def _print_summary(label, rows, per_seed, baseline=None, blocks=0):
         print(f"    blocks of {blocks} seeds meeting every goal: {every} of {n}; each goal: "
               + ", ".join(f"{g[0]} {m}" for g, m in zip(GOALS, per_goal)), flush=True)
     if per_seed:
-        for key in ("ratio", "spectra"):
+        for key in ("ratio", "signal", "ari", "spectra"):
             values = [r[key] for r in rows]
             print(f"    per seed {key}: " + " ".join(f"{v:.3f}" for v in values), flush=True)
             line = f"    {key} median {np.median(values):.4f}"
@@ -361,7 +362,7 @@ def main(argv=None):
     p.add_argument("--acquisitions-only", action="store_true",
                    help="only the shipped and the other acquisitions (no evaluations, no smoothing)")
     p.add_argument("--per-seed", action="store_true",
-                   help="also print each seed's ratio and spectra error under each summary line, "
+                   help="also print each seed's ratio, signal error, ARI and spectra error under each summary line, "
                         "with a 95 %% bootstrap interval of their median over the seeds and, for the other "
                         "acquisitions, a paired comparison with shipped (Wilcoxon signed-rank)")
     p.add_argument("--shipped", choices=sorted(SHIPPED), default="default",
