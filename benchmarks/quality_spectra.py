@@ -25,6 +25,9 @@ The last two are diagnostics (they use the full stack), not estimators. Then:
   median candidate, against the planner's own choice;
 - ``ARP refinement rows (previous default)`` (same seeds): ``row_refinement="arp"``, so
   ``tol_prediction`` 0.30; the image and row choices below are built on it;
+- ``last-step image`` (same seeds): the shipped default, but a row scan after which nothing
+  more fits under the cap is replaced by an image when one fits (5 images and 1 row instead of
+  4 and 2 at the 0.05 cap);
 - ``total-residual score`` (new acquisitions, same seeds): refinement images chosen by how much
   they would lower the *total* residual of [C, dictionary] over all energies (the greedy
   column-subset criterion ``‖R rₑ‖² / ‖rₑ‖²``, R the residual rows, the noise's share taken off
@@ -213,7 +216,28 @@ class _PivotedRefinementRowsACURISS(_ARPRowsACURISS):
         return pivoted_rows(V, k, preselected=preselected)
 
 
+class _LastStepImageACURISS(ACURISSPlanner):
+    """The shipped default, except that a row scan after which nothing more fits under the cap
+    is replaced by an image when one fits: the run ends at the cap either way, and the image may
+    help the completion more than the row (the rule then stops at the cap, not on its own)."""
+
+    def _refine(self):
+        n_cells = self._row_measured.size
+        measured = self._row_measured.sum()
+        n_rows = self._chosen_rows().size
+        n_imaged = self.imaged_energies.size
+        row_cost = self.energies.size - n_imaged
+        img_cost = self.shape[0] - n_rows
+        cap = self.sampling_ratio * n_cells + 1e-9
+        if (self._next_kinds()[0] == "row_scan" and measured + row_cost <= cap
+                and measured + row_cost + min(row_cost, img_cost - 1) > cap
+                and measured + img_cost <= cap and n_imaged < self.energies.size):
+            return self._decide_refinement_image()
+        return super()._refine()
+
+
 OTHER_ACQUISITIONS = {"ARP refinement rows (previous default)": _ARPRowsACURISS,
+                      "last-step image": _LastStepImageACURISS,
                       "total-residual score": _TotalResidualACURISS,
                       "held-out segments": _HeldOutSegmentsACURISS,
                       "cluster-balanced score": _ClusterBalancedACURISS,
