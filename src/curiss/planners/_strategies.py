@@ -35,7 +35,6 @@ ROW_REFINEMENTS = ("pivoted", "arp")
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
 
 
-
 def _residual_row_norms(V: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     """Squared norms of the rows of ``V`` (n_y, c) once the span of the ``chosen`` rows is
     projected out, shape (n_y,), 0 at the chosen rows. Normalised, they are the distribution
@@ -44,11 +43,12 @@ def _residual_row_norms(V: np.ndarray, chosen: np.ndarray) -> np.ndarray:
     R = V
     if chosen.size:
         U, s, _ = np.linalg.svd(V[chosen].T, full_matrices=False)
-        Q = U[:, s > 1e-12 * max(1.0, float(s[0]) if s.size else 0.0)]
+        Q = U[:, s > 1e-12 * max(1.0, float(s[0]))]  # the span, without round-off directions
         R = V - (V @ Q) @ Q.T
     norms = np.einsum("ij,ij->i", R, R)
     norms[chosen] = 0.0
     return norms
+
 
 class RasterPlanner(Planner):
     """Conventional full raster: every spatial row at every energy (the reference acquisition).
