@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from curiss.linalg import pivoted_rows
+from curiss.linalg import pivoted_rows, residual_row_norms
 
 
 def orthonormal(n, c, seed):
@@ -77,3 +77,36 @@ def test_non_finite_basis_is_refused():
     V[2, 1] = np.nan
     with pytest.raises(ValueError, match="V"):
         pivoted_rows(V, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_residual_row_norms_are_what_the_greedy_choice_maximises(seed):
+    rng = np.random.default_rng(seed)
+    n, c = int(rng.integers(6, 30)), int(rng.integers(2, 6))
+    V = orthonormal(n, c, seed)
+    pre = [int(i) for i in rng.choice(n, c - 1, replace=False)]
+    norms = residual_row_norms(V, pre)
+    Q = np.linalg.qr(V[pre].T)[0]  # independent rows here: any orthonormal basis of their span
+    R = V - V @ Q @ Q.T
+    expected = np.einsum("ij,ij->i", R, R)
+    expected[pre] = 0.0
+    np.testing.assert_allclose(norms, expected, atol=1e-12)
+    # orthonormal V, c - 1 rows projected out: one direction is left, of total weight 1
+    assert norms.sum() == pytest.approx(1.0)
+    assert pivoted_rows(V, c, preselected=pre)[-1] == int(np.argmax(norms))
+    np.testing.assert_allclose(residual_row_norms(V), (V**2).sum(1))
+
+
+def test_linearly_dependent_preselected_rows_project_out_only_their_span():
+    """Rows 1 and 2 are parallel: together they span one direction, and two are left."""
+    V = np.zeros((6, 3))
+    V[1], V[2], V[3], V[4], V[5] = [1, 0, 0], [2, 0, 0], [0, 0.5, 0], [3, 0.1, 0], [0, 0, 0.2]
+    np.testing.assert_allclose(residual_row_norms(V, [1, 2]), [0, 0, 0, 0.25, 0.01, 0.04], atol=1e-15)
+    assert pivoted_rows(V, 3, preselected=[1, 2]).tolist() == [1, 2, 3]
+
+
+def test_residual_row_norms_refuse_bad_rows():
+    with pytest.raises(ValueError, match="repeated"):
+        residual_row_norms(orthonormal(6, 2, 0), [1, 1])
+    with pytest.raises(ValueError, match=r"preselected must be indices in \[0, 6\)"):
+        residual_row_norms(orthonormal(6, 2, 0), [6])

@@ -14,7 +14,7 @@ from ._asd import ASDResult, asd, looped_asd
 from ._budget import RatioTooSmallError, balanced_budget, budget, images_first_budget, minimum_ratio
 from ._cur import CURResult, cur_complete
 from ._leverage import leverage_scores, weighted_sample
-from ._pivoted import pivoted_rows
+from ._pivoted import pivoted_rows, residual_row_norms
 from ._unfold import row_basis, row_pixels, unfold_images
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "looped_asd",
     "minimum_ratio",
     "pivoted_rows",
+    "residual_row_norms",
     "row_basis",
     "row_pixels",
     "unfold_images",

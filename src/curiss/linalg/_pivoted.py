@@ -12,7 +12,42 @@ import scipy.linalg
 
 from ._checks import as_index_array, as_int, as_matrix
 
-__all__ = ["pivoted_rows"]
+__all__ = ["pivoted_rows", "residual_row_norms"]
+
+
+def _project_out(V: np.ndarray, pre: np.ndarray) -> np.ndarray:
+    """V (n, c) with the span of its rows ``pre`` projected out of every row (n, c). The span is
+    taken by SVD with a relative cut at 1e-12, so linearly dependent rows add no direction."""
+    if pre.size == 0:
+        return V
+    U, s, _ = np.linalg.svd(V[pre].T, full_matrices=False)
+    Q = U[:, s > 1e-12 * max(1.0, float(s[0]))]
+    return V - (V @ Q) @ Q.T
+
+
+def residual_row_norms(V: np.ndarray, preselected=()) -> np.ndarray:
+    """Squared norm of each row of ``V`` once the span of the ``preselected`` rows is projected out.
+
+    Parameters
+    ----------
+    V : array_like, shape (n, c)
+        Basis whose rows are the candidates (see :func:`pivoted_rows`).
+    preselected : sequence of int, optional
+        Distinct rows chosen earlier.
+
+    Returns
+    -------
+    norms : ndarray of float, shape (n,)
+        0 at the preselected rows. Normalised, they are the distribution :func:`arp` draws its
+        next row from given the preselected rows (for V with orthonormal columns: its
+        eliminations leave exactly these norms), and :func:`pivoted_rows` takes the largest.
+    """
+    V = as_matrix(V, "V")
+    pre = as_index_array(preselected, "preselected", upper=V.shape[0], distinct=True)
+    R = _project_out(V, pre)
+    norms = np.einsum("ij,ij->i", R, R)
+    norms[pre] = 0.0
+    return norms
 
 
 def pivoted_rows(V: np.ndarray, k: int | None = None, *, preselected=(), exclude=()) -> np.ndarray:
@@ -28,7 +63,8 @@ def pivoted_rows(V: np.ndarray, k: int | None = None, *, preselected=(), exclude
         ``min(n, c)``.
     preselected : sequence of int, optional
         Distinct rows chosen earlier: returned first, in the given order, and projected out
-        (their span in the row space of V) before the new rows are picked.
+        (their span in the row space of V, see :func:`residual_row_norms`) before the new rows
+        are picked.
     exclude : sequence of int, optional
         Rows never picked as new rows, unless fewer than ``k - len(preselected)`` other rows are
         left (then the exclusion is lifted). A preselected row may also be excluded.
@@ -55,10 +91,7 @@ def pivoted_rows(V: np.ndarray, k: int | None = None, *, preselected=(), exclude
     need = k - pre.size
     if need == 0:
         return pre.copy()
-    R = V
-    if pre.size:
-        Q, _ = np.linalg.qr(V[pre].T)
-        R = V - (V @ Q) @ Q.T
+    R = _project_out(V, pre)
     free = np.setdiff1d(np.arange(n), pre)
     candidates = np.setdiff1d(free, excl)
     if candidates.size < need:

@@ -16,8 +16,8 @@ import numpy as np
 from ..analysis import completion_variation, spectral_analysis, spectral_variation
 from ..cost import acquisition_cost
 from ..linalg import (RatioTooSmallError, arp, balanced_budget, budget, cur_complete,
-                      images_first_budget, looped_asd, pivoted_rows, row_basis, row_pixels,
-                      weighted_sample)
+                      images_first_budget, looped_asd, pivoted_rows, residual_row_norms, row_basis,
+                      row_pixels, weighted_sample)
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
@@ -33,21 +33,6 @@ ENERGY_REFINEMENTS = ("residual", "dictionary")
 ROW_REFINEMENTS = ("pivoted", "arp")
 
 __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner", "ACURISSPlanner"]
-
-
-def _residual_row_norms(V: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Squared norms of the rows of ``V`` (n_y, c) once the span of the ``chosen`` rows is
-    projected out, shape (n_y,), 0 at the chosen rows. Normalised, they are the distribution
-    ARP draws the next row from given the chosen ones (its Householder eliminations leave
-    exactly these norms), and the scores whose largest the pivoted choice takes."""
-    R = V
-    if chosen.size:
-        U, s, _ = np.linalg.svd(V[chosen].T, full_matrices=False)
-        Q = U[:, s > 1e-12 * max(1.0, float(s[0]))]  # the span, without round-off directions
-        R = V - (V @ Q) @ Q.T
-    norms = np.einsum("ij,ij->i", R, R)
-    norms[chosen] = 0.0
-    return norms
 
 
 class RasterPlanner(Planner):
@@ -1049,12 +1034,12 @@ class ACURISSPlanner(CURISSPlanner):
         k = chosen.size + 1
         V = row_basis(self._images(), k)
         n_y = self.shape[0]
-        scores = _residual_row_norms(V, chosen)
+        scores = residual_row_norms(V, chosen)  # ARP's distribution / the pivoted scores
         if self.row_refinement == "pivoted":
             # the raster's first and last lines only when no other row is left (see the docstring)
             edges = (0, n_y - 1)
             rows = pivoted_rows(V, k, preselected=chosen, exclude=edges)
-            if np.setdiff1d(np.arange(n_y), np.union1d(chosen, edges)).size:
+            if rows[-1] not in edges:  # they were left out, so they scored nothing
                 scores[list(edges)] = 0.0
         else:
             rows = self._pick_rows(V, k, preselected=chosen)
