@@ -1,18 +1,22 @@
-"""How often does an immediate pause make bluesky save a row twice?
+"""How often does an immediate pause make 'primary' disagree with what the planner used?
 
 An immediate pause (``RE.request_pause(defer=False)``, Ctrl-C twice) rewinds the plan to its
-last checkpoint and replays the messages since. When it lands after a row's ``save`` and before
-the next checkpoint, the replay saves a second reading of that row. ``curiss.plans`` checkpoints
-right after every saved row and around every planner decision to make that window small, and
-``curiss.store.load_run`` keeps the first reading of a repeated row (the planner's).
+last checkpoint and replays the messages since. Landing after a row's ``save`` and before the
+next checkpoint, the replay saved a second reading of that row; landing between a row's
+``read`` and its ``save``, it saved a new reading in place of the one the planner was given.
+``curiss.plans`` now saves every event with rewinding off (``_once``), so neither can happen;
+``curiss.store.load_run`` still keeps the first reading of a repeated row (runs recorded
+before).
 
-This script pauses a CURISS plan on simulated devices at many moments (after the n-th row,
-after a delay) and counts the repeated rows::
+This script pauses a CURISS plan on simulated devices (with detector noise, so that two
+readings of a row differ) at many moments (after the n-th row, after a delay) and counts the
+repeated rows and the rows whose saved reading is not the planner's::
 
     .venv/bin/python benchmarks/pause_rewind.py            # 24 pause points x 6 delays, ~3 min
 
-Measured on 2026-11-26 with the checkpoints: 1 repeated row in 144 pauses. Before them (commit
-9c3b800, the same loop with 12 pause points x 3 delays): 2 in 36.
+Measured on 2026-11-27: 0 repeated and 0 differing rows in 144 pauses. The commit before
+(fdb5330: checkpoints right after each save, no ``_once``), this script run with that
+checkout's ``src`` first on ``PYTHONPATH``: 1 repeated and 29 differing rows in 144.
 """
 
 import argparse
@@ -23,18 +27,27 @@ from collections import Counter
 from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 
-from curiss.plans import curiss_scan
+import numpy as np
+
+from curiss import CURISSPlanner
+from curiss.plans import subsampled_scan
+from curiss.store._load import line_od
 from sim_devices import PhantomSample, make_stxm
 
 
 def one(sample, n_pause, delay):
+    """(repeated rows, rows whose saved reading differs from the planner's) of one paused run."""
     stxm = make_stxm(sample, noise=True)
+    planner = CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
+                            dictionary=sample.spectra, seed=2)
     RE = RunEngine({})
-    rows, seen = [], {"n": 0}
+    rows, saved, seen = [], [], {"n": 0}
 
     def cb(name, doc):
         if name == "event" and "detector_line" in doc["data"]:
-            rows.append((doc["data"]["energy_index"], doc["data"]["row_index"]))
+            d = doc["data"]
+            rows.append((d["energy_index"], d["row_index"]))
+            saved.append(line_od(np.asarray(d["detector_line"], float), float(d["detector_i0"])))
             seen["n"] += 1
             if seen["n"] == n_pause:
                 def pause():
@@ -44,12 +57,12 @@ def one(sample, n_pause, delay):
 
     RE.subscribe(cb)
     try:
-        RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
-                       y_positions=stxm.y_positions, sampling_ratio=0.2,
-                       dictionary=sample.spectra, seed=2))
+        RE(subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
+                           y_positions=stxm.y_positions))
     except RunEngineInterrupted:
         RE.resume()
-    return sum(v - 1 for v in Counter(rows).values())
+    differ = sum(not np.allclose(od, planner.measured[e, r]) for (e, r), od in zip(rows, saved))
+    return sum(v - 1 for v in Counter(rows).values()), differ
 
 
 def main():
@@ -60,12 +73,13 @@ def main():
     args = ap.parse_args()
     sample = PhantomSample(24, (12, 10), 3, seed=4)
     delays = [float(d) for d in args.delays.split(",")]
-    total = pauses = 0
+    repeated = differ = pauses = 0
     for n in range(3, 3 + 2 * args.points, 2):
         for d in delays:
-            total += one(sample, n, d)
-            pauses += 1
-    print(f"{total} repeated row(s) in {pauses} immediate pauses")
+            r, f = one(sample, n, d)
+            repeated, differ, pauses = repeated + r, differ + f, pauses + 1
+    print(f"{repeated} repeated row(s) and {differ} row(s) whose saved reading is not the "
+          f"planner's in {pauses} immediate pauses")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,11 @@ plans build the planner from the keywords of design §4.
 Documents (design §5, ``schema_version`` 1):
 
 - start: ``plan_name``, ``plan_args``, ``method``, ``planner``, ``planner_kwargs``, ``energies``,
-  ``shape``, ``y_positions``, ``seed``, ``sampling_ratio``, ``dictionary_name``, ``cost_model``,
-  ``curiss_version``, ``schema_version``, ``hints``.
+  ``shape``, ``y_positions``, ``seed``, ``sampling_ratio``, ``dictionary_name`` (None unless
+  given in ``md``, e.g. ``md={"dictionary_name": "Fe(II), Fe(III) references"}``; the
+  dictionary itself is in ``planner_kwargs``), ``cost_model``, ``line_key``, ``i0_key``,
+  ``curiss_version``, ``schema_version``, ``hints``. ``md`` may add any other key but not
+  overwrite those that rebuild the run (a ``ValueError`` names them).
 - ``primary``: one event per spatial row: the detector's line, I0 and dwell, the monochromator
   readback, the stage y readback, ``energy_index`` and ``row_index``.
 - ``planner``: one event per decision (see :func:`decision_record`).
@@ -18,19 +21,21 @@ Documents (design §5, ``schema_version`` 1):
 """
 
 
+import numbers
 import time as _time
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
-from bluesky.protocols import Movable, Readable
+from bluesky.protocols import Movable, Readable, Triggerable
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import FailedStatus
 
 from . import __version__
-from .analysis import spectral_analysis
+from .analysis import _check_int, spectral_analysis
 from .cost import acquisition_cost
 from .store._load import line_od
 from .planners import (
@@ -209,39 +214,89 @@ def _limits(obj) -> tuple[float, float] | None:
     return lo, hi
 
 
-def _line_length(detector, line_key: str) -> int | None:
+def _describe(detector) -> dict | None:
     try:
         desc = detector.describe()
     except Exception:  # an async or remote device: cannot ask synchronously
         return None
-    shape = desc.get(line_key, {}).get("shape")
+    return desc if isinstance(desc, Mapping) else None
+
+
+def _line_length(detector, line_key: str) -> int | None:
+    shape = (_describe(detector) or {}).get(line_key, {}).get("shape")
     return int(shape[0]) if shape else None
 
 
-def _validate(planner: Planner, detector, mono, stage, y_positions, line_key) -> np.ndarray:
+def _validate(planner: Planner, detector, mono, stage, y_positions, line_key, i0_key) -> np.ndarray:
     """Refuse bad arguments before anything moves. Returns y_positions as an array (n_y,)."""
     if not isinstance(planner, Planner):
         raise TypeError(f"planner must be a curiss planner; got {type(planner).__name__}")
     if planner.history:
         raise ValueError("the planner has already been used; give the plan a fresh planner "
                          "(to continue an interrupted run, use curiss.plans.resume)")
-    return _validate_devices(planner, detector, mono, stage, y_positions, line_key)
+    return _validate_devices(planner, detector, mono, stage, y_positions, line_key, i0_key)
 
 
 def _validate_retries(max_retries, trigger_timeout) -> None:
-    if int(max_retries) != max_retries or max_retries < 0:
+    if (isinstance(max_retries, bool) or not isinstance(max_retries, numbers.Integral)
+            or max_retries < 0):
         raise ValueError(f"max_retries must be a non-negative integer; got {max_retries!r}")
-    if trigger_timeout is not None and not (np.isfinite(trigger_timeout) and trigger_timeout > 0):
+    if trigger_timeout is not None and (
+            isinstance(trigger_timeout, bool) or not isinstance(trigger_timeout, numbers.Real)
+            or not (np.isfinite(trigger_timeout) and trigger_timeout > 0)):
         raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
 
 
-def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line_key) -> np.ndarray:
+def _validate_analysis(planner: Planner, analysis, n_components, n_clusters) -> None:
+    """The settings of the final analysis, checked before the run (not after every row)."""
+    if not isinstance(analysis, (bool, np.bool_)):
+        raise TypeError(f"analysis must be True or False; got {analysis!r}")
+    if analysis:
+        n_pix = int(np.prod(planner.shape))
+        _check_int(n_components, "n_components", 1, min(planner.energies.size, n_pix))
+        _check_int(n_clusters, "n_clusters", 1, n_pix)
+
+
+#: start-document keys that rebuild and recompute a run: ``md`` may not overwrite them
+_RESERVED_MD = ("method", "planner", "planner_kwargs", "energies", "shape", "y_positions", "seed",
+                "sampling_ratio", "cost_model", "line_key", "i0_key", "analysis", "curiss_version",
+                "schema_version", "resumes", "resumed_rows", "resumed_plan_name")
+
+
+def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
+    """``base`` updated with the user's ``md`` (checked: a mapping, no reserved key)."""
+    if md is None:
+        return base
+    if not isinstance(md, Mapping):
+        raise TypeError(f"md must be a dict of extra start-document metadata; got {type(md).__name__}")
+    clash = sorted(set(md) & set(_RESERVED_MD))
+    if clash:
+        raise ValueError(f"md must not set {clash}: curiss records these to rebuild and recompute "
+                         f"the run (reserved: {list(_RESERVED_MD)})")
+    return {**base, **md}
+
+
+def _check_protocols(detector, mono) -> None:
+    if not (isinstance(detector, Readable) and isinstance(detector, Triggerable)):
+        raise TypeError("detector must be a triggerable, readable device (bluesky.protocols "
+                        f"Readable and Triggerable); got {detector!r}")
+    if not isinstance(mono, Movable):
+        raise TypeError(f"mono must be a movable energy positioner (bluesky.protocols.Movable); got {mono!r}")
+
+
+def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line_key,
+                      i0_key) -> np.ndarray:
+    """Check the devices against the planner (after ``_check_protocols``); y_positions (n_y,)."""
     n_y, n_x = planner.shape
     y = np.arange(n_y, dtype=float) if y_positions is None else np.asarray(y_positions, dtype=float)
     if y.shape != (n_y,):
         raise ValueError(f"y_positions must have one position per spatial row, shape ({n_y},); got {y.shape}")
     if not np.all(np.isfinite(y)):
         raise ValueError("y_positions must be finite")
+    if np.unique(y).size != y.size:
+        _, first, counts = np.unique(y, return_index=True, return_counts=True)
+        raise ValueError(f"y_positions must be distinct (one stage y per spatial row); "
+                         f"{y[first[counts > 1]][:5].tolist()} repeat")
     lim = _limits(mono)
     if lim is not None:
         e = planner.energies
@@ -250,14 +305,21 @@ def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line
             raise ValueError(f"energies {bad[:5].tolist()} eV are outside the monochromator limits "
                              f"[{lim[0]}, {lim[1]}] eV")
     ymotor = getattr(stage, "y", None)
-    if ymotor is None:
-        raise TypeError("stage must have a 'y' positioner (the raster's slow axis)")
+    if not isinstance(ymotor, Movable):
+        raise TypeError("stage must have a movable 'y' positioner (the raster's slow axis); "
+                        f"got {stage!r}")
     lim = _limits(ymotor)
     if lim is not None:
         bad = y[(y < lim[0]) | (y > lim[1])]
         if bad.size:
             raise ValueError(f"y_positions {bad[:5].tolist()} are outside the stage y limits "
                              f"[{lim[0]}, {lim[1]}]")
+    desc = _describe(detector)
+    if desc is not None:
+        missing = [k for k in (line_key, i0_key) if k not in desc]
+        if missing:
+            raise ValueError(f"{', '.join(map(repr, missing))} not among the reading keys of the "
+                             f"detector {detector.name!r}: {sorted(desc)} (set line_key= and i0_key=)")
     n_line = _line_length(detector, line_key)
     if n_line is not None and n_line != n_x:
         raise ValueError(f"the detector's line has {n_line} pixels but shape[1] (n_x) is {n_x}")
@@ -310,6 +372,9 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         counts, I0 ≤ 0), whose trigger times out, or whose move fails. Each fault is an event of
         the ``faults`` stream; a bad reading is dropped (never in ``primary``, never given to the
         planner); a row that fails every attempt is marked failed and the planner works around it.
+        After ``MAX_FAILED_ROWS_IN_A_ROW`` (5) such rows in a row the run stops with a
+        ``RuntimeError`` (a dead detector, a closed shutter), its rows kept: :func:`resume`
+        continues it.
     trigger_timeout : float or None
         Seconds to wait for one detector trigger (None: wait forever).
     md : dict, optional
@@ -320,17 +385,25 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     str
         The run uid (bluesky convention). The planner, updated in place, holds the state.
     """
+    _check_protocols(detector, mono)
     line_key = line_key or f"{detector.name}_line"
     i0_key = i0_key or f"{detector.name}_i0"
-    y = _validate(planner, detector, mono, stage, y_positions, line_key)
+    y = _validate(planner, detector, mono, stage, y_positions, line_key, i0_key)
     _validate_retries(max_retries, trigger_timeout)
-    _md = _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
-                          n_components, n_clusters)
-    _md.update(md or {})
+    _validate_analysis(planner, analysis, n_components, n_clusters)
+    _md = _merge_md(_start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
+                                    n_components, n_clusters), md)
     return (yield from _lockstep(planner, detector, mono, stage, y, line_key=line_key, i0_key=i0_key,
                                  analysis=analysis, n_components=n_components,
                                  n_clusters=n_clusters, max_retries=max_retries,
                                  trigger_timeout=trigger_timeout, md=_md))
+
+
+def _hinted_fields(obj) -> list[str]:
+    """The read keys ``obj`` hints (bluesky's convention for plot axes); its name otherwise."""
+    hints = getattr(obj, "hints", None)
+    fields = hints.get("fields") if isinstance(hints, Mapping) else None
+    return [str(f) for f in fields] if fields else [obj.name]
 
 
 def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis, n_components,
@@ -346,6 +419,7 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
         "y_positions": y.tolist(),
         "seed": planner.seed if not isinstance(planner.seed, np.random.Generator) else None,
         "sampling_ratio": planner.sampling_ratio,
+        "dictionary_name": None,  # the name of the reference spectra: set it with md={...}
         "planner_kwargs": planner_metadata(planner),
         "cost_model": asdict(planner.cost_model),
         "line_key": line_key,
@@ -356,8 +430,26 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
         "plan_name": "subsampled_scan",
         "plan_args": {"planner": repr(planner), "detector": repr(detector), "mono": repr(mono),
                       "stage": repr(stage)},
-        "hints": {"dimensions": [([f"{mono.name}"], "primary")]},
+        # the x axis of live plots: the monochromator's hinted read key (e.g. "mono_energy")
+        "hints": {"dimensions": [(_hinted_fields(mono), "primary")]},
     }
+
+
+#: consecutive rows given up on (each after ``1 + max_retries`` attempts) that stop a run
+MAX_FAILED_ROWS_IN_A_ROW = 5
+
+
+def _once(plan):
+    """Run ``plan`` (messages that save an event) with rewinding off.
+
+    An immediate pause rewinds a plan to its last checkpoint and replays the messages since:
+    after a ``save`` that would save the event twice, and between a ``read`` and its ``save``
+    it would save a new reading in place of the one the planner was given. Inside this
+    wrapper nothing is replayed: a pause resumes where it stopped (a read it interrupted
+    returns None, which the row's validation turns into a fault and a retry). The moves and the
+    trigger before it stay rewindable, so a pause there moves and triggers again.
+    """
+    return (yield from bpp.rewindable_wrapper(plan, False))
 
 
 def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, n_components,
@@ -380,13 +472,13 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
     def emit_decision(decision):
         rec.set(decision_record(planner, decision))
         yield from bps.checkpoint()
-        yield from bps.trigger_and_read([rec], name="planner")
-        yield from bps.checkpoint()  # as after a row: a rewind never repeats a decision event
+        yield from _once(bps.trigger_and_read([rec], name="planner"))
+        yield from bps.checkpoint()
 
     def record_fault(e, r, kind, attempt, message):
         fault_rec.set({"energy_index": int(e), "row_index": int(r), "kind": kind,
                        "attempt": int(attempt), "message": str(message)[:500]})
-        yield from bps.trigger_and_read([fault_rec], name="faults")
+        yield from _once(bps.trigger_and_read([fault_rec], name="faults"))
 
     def give_up(e, r, reason, attempts):
         """The planner gives up on (e, r); a 'failed' event records it (replays need it)."""
@@ -404,6 +496,20 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
         for r in rows:
             yield from give_up(e, r, "monochromator did not reach the energy", 1 + max_retries)
         return False
+
+    def save_row():
+        """Read the triggered row; save it to 'primary' when valid, else drop it."""
+        yield from bps.create("primary")
+        reading = {}
+        for obj in (detector, mono, stage.y, idx):
+            ret = yield from bps.read(obj)
+            reading.update(ret or {})  # None: a pause interrupted this read (a fault, retried)
+        od, problem = _row_od(reading, line_key, i0_key, n_x)
+        if problem is None:
+            yield from bps.save()
+        else:
+            yield from bps.drop()  # a bad reading never reaches 'primary' nor the planner
+        return od, problem
 
     def measure_row(e, r):
         """One spatial row, validated before it is saved to 'primary'; retried on faults.
@@ -426,20 +532,10 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 kind = "timeout" if isinstance(exc, WaitForTimeoutError) else "detector"
                 yield from record_fault(e, r, kind, attempt, exc or f"no answer in {trigger_timeout} s")
                 continue
-            yield from bps.create("primary")
-            reading = {}
-            for obj in (detector, mono, stage.y, idx):
-                ret = yield from bps.read(obj)
-                reading.update(ret or {})
-            od, problem = _row_od(reading, line_key, i0_key, n_x)
+            od, problem = yield from _once(save_row())
+            yield from bps.checkpoint()
             if problem is None:
-                yield from bps.save()
-                # a checkpoint right after the save: a pause landing later rewinds to here, so
-                # bluesky never replays this row's messages (which would save a second reading
-                # the planner never saw)
-                yield from bps.checkpoint()
                 return od
-            yield from bps.drop()  # a bad reading never reaches 'primary' nor the planner
             yield from record_fault(e, r, problem[0], attempt, problem[1])
         yield from give_up(e, r, f"no valid reading in {1 + max_retries} attempts", 1 + max_retries)
         return None
@@ -451,7 +547,8 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
             for name, values in reused.items():
                 rrec = _Record(name, _reused_describe(values))
                 rrec.set(values)
-                yield from bps.trigger_and_read([rrec], name=name)
+                yield from _once(bps.trigger_and_read([rrec], name=name))
+        given_up = []  # rows given up on since the last valid one
         first = pending
         if first is not None and len(first):  # the decision whose rows are still to measure
             yield from emit_decision(planner.history[-1])
@@ -472,6 +569,16 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                     od = yield from measure_row(e, r)
                     if od is not None:
                         planner.ingest(e, r, od)
+                        given_up = []
+                        continue
+                    given_up.append((e, r))
+                    if len(given_up) >= MAX_FAILED_ROWS_IN_A_ROW:
+                        raise RuntimeError(
+                            f"{len(given_up)} rows in a row gave no valid reading in "
+                            f"{1 + max_retries} attempts each ((energy_index, row_index) "
+                            f"{given_up}; the 'faults' stream says why): the detector or the beam "
+                            "is down, so the acquisition stops here. The rows measured so far are "
+                            "in the run; continue it with curiss.plans.resume once fixed.")
         if analysis:
             cube = planner.completed()
             ana = spectral_analysis(cube, n_components=n_components, n_clusters=n_clusters,
@@ -483,7 +590,7 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 "cluster_spectra": ana.cluster_spectra,
                 "eigenspectra": ana.eigenspectra,
             })
-            yield from bps.trigger_and_read([ana_rec], name="analysis")
+            yield from _once(bps.trigger_and_read([ana_rec], name="analysis"))
 
     return (yield from inner())
 
@@ -509,12 +616,14 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     Parameters
     ----------
     run : curiss.store.RunData or catalog entry or str
-        The interrupted run (``exit_status`` "abort" or "fail", or no stop document, e.g. one
-        put back by :func:`curiss.store.recover` after its process was killed): its data, its
-        catalog entry, or its uid (then give ``catalog``).
+        The interrupted run (``exit_status`` "abort" or "fail"; "success" from ``RE.stop()``
+        before its planner finished; or no stop document, e.g. one put back by
+        :func:`curiss.store.recover` after its process was killed): its data, its catalog
+        entry, or its uid (then give ``catalog``).
     detector, mono, stage
-        The devices, as for :func:`subsampled_scan`; the stage positions and keys of the old
-        run are used (``y_positions`` from its start document).
+        The devices, as for :func:`subsampled_scan`; the stage positions and reading keys of
+        the old run are used (``y_positions``, ``line_key`` and ``i0_key`` from its start
+        document).
     catalog : tiled client or str or os.PathLike, optional
         Where to look the uid up.
     max_retries, trigger_timeout
@@ -530,21 +639,25 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     Raises
     ------
     ValueError
-        Before anything moves: the run finished successfully, is not a curiss run, recorded no
-        seed, or its rows cannot be retraced by its planner (another curiss version).
+        Before anything moves: the run's planner finished, the run is not a curiss run,
+        recorded no seed, or its rows cannot be retraced by its planner (another curiss
+        version).
     """
     from .store import RunData, load_run
     from .store._recompute import _planner_for, _replay_records
 
     data = run if isinstance(run, RunData) else load_run(run, catalog)
-    if data.exit_status == "success":
-        raise ValueError(f"run {data.uid} finished successfully; there is nothing to resume")
     planner = _planner_for(data)
     pending = _replay_records(planner, data)
+    if data.exit_status == "success" and pending is None:
+        # (RE.stop() ends a run with "success" too, but its planner is not finished: resumable)
+        raise ValueError(f"run {data.uid} finished successfully; there is nothing to resume")
     start = data.start
     y = np.asarray(start.get("y_positions", np.arange(data.shape[0])), dtype=float)
-    line_key, i0_key = f"{detector.name}_line", f"{detector.name}_i0"
-    y = _validate_devices(planner, detector, mono, stage, y, line_key)
+    _check_protocols(detector, mono)
+    line_key = start.get("line_key") or f"{detector.name}_line"  # the keys the run was measured with
+    i0_key = start.get("i0_key") or f"{detector.name}_i0"
+    y = _validate_devices(planner, detector, mono, stage, y, line_key, i0_key)
     _validate_retries(max_retries, trigger_timeout)
     ana = start.get("analysis")
     analysis = ana is not None
@@ -563,9 +676,9 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
         "resumed_plan_name": start.get("plan_name"),
     })
     for k in ("dictionary_name", "sample", "proposal"):
-        if k in start and k not in _md:
+        if start.get(k) is not None and _md.get(k) is None:
             _md[k] = start[k]
-    _md.update(md or {})
+    _md = _merge_md(_md, md)
     reused = {}
     if len(data.order):  # (a run interrupted before its first row has nothing to reuse)
         reused["reused"] = {
@@ -594,6 +707,9 @@ def _resolve_seed(seed):
     """Plans record a concrete seed so that every run can be reproduced."""
     if seed is None:
         return int(np.random.SeedSequence().entropy % (2**32))
+    if isinstance(seed, np.random.Generator):
+        raise TypeError("seed must be an int or None in a plan: a numpy Generator cannot be recorded "
+                        "in the start document, so the run could be neither resumed nor recomputed")
     return seed
 
 
@@ -626,17 +742,18 @@ def planner_metadata(planner: Planner) -> dict[str, Any]:
 
 def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_positions, seed,
                    planner_kwargs, plan_kwargs, md):
+    _check_protocols(detector, mono)
     shape = _shape_for(detector, y_positions, shape, plan_kwargs.get("line_key"))
     seed = _resolve_seed(seed)
     planner = cls(energies, shape, seed=seed, **planner_kwargs)
     args = {k: v for k, v in planner_metadata(planner).items() if k != "dictionary"}
-    _md = {
+    _md = _merge_md({
         "plan_name": plan_name,
         "plan_args": {"detector": repr(detector), "mono": repr(mono), "stage": repr(stage),
                       "energies": _jsonable(np.asarray(energies, float)), "shape": list(shape),
-                      **args},
-    }
-    _md.update(md or {})
+                      **args, **{k: _jsonable(v) for k, v in plan_kwargs.items()},
+                      **({} if y_positions is None else {"y_positions": _jsonable(np.asarray(y_positions, float))})},
+    }, md)
     return (yield from subsampled_scan(planner, detector, mono, stage, y_positions=y_positions,
                                        md=_md, **plan_kwargs))
 

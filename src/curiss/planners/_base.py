@@ -137,10 +137,10 @@ def validate_seed(seed):
 
 
 def validate_ratio(name: str, value, *, low: float = 0.0, high: float = 1.0) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number in ({low}, {high}]; got {value!r}") from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        # not float(value): "0.2" would be accepted and recorded as a string, True as 1.0
+        raise TypeError(f"{name} must be a number in ({low}, {high}]; got {value!r}")
+    v = float(value)
     if not np.isfinite(v) or not (low < v <= high):
         raise ValueError(f"{name} must be in ({low}, {high}]; got {value!r}")
     return v

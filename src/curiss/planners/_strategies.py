@@ -18,6 +18,7 @@ from ..cost import acquisition_cost
 from ..linalg import (RatioTooSmallError, arp, balanced_budget, budget, cur_complete,
                       images_first_budget, looped_asd, pivoted_rows, residual_row_norms, row_basis,
                       row_pixels, weighted_sample)
+from ..linalg._checks import as_float, as_int
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
@@ -66,8 +67,9 @@ class _ASDCompletion:
     """Mixin: completion by LoopedASD on the measured mask (RISS and random rows)."""
 
     def _init_asd(self, max_rank, asd_tol):
-        self.max_rank = None if max_rank is None else int(max_rank)
-        self.asd_tol = float(asd_tol)
+        # checked here, not at the completion: a plan refuses them before anything moves
+        self.max_rank = None if max_rank is None else as_int(max_rank, "max_rank", minimum=1)
+        self.asd_tol = as_float(asd_tol, "asd_tol", minimum=0.0)
         self._completion_seed = int(self._rng.integers(2**31))
         self.asd_result_ = None
 
@@ -139,9 +141,11 @@ class _CURISSBase(Planner):
     earlier_defaults = {"budget_rule": PREVIOUS_BUDGET_RULE}
 
     def _init_cur(self, *, core_rank, core_rtol, noise_level, write_back):
-        self.core_rank = None if core_rank is None else int(core_rank)
-        self.core_rtol = float(core_rtol)
-        self.noise_level = None if noise_level is None else float(noise_level)
+        # checked here, not at the completion: a plan refuses them before anything moves
+        self.core_rank = None if core_rank is None else as_int(core_rank, "core_rank", minimum=1)
+        self.core_rtol = as_float(core_rtol, "core_rtol", minimum=0.0)
+        self.noise_level = None if noise_level is None else as_float(noise_level, "noise_level",
+                                                                       minimum=0.0)
         self.write_back = bool(write_back)
         self.cur_result_ = None
 
@@ -658,7 +662,11 @@ class ACURISSPlanner(CURISSPlanner):
         self.kmeans_warm_start = bool(kmeans_warm_start)
         self.initial_ratio = validate_ratio("initial_ratio", initial_ratio, high=self.sampling_ratio)
         self._init_selection(energy_sampling, budget_rule)
-        self.n_images, self.n_rows = self._budget(self.initial_ratio)
+        try:
+            self.n_images, self.n_rows = self._budget(self.initial_ratio)
+        except RatioTooSmallError as exc:  # name the keyword: a user may have set only sampling_ratio
+            raise RatioTooSmallError(f"initial_ratio={self.initial_ratio:g} is too small for this stack "
+                                     f"({exc}); raise initial_ratio") from None
         self._init_cur(core_rank=core_rank, core_rtol=core_rtol, noise_level=noise_level,
                        write_back=write_back)
         if mode not in ("alternate", "energies"):

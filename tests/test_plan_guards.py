@@ -1,0 +1,274 @@
+"""Plans guard the beamline: bad input refused before anything moves, a pause never makes
+'primary' disagree with the planner, a dead detector stops the run, resume uses the run's keys."""
+
+import threading
+
+import numpy as np
+import pytest
+from bluesky import Msg, RunEngine
+from bluesky import preprocessors as bpp
+from bluesky.utils import RunEngineInterrupted
+
+import curiss
+from curiss import plans
+from curiss.store._load import line_od
+from sim_devices import PhantomSample, make_stxm
+
+
+@pytest.fixture(scope="module")
+def sample():
+    return PhantomSample(24, (12, 10), 3, seed=4)
+
+
+def _curiss(**kw):
+    def build(sample, stxm):
+        args = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, seed=0)
+        args.update(kw)
+        return plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **args)
+    return build
+
+
+def _lockstep(**kw):
+    def build(sample, stxm):
+        planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2, seed=0)
+        return plans.subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
+                                     y_positions=stxm.y_positions, **kw)
+    return build
+
+
+def _repeated_y(sample, stxm):
+    y = stxm.y_positions.copy()
+    y[3] = y[2]
+    return plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, y_positions=y,
+                             sampling_ratio=0.2, seed=0)
+
+
+BAD_CALLS = [
+    (_curiss(core_rank=0), ValueError, "core_rank must be >= 1"),
+    (_curiss(noise_level=-1.0), ValueError, "noise_level must be >= 0"),
+    (_curiss(n_clusters=0), ValueError, "n_clusters must be in [1, 120]"),
+    (_curiss(n_clusters=500), ValueError, "n_clusters must be in [1, 120]"),
+    (_curiss(n_components=99), ValueError, "n_components must be in [1, 24]"),
+    (_curiss(n_clusters=2.5), TypeError, "n_clusters must be an int"),
+    (_curiss(sampling_ratio="0.2"), TypeError, "sampling_ratio must be a number"),
+    (_curiss(sampling_ratio=True), TypeError, "sampling_ratio must be a number"),
+    (_curiss(analysis="no"), TypeError, "analysis must be True or False"),
+    (_curiss(md="sample A"), TypeError, "md must be a dict"),
+    (_curiss(md={"energies": [1, 2], "sample": "A"}), ValueError, "md must not set ['energies']"),
+    (_curiss(max_retries=None), ValueError, "max_retries must be a non-negative integer"),
+    (_curiss(trigger_timeout="10"), ValueError, "trigger_timeout must be a positive number"),
+    (_curiss(seed=np.random.default_rng(1)), TypeError, "seed must be an int or None in a plan"),
+    (_lockstep(line_key="detector_lines"), ValueError, "'detector_lines' not among the reading keys"),
+    (_lockstep(i0_key="detector_I0"), ValueError, "'detector_I0' not among the reading keys"),
+    (_repeated_y, ValueError, "y_positions must be distinct"),
+    (lambda sample, stxm: plans.riss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                                          y_positions=stxm.y_positions, sampling_ratio=0.2,
+                                          max_rank=0), ValueError, "max_rank must be >= 1"),
+    (lambda sample, stxm: plans.curiss_scan(None, stxm.mono, stxm.stage, sample.energies, shape=(12, 10),
+                                            sampling_ratio=0.2), TypeError, "detector must be a triggerable"),
+    (lambda sample, stxm: plans.curiss_scan(stxm.mono, stxm.detector, stxm.stage, sample.energies,
+                                            shape=(12, 10), sampling_ratio=0.2),
+     TypeError, "mono must be a movable"),
+    (lambda sample, stxm: plans.acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                                             y_positions=stxm.y_positions, sampling_ratio=0.3),
+     ValueError, "initial_ratio=0.02 is too small"),
+]
+
+
+@pytest.mark.parametrize("build, exc, match", BAD_CALLS, ids=[m for _, _, m in BAD_CALLS])
+def test_bad_input_is_refused_before_anything_moves(sample, build, exc, match):
+    stxm = make_stxm(sample, noise=False)
+    mono_before, y_before = stxm.mono.position, stxm.stage.y.position
+    dose_before = sample.dose.copy()
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append(n))
+    with pytest.raises(exc) as info:
+        RE(build(sample, stxm))
+    assert match in str(info.value)
+    assert docs == [], "a run was opened"
+    assert stxm.mono.position == mono_before and stxm.stage.y.position == y_before
+    assert np.array_equal(sample.dose, dose_before), "the sample was exposed"
+
+
+def _run_with_pause_after(sample, n_pause, planner_cls=curiss.CURISSPlanner):
+    """Run a plan with an immediate pause (Ctrl-C twice) after its n-th message, then resume."""
+    stxm = make_stxm(sample, noise=True, seed=1)  # noise: a replayed reading differs from the first
+    planner = planner_cls(sample.energies, sample.shape, sampling_ratio=0.2, seed=3)
+    RE = RunEngine({})
+    docs, msgs = [], []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+
+    def pause_after(msg):
+        msgs.append(msg)
+        if len(msgs) != n_pause:
+            return None, None
+
+        def head():
+            return (yield msg)
+
+        def tail():
+            yield Msg("pause", None, defer=False)
+
+        return head(), tail()
+
+    plan = bpp.plan_mutator(plans.subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
+                                                  y_positions=stxm.y_positions), pause_after)
+    try:
+        RE(plan)
+    except RunEngineInterrupted:
+        RE.resume()
+    return planner, docs, msgs
+
+
+def _stream(docs, name):
+    desc = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == name}
+    return [d["data"] for n, d in docs if n == "event" and d["descriptor"] in desc]
+
+
+def test_an_immediate_pause_never_saves_a_row_the_planner_did_not_use(sample):
+    """An immediate pause rewinds to the last checkpoint and replays what follows. Between a
+    row's read and its save the replay used to save a second reading in place of the one the
+    planner was given; after a save it saved the event twice."""
+    _, _, msgs = _run_with_pause_after(sample, 10**9)
+    det = [i for i, m in enumerate(msgs) if m.command == "read" and m.obj is not None
+           and m.obj.name == "detector"]
+    saves = [i for i, m in enumerate(msgs) if m.command == "save"]
+    # after the detector's read (before the row's save), after a row's save, after the first
+    # decision's save, and between a save and the checkpoint after it
+    points = sorted({det[0] + 1, det[4] + 1, det[11] + 2, saves[0] + 1, saves[1] + 1, saves[6] + 1,
+                     saves[20] + 1})
+    for n in points:
+        planner, docs, _ = _run_with_pause_after(sample, n)
+        rows = _stream(docs, "primary")
+        pairs = [(d["energy_index"], d["row_index"]) for d in rows]
+        assert len(pairs) == len(set(pairs)), f"pause after message {n}: a row saved twice"
+        assert set(pairs) == {tuple(p) for p in np.argwhere(planner.row_mask)}
+        for d in rows:
+            od = line_od(np.asarray(d["detector_line"], float), float(d["detector_i0"]))
+            assert np.allclose(od, planner.measured[d["energy_index"], d["row_index"]]), \
+                f"pause after message {n}: row {(d['energy_index'], d['row_index'])} is not what the planner used"
+        assert len(_stream(docs, "planner")) == len(planner.history), f"pause after message {n}"
+        assert [d for n_, d in docs if n_ == "stop"][0]["exit_status"] == "success"
+
+
+def test_a_dead_detector_stops_the_run_after_five_rows_and_keeps_what_was_measured(sample):
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    docs = []
+    n_triggers = {"n": 0}
+    trigger = stxm.detector.trigger
+
+    def counting_trigger():
+        n_triggers["n"] += 1
+        return trigger()
+
+    stxm.detector.trigger = counting_trigger
+
+    def cb(name, doc):
+        docs.append((name, doc))
+        if name == "event" and "detector_line" in doc["data"] and len(_stream(docs, "primary")) == 7:
+            stxm.detector.inject_fault("zeros", 10_000)  # the shutter closes after seven rows
+
+    RE.subscribe(cb)
+    with pytest.raises(RuntimeError, match="5 rows in a row gave no valid reading in 3 attempts"):
+        RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                             y_positions=stxm.y_positions, sampling_ratio=0.2, seed=0, max_retries=2))
+    assert n_triggers["n"] == 7 + 5 * 3
+    assert len(_stream(docs, "primary")) == 7
+    failed = [d for d in _stream(docs, "faults") if d["kind"] == "failed"]
+    assert len(failed) == 5
+    stop = [d for n, d in docs if n == "stop"][0]
+    assert stop["exit_status"] == "fail" and "detector or the beam is down" in stop["reason"]
+
+
+def test_plot_hints_name_the_monochromator_read_key(sample):
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    RE(plans.raster_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                         y_positions=stxm.y_positions, analysis=False))
+    start = docs[0][1]
+    (fields, stream), = start["hints"]["dimensions"]
+    assert list(fields) == stxm.mono.hints["fields"] and stream == "primary"
+    primary = _stream(docs, "primary")
+    assert all(f in primary[0] for f in fields)  # the x axis of a live plot is in the events
+    assert start["dictionary_name"] is None and start["line_key"] == "detector_line"
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    from curiss.store import open_catalog
+
+    return open_catalog(tmp_path_factory.mktemp("guards") / "runs")
+
+
+def _renamed(sample):
+    stxm = make_stxm(sample, noise=False)
+    stxm.detector.line.name = "detector_counts"
+    stxm.detector.i0.name = "detector_incident"
+    return stxm
+
+
+def test_resume_reads_the_keys_the_run_was_measured_with(sample, catalog):
+    from curiss.store import load_run, recompute, writer_for
+
+    stxm = _renamed(sample)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    n = {"rows": 0}
+
+    def shutter(name, doc):
+        if name == "event" and "detector_counts" in doc["data"]:
+            n["rows"] += 1
+            if n["rows"] == 20:
+                stxm.detector.inject_fault("zeros", 10_000)
+
+    RE.subscribe(shutter)
+    planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
+                                   dictionary=sample.spectra, seed=2)
+    with pytest.raises(RuntimeError, match="rows in a row gave no valid reading"):
+        RE(plans.subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
+                                 y_positions=stxm.y_positions, line_key="detector_counts",
+                                 i0_key="detector_incident"))
+    old = load_run(catalog[-1])
+    assert old.exit_status == "fail" and len(old.order) == 20
+    fresh = _renamed(sample)  # the shutter open again
+    new_uid, = RE(plans.resume(old.uid, fresh.detector, fresh.mono, fresh.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    assert new.exit_status == "success" and new.start["line_key"] == "detector_counts"
+    assert len(new.order) > new.reused == 20 and len(new.failed) == 5  # read with the run's keys
+    assert np.array_equal(recompute(new).mask, new.mask)  # the planner retraced, failures included
+
+
+def test_a_run_stopped_with_RE_stop_can_be_resumed(sample, catalog):
+    """RE.stop() ends a run with exit_status 'success' before its planner has finished."""
+    from curiss.store import load_run, writer_for
+
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    seen = {"n": 0}
+
+    def pause(name, doc):
+        if name == "event" and "detector_line" in doc["data"]:
+            seen["n"] += 1
+            if seen["n"] == 15:
+                threading.Thread(target=RE.request_pause, kwargs={"defer": True}).start()
+
+    token = RE.subscribe(pause)
+    kw = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, dictionary=sample.spectra, seed=4)
+    with pytest.raises(RunEngineInterrupted):
+        RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **kw))
+    RE.stop()
+    RE.unsubscribe(token)
+    old = load_run(catalog[-1])
+    assert old.exit_status == "success" and 15 <= len(old.order) < 57
+    new_uid, = RE(plans.resume(old.uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    ref = curiss.replay(curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
+                                             dictionary=sample.spectra, seed=4), sample.cube)
+    assert np.array_equal(new.mask, ref.mask) and new.exit_status == "success"
+    with pytest.raises(ValueError, match="finished successfully"):  # now it has nothing left
+        RE(plans.resume(new_uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
