@@ -384,6 +384,16 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     -------
     str
         The run uid (bluesky convention). The planner, updated in place, holds the state.
+
+    Notes
+    -----
+    The plan is adaptive: what it measures next depends on what it has read. bluesky's
+    ``summarize_plan`` and ``check_limits`` feed it no readings, so every row is a fault and
+    the plan stops after five rows (``RuntimeError``: "5 rows in a row gave no valid
+    reading"). To see its messages without hardware, use
+    ``bluesky.simulators.RunEngineSimulator`` with a ``read`` handler that returns a line
+    (tests/test_plans.py::test_message_sequence_without_hardware does), or run it against
+    ``sim_devices``. The limits are checked before the run opens.
     """
     _check_protocols(detector, mono)
     line_key = line_key or f"{detector.name}_line"
