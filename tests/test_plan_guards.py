@@ -272,3 +272,23 @@ def test_a_run_stopped_with_RE_stop_can_be_resumed(sample, catalog):
     assert np.array_equal(new.mask, ref.mask) and new.exit_status == "success"
     with pytest.raises(ValueError, match="finished successfully"):  # now it has nothing left
         RE(plans.resume(new_uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+
+
+def test_an_analysis_that_fails_on_complete_data_does_not_fail_the_run():
+    """k-means cannot find 4 clusters in a uniform film: the run is complete all the same."""
+    from sim_devices import ReplaySample
+
+    energies = np.linspace(700.0, 720.0, 6)
+    cube = np.broadcast_to(np.linspace(0.1, 0.6, 6)[:, None, None], (6, 4, 5)).copy()
+    sample = ReplaySample(energies, cube)
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    RE(plans.raster_scan(stxm.detector, stxm.mono, stxm.stage, energies, y_positions=stxm.y_positions,
+                         n_clusters=4))
+    assert [d for n, d in docs if n == "stop"][0]["exit_status"] == "success"
+    assert len(_stream(docs, "primary")) == 6 * 4
+    (fault,) = [d for d in _stream(docs, "faults") if d["kind"] == "analysis"]
+    assert "analysis skipped" in fault["message"] and "k-means" in fault["message"]
+    assert not _stream(docs, "analysis")

@@ -364,7 +364,10 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         Reading keys of the line counts and the incident counts (default ``"<detector>_line"``
         and ``"<detector>_i0"``).
     analysis : bool
-        Record the ``analysis`` stream (completion, labels, spectra) at the end.
+        Record the ``analysis`` stream (completion, labels, spectra) at the end. When the
+        analysis itself fails on the completed data (e.g. k-means finds fewer distinct spectra
+        than ``n_clusters``), a ``faults`` event of kind ``"analysis"`` says why, the stream is
+        left out and the run still ends with ``exit_status="success"``.
     n_components, n_clusters : int
         Settings of that analysis.
     max_retries : int
@@ -591,8 +594,13 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                             "in the run; continue it with curiss.plans.resume once fixed.")
         if analysis:
             cube = planner.completed()
-            ana = spectral_analysis(cube, n_components=n_components, n_clusters=n_clusters,
-                                    seed=0, mask=planner.mask, measured=planner.measured)
+            try:
+                ana = spectral_analysis(cube, n_components=n_components, n_clusters=n_clusters,
+                                        seed=0, mask=planner.mask, measured=planner.measured)
+            except ValueError as exc:  # e.g. fewer distinct spectra than clusters: the data are
+                # intact and the run is complete; the analysis can be run again offline
+                yield from record_fault(-1, -1, "analysis", 0, f"analysis skipped: {exc}")
+                return
             ana_rec.set({
                 "completed": cube,
                 "mask": planner.mask.astype(np.uint8),
