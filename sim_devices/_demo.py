@@ -6,7 +6,6 @@ simulated devices: ``sim_devices`` registers it through the ``curiss.commands`` 
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,21 +17,32 @@ __all__ = ["register", "default_data_dir", "run_demo"]
 
 def default_data_dir() -> Path:
     """Per-user data directory: ``$CURISS_DATA_DIR``, else ``$XDG_DATA_HOME/curiss``, else
-    ``~/.local/share/curiss``."""
-    if os.environ.get("CURISS_DATA_DIR"):
-        return Path(os.environ["CURISS_DATA_DIR"]).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base).expanduser() / "curiss"
+    ``~/.local/share/curiss``.
+
+    Returns
+    -------
+    pathlib.Path
+        :func:`curiss.store._catalog.default_data_dir`: ``curiss show`` and the IPython profile
+        read ``DIR/catalog`` of the same folder when no store is given.
+    """
+    from curiss.store._catalog import default_data_dir as _default
+
+    return _default()
 
 
 def register(sub) -> None:
     """Add the ``demo`` sub-command to the ``curiss`` argument parser."""
+    from curiss.cli import _int_at_least
+
     p = sub.add_parser("demo", help="run ACURISS on the simulated STXM into the embedded catalog")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"catalog and figures folder (default {default_data_dir()})")
+                   help=f"catalog and figures folder; the catalog is DATA_DIR/catalog (default "
+                        f"{default_data_dir()}: $CURISS_DATA_DIR, else $XDG_DATA_HOME/curiss, else "
+                        f"~/.local/share/curiss, where `curiss show` looks without --store)")
     p.add_argument("--energies", type=int, default=40, help="energies of the phantom (default 40)")
     p.add_argument("--size", type=int, default=48, help="pixels per side of the phantom (default 48)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the phantom, detector and planner")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seed of the phantom, detector and planner, >= 0 (default 0)")
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.set_defaults(func=run_demo)
 
@@ -70,6 +80,17 @@ class _Progress:
             self.rows += 1
 
 
+def _check_folder(data_dir: Path) -> None:
+    """Refuse a ``--data-dir`` that is, or lies under, a file (before anything is created)."""
+    for folder in (data_dir, *data_dir.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == data_dir else f"is under {folder}, a file"
+                raise ValueError(f"--data-dir {data_dir} {what}, not a folder (give a folder for "
+                                 f"the catalog and figures)")
+            return
+
+
 def run_demo(args) -> int:
     """Run the demo; prints what a scientist asks first. Returns the exit code."""
     from bluesky import RunEngine
@@ -83,6 +104,7 @@ def run_demo(args) -> int:
 
     t0 = time.perf_counter()
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
+    _check_folder(data_dir)
     store = data_dir / "catalog"
     sample = PhantomSample(args.energies, (args.size, args.size), 3, seed=args.seed)
     stxm = make_stxm(sample, seed=args.seed + 1)

@@ -1,6 +1,9 @@
-"""The command line: demo (from sim_devices), show, export, compare."""
+"""The command line: demo (from sim_devices), show, export, compare, recover; its errors for
+user mistakes; the one default catalog of the command line, the demo and the IPython profile."""
 
+import ast
 import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -78,3 +81,220 @@ def test_compare_below_a_strategys_minimum_ratio_skips_only_that_strategy(capsys
     assert [line.split()[0] for line in out.splitlines()
             if line.startswith(("random_rows", "curiss"))] == ["random_rows", "curiss:"]
     assert re.search(r"curiss: not run \(ratio too small: minimum is 0\.06563", out), out
+
+
+# ----------------------------------------------------------------- user mistakes: clear errors
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _one_line_error(capsys, command: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"curiss {command}: error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("argv", [["show", "0123456789abcdef"], ["export", "0123456789abcdef"],
+                                  ["recover"]], ids=lambda a: a[0])
+def test_read_commands_refuse_a_directory_without_catalog_and_create_nothing(argv, tmp_path, capsys):
+    typo = tmp_path / "typo" / "runs"
+    assert main([*argv, "--store", str(typo)]) == 2
+    err = _one_line_error(capsys, argv[0])
+    assert f"no catalog at {typo} (give --store the directory the runs were written to)" in err
+    assert not (tmp_path / "typo").exists()
+    # an existing directory without catalog.db: refused too, left empty
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*argv, "--store", str(empty)]) == 2
+    assert f"no catalog at {empty}" in _one_line_error(capsys, argv[0])
+    assert list(empty.iterdir()) == []
+
+
+def test_store_given_the_demo_data_dir_suggests_its_catalog(demo, capsys):
+    if not (demo / "catalog" / "catalog.db").is_file():
+        pytest.skip("needs the demo run of test_demo_show_export")
+    assert main(["show", "0123456789abcdef", "--store", str(demo)]) == 2
+    assert f"did you mean --store {demo / 'catalog'}?" in _one_line_error(capsys, "show")
+
+
+def _default_store_env(monkeypatch, data_dir):
+    for name in ("CURISS_STORE", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CURISS_DATA_DIR", str(data_dir))
+
+
+def test_recover_default_store_never_used_has_nothing_to_recover(tmp_path, monkeypatch, capsys):
+    data_dir = tmp_path / "data"
+    _default_store_env(monkeypatch, data_dir)
+    assert main(["recover"]) == 0
+    assert f"no catalog at {data_dir / 'catalog'} yet" in capsys.readouterr().out
+    assert not data_dir.exists()
+    # show and export say where they looked
+    assert main(["show", "0123456789abcdef"]) == 2
+    assert f"no catalog at {data_dir / 'catalog'} (the default store" in _one_line_error(capsys, "show")
+    # the default folder exists but holds no catalog: something else is there, an error
+    (data_dir / "catalog").mkdir(parents=True)
+    assert main(["recover"]) == 2
+    _one_line_error(capsys, "recover")
+    # $CURISS_STORE is as explicit as --store
+    monkeypatch.setenv("CURISS_STORE", str(tmp_path / "typo"))
+    assert main(["recover"]) == 2
+    assert f"no catalog at {tmp_path / 'typo'} (give --store" in _one_line_error(capsys, "recover")
+    assert not (tmp_path / "typo").exists()
+
+
+def test_recover_into_a_new_catalog_when_the_journal_holds_runs(tmp_path, capsys):
+    journal = tmp_path / "journals"
+    journal.mkdir()
+    (journal / "x.journal").write_bytes(b"")  # no start document: recover leaves it alone
+    store = tmp_path / "new"
+    assert main(["recover", "--store", str(store), "--journal", str(journal)]) == 0
+    out = capsys.readouterr().out
+    assert f"no catalog at {store}: creating one" in out and "nothing to recover" in out
+    assert (store / "catalog.db").is_file()
+    # a mistyped --journal is an error, not "nothing to recover"
+    assert main(["recover", "--store", str(store), "--journal", str(tmp_path / "nojournal")]) == 2
+    assert "--journal" in _one_line_error(capsys, "recover")
+
+
+@pytest.mark.parametrize("argv, option, bound", [
+    (["--seed0", "-1", "--seeds", "1"], "--seed0", ">= 0"),
+    (["--seeds", "0"], "--seeds", ">= 1"),
+    (["--seeds", "-2"], "--seeds", ">= 1"),
+    (["--seeds", "two"], "--seeds", ">= 1"),
+    (["--phantom-seed", "-1"], "--phantom-seed", ">= 0"),
+])
+def test_compare_seed_options_are_checked_by_the_parser(argv, option, bound, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "phantom", *argv])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("curiss compare: error: ") and option in err and bound in err, err
+
+
+def test_demo_seed_error_names_the_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--seed", "-1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("curiss demo: error: ") and "--seed" in err and ">= 0" in err, err
+
+
+def test_demo_data_dir_that_is_a_file(tmp_path, capsys):
+    afile = tmp_path / "some_file"
+    afile.write_text("not a folder")
+    for data_dir in (afile, afile / "sub"):
+        assert main(["demo", "--data-dir", str(data_dir), "--energies", "12", "--size", "8"]) == 2
+        err = _one_line_error(capsys, "demo")
+        assert f"--data-dir {data_dir}" in err and "not a folder" in err
+    assert afile.read_text() == "not a folder"
+
+
+def _bad_npz(tmp_path, kind):
+    good = tmp_path / "good.npz"
+    np.savez(good, energies=np.linspace(700, 730, 12), cube=np.random.default_rng(0).random((12, 8, 8)))
+    path = tmp_path / f"{kind}.npz"
+    if kind == "truncated":
+        path.write_bytes(good.read_bytes()[:2000])
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "text":
+        path.write_text("energy od\n700 0.1\n")
+    elif kind == "npy":
+        np.save(tmp_path / "a.npy", np.zeros(3))
+        (tmp_path / "a.npy").rename(path)
+    elif kind == "empty":
+        path.write_bytes(b"")
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "directory", "text", "npy", "empty"])
+def test_compare_on_a_file_that_is_not_an_npz_stack(kind, tmp_path, capsys):
+    path = _bad_npz(tmp_path, kind)
+    assert main(["compare", str(path), "--seeds", "1"]) == 2
+    err = _one_line_error(capsys, "compare")
+    assert f"{path}: not a valid .npz stack" in err, err
+    # the loader says it, as a ValueError naming the file
+    from curiss.io import load_stack
+
+    with pytest.raises(ValueError, match=f"{re.escape(str(path))}: not a valid .npz stack"):
+        load_stack(path)
+
+
+def test_compare_on_a_missing_file_names_it(tmp_path, capsys):
+    assert main(["compare", str(tmp_path / "missing.npz")]) == 2
+    assert f"{tmp_path / 'missing.npz'}: No such file or directory" in _one_line_error(capsys, "compare")
+
+
+def test_compare_dictionary_options(tmp_path, capsys):
+    assert main(["compare", "phantom", "--dictionary", "nosuch.txt", "--seeds", "1"]) == 2
+    err = _one_line_error(capsys, "compare")
+    assert "--dictionary applies to .npz/.hdr stacks" in err and "own material spectra" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "stack.npz", "--dictionary", "refs.txt", "--no-dictionary"])
+    assert exc.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
+    # a reference-spectra .npz that is not one: named, no traceback
+    good = tmp_path / "good.npz"
+    np.savez(good, energies=np.linspace(700, 730, 12), cube=np.random.default_rng(0).random((12, 8, 8)))
+    refs = _bad_npz(tmp_path, "truncated")
+    assert main(["compare", str(good), "--dictionary", str(refs), "--seeds", "1"]) == 2
+    assert f"{refs}: not a valid .npz reference spectra file" in _one_line_error(capsys, "compare")
+
+
+# ---------------------------------------------------------- one default catalog for everything
+def _profile_store() -> str:
+    """CURISS_STORE as the profile's 00-catalog.py computes it (its statements before it opens
+    the catalog)."""
+    path = REPO / "profiles" / "profile_curiss_sim" / "startup" / "00-catalog.py"
+    body = []
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "catalog" for t in node.targets):
+            break
+        body.append(node)
+    ns: dict = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), str(path), "exec"), ns)
+    return ns["CURISS_STORE"]
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin", "win32"])
+@pytest.mark.parametrize("env, expected", [
+    ({"CURISS_DATA_DIR": "TMP/cd", "XDG_DATA_HOME": "TMP/xdg"}, "TMP/cd/catalog"),
+    ({"XDG_DATA_HOME": "TMP/xdg"}, "TMP/xdg/curiss/catalog"),
+    ({"XDG_DATA_HOME": "relative"}, "TMP/home/.local/share/curiss/catalog"),
+    ({}, "TMP/home/.local/share/curiss/catalog"),
+])
+def test_profile_demo_and_show_use_one_default_catalog(platform, env, expected, tmp_path,
+                                                       monkeypatch, capsys):
+    import sys
+
+    from sim_devices._demo import default_data_dir
+
+    for name in ("CURISS_STORE", "CURISS_DATA_DIR", "XDG_DATA_HOME", "LOCALAPPDATA"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.replace("TMP", str(tmp_path)))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sys, "platform", platform)
+    expected = expected.replace("TMP", str(tmp_path))
+    assert _profile_store() == expected
+    assert str(default_data_dir() / "catalog") == expected
+    assert main(["show", "0123456789abcdef"]) == 2
+    assert f"no catalog at {expected} " in _one_line_error(capsys, "show")
+    assert not Path(expected).parent.exists()  # nothing created
+
+
+# ------------------------------------------------------------------------- docs run as pasted
+def test_doc_pages_define_tmp_before_using_it():
+    """tests/test_docs.py predefines ``tmp`` for the pages' blocks; a reader pasting them has no
+    such name, so a page that uses it must define it first (docs/howto-recover-resume.md)."""
+    from test_docs import PAGES, _python_blocks
+
+    for page in PAGES:
+        defined = False
+        for block in _python_blocks(page):
+            names = sorted((n.lineno, n.col_offset, isinstance(n.ctx, ast.Store))
+                           for n in ast.walk(ast.parse(block["code"]))
+                           if isinstance(n, ast.Name) and n.id == "tmp")
+            for line, _, store in names:
+                defined = defined or store
+                assert defined, f"{page.name}:{block['line'] + line - 1}: uses tmp before defining it"

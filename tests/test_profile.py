@@ -5,8 +5,8 @@
   from that namespace lands in the catalog, which defaults to the per-user data directory;
 - ``ipython --profile-dir=...`` (when IPython is installed) gives the same, with CURISS_STORE
   naming a directory;
-- the pieces in-process: the default-store rule per platform, the sample-size variable, the
-  progress callback, and the queueserver permissions file.
+- the pieces in-process: the default-store rule (the command line's, on every platform), the
+  sample-size variable, the progress callback, and the queueserver permissions file.
 """
 
 from __future__ import annotations
@@ -143,21 +143,29 @@ def _load_defs(filename: str, names: set[str], ns: dict) -> dict:
     ("linux", {"XDG_DATA_HOME": "/data/xdg"}, "/data/xdg/curiss/catalog"),
     ("linux", {"XDG_DATA_HOME": "relative/ignored"}, "HOME/.local/share/curiss/catalog"),
     ("linux", {}, "HOME/.local/share/curiss/catalog"),
-    ("darwin", {"XDG_DATA_HOME": "/data/xdg"}, "HOME/Library/Application Support/curiss/catalog"),
-    ("win32", {"LOCALAPPDATA": "/c/Users/u/AppData/Local"}, "/c/Users/u/AppData/Local/curiss/catalog"),
-    ("win32", {}, "HOME/AppData/Local/curiss/catalog"),
+    ("linux", {"CURISS_DATA_DIR": "/data/cd", "XDG_DATA_HOME": "/data/xdg"}, "/data/cd/catalog"),
+    ("linux", {"CURISS_STORE": "curiss", "CURISS_DATA_DIR": "/data/cd"}, "curiss"),
+    # one rule on every platform: the one `curiss demo` and `curiss show` use
+    ("darwin", {"XDG_DATA_HOME": "/data/xdg"}, "/data/xdg/curiss/catalog"),
+    ("win32", {}, "HOME/.local/share/curiss/catalog"),
 ])
-def test_default_store_follows_the_platform(platform, env, expected, tmp_path):
-    fake_os = types.SimpleNamespace(environ=env, path=os.path)
-    fake_sys = types.SimpleNamespace(platform=platform)
-
-    class _FakePath(type(Path())):
-        @classmethod
-        def home(cls):
-            return cls(tmp_path)
-
-    ns = _load_defs("00-catalog.py", {"_default_store"}, {"_os": fake_os, "_sys": fake_sys, "_Path": _FakePath})
-    assert ns["_default_store"]() == expected.replace("HOME", str(tmp_path))
+def test_default_store_is_the_one_of_the_command_line(platform, env, expected, tmp_path, monkeypatch):
+    for name in ("CURISS_STORE", "CURISS_DATA_DIR", "XDG_DATA_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", platform)
+    # the statements of 00-catalog.py before it opens the catalog
+    tree = ast.parse((STARTUP / "00-catalog.py").read_text())
+    body = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "catalog" for t in node.targets):
+            break
+        body.append(node)
+    ns: dict = {}
+    exec(compile(ast.Module(body=body, type_ignores=[]), "00-catalog.py", "exec"), ns)
+    assert ns["CURISS_STORE"] == expected.replace("HOME", str(tmp_path))
 
 
 @pytest.mark.parametrize("text, ok", [("12,5,6", (12, 5, 6)), ("12x5x6", (12, 5, 6)),

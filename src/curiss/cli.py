@@ -5,15 +5,41 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import zipfile
 from importlib.metadata import entry_points
+from pathlib import Path
 
 
 __all__ = ["main"]
 
 
+def _int_at_least(minimum: int):
+    """An argparse ``type=``: an integer ``>= minimum``, else a message naming the bound.
+
+    argparse puts the option's name in front of the message (``argument --seed0: must be an
+    integer >= 0; got -1``).
+    """
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
 def _load_for_compare(args):
     """(name, energies, cube, dictionary, truth) for ``curiss compare``."""
     if args.stack == "phantom":
+        if args.dictionary:
+            raise ValueError(f"--dictionary applies to .npz/.hdr stacks; the phantom uses its own "
+                             f"material spectra (got --dictionary {args.dictionary}; "
+                             f"--no-dictionary draws its energies uniformly instead)")
         from .datasets import make_phantom
 
         ph = make_phantom(n_energies=args.phantom_energies, shape=(args.phantom_size,) * 2,
@@ -60,18 +86,58 @@ def _compare(args) -> int:
     return 0
 
 
-def _catalog(args):
-    from .store import open_catalog
+_STORE_HINT = "give --store the directory the runs were written to"
 
-    store = args.store
-    if store is None:
-        base = os.environ.get("CURISS_STORE")
-        if base:
-            store = base
-        else:
-            data = os.environ.get("CURISS_DATA_DIR") or os.path.join(
-                os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share"), "curiss")
-            store = os.path.join(data, "catalog")
+
+def _store(args) -> tuple[str, str, str, bool]:
+    """``(store, kind, target, explicit)`` of the catalog that show / export / recover read.
+
+    ``store`` is ``--store``, else ``$CURISS_STORE``, else the per-user default
+    (:func:`curiss.store._catalog.default_store`); ``kind`` and ``target`` are how
+    :func:`curiss.store.open_catalog` reads it (``"dir"`` and an absolute path, ``"profile"``
+    or ``"uri"``); ``explicit`` is False only for the per-user default.
+    """
+    from .store._catalog import _resolve, default_store
+
+    explicit = args.store is not None or bool(os.environ.get("CURISS_STORE", "").strip())
+    store = args.store if args.store is not None else default_store()
+    try:
+        kind, target = _resolve(store)
+    except ValueError:
+        if not store.strip():
+            raise
+        # a bare name that is neither a directory nor a Tiled profile
+        raise ValueError(f"no catalog at {store!r}: neither a directory nor a Tiled profile name "
+                         f"({_STORE_HINT}; `tiled profile list` shows the profiles)") from None
+    return store, kind, target, explicit
+
+
+def _no_catalog(target: str, explicit: bool) -> ValueError:
+    """The error for a local directory that holds no catalog."""
+    from .store._catalog import is_catalog_dir
+
+    if is_catalog_dir(Path(target) / "catalog"):  # `curiss demo --data-dir D` writes D/catalog
+        hint = f"did you mean --store {Path(target) / 'catalog'}?"
+    elif explicit:
+        hint = _STORE_HINT
+    else:
+        hint = f"the default store, where no run has been written yet; {_STORE_HINT}"
+    return ValueError(f"no catalog at {target} ({hint})")
+
+
+def _catalog(args):
+    """``(store, catalog)`` for show and export: an existing catalog, never a new one.
+
+    A local directory without an embedded catalog (``catalog.db``) is refused before
+    :func:`curiss.store.open_catalog` could create one there (a mistyped ``--store``); Tiled
+    profiles and URIs are opened as they are.
+    """
+    from .store import open_catalog
+    from .store._catalog import is_catalog_dir
+
+    store, kind, target, explicit = _store(args)
+    if kind == "dir" and not is_catalog_dir(target):
+        raise _no_catalog(target, explicit)
     return store, open_catalog(store)
 
 
@@ -116,9 +182,25 @@ def _export(args) -> int:
 
 
 def _recover(args) -> int:
-    from .store import recover
+    from .store import open_catalog, recover
+    from .store._catalog import is_catalog_dir
 
-    store, catalog = _catalog(args)
+    if args.journal is not None and not Path(args.journal).expanduser().is_dir():
+        raise ValueError(f"--journal {args.journal}: no such folder (give the journal folder "
+                         f"of the writer, DIR/journal for a directory catalog)")
+    store, kind, target, explicit = _store(args)
+    if kind == "dir" and not is_catalog_dir(target):
+        journal = Path(args.journal).expanduser() if args.journal is not None else Path(target) / "journal"
+        if journal.is_dir() and any(journal.glob("*.journal")):
+            # runs to put back into a catalog that went away (or into a new one): create it
+            print(f"no catalog at {target}: creating one for the journal's runs ({journal})")
+        elif not explicit and not os.path.exists(target):
+            print(f"no catalog at {target} yet (the default store has not been used): "
+                  f"nothing to recover")
+            return 0
+        else:
+            raise _no_catalog(target, explicit)
+    catalog = open_catalog(store)
     uids = recover(catalog, args.journal)
     if not uids:
         print(f"nothing to recover for {store}")
@@ -128,20 +210,31 @@ def _recover(args) -> int:
     return 0
 
 
+_STORE_HELP = ("catalog directory the runs were written to (one holding catalog.db; a directory "
+               "without a catalog is an error, nothing is created), Tiled profile name or "
+               "http(s):// URI (default $CURISS_STORE, else $CURISS_DATA_DIR/catalog, else "
+               "$XDG_DATA_HOME/curiss/catalog, else ~/.local/share/curiss/catalog: where "
+               "`curiss demo` and the IPython profile write)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curiss", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="replay every strategy on a stack and print a quality table")
     c.add_argument("stack", help="'phantom', or an .npz stack (energies + cube, or the ALS transmitted/i0 files)")
     c.add_argument("--ratio", type=float, default=0.06, help="sampling ratio (default 0.06)")
-    c.add_argument("--dictionary", help="reference spectra file (energy column + one column per spectrum)")
-    c.add_argument("--no-dictionary", action="store_true", help="draw energies uniformly")
-    c.add_argument("--seeds", type=int, default=5, help="number of seeds (default 5)")
-    c.add_argument("--seed0", type=int, default=0, help="first seed (default 0)")
+    d = c.add_mutually_exclusive_group()
+    d.add_argument("--dictionary", help="reference spectra file (energy column + one column per "
+                                        "spectrum) for an .npz/.hdr stack; the phantom uses its "
+                                        "own material spectra")
+    d.add_argument("--no-dictionary", action="store_true", help="draw energies uniformly")
+    c.add_argument("--seeds", type=_int_at_least(1), default=5,
+                   help="number of seeds, >= 1 (default 5)")
+    c.add_argument("--seed0", type=_int_at_least(0), default=0, help="first seed, >= 0 (default 0)")
     c.add_argument("--strategies", help="comma-separated subset of the strategies")
     c.add_argument("--phantom-energies", type=int, default=80)
     c.add_argument("--phantom-size", type=int, default=48)
-    c.add_argument("--phantom-seed", type=int, default=0)
+    c.add_argument("--phantom-seed", type=_int_at_least(0), default=0)
     c.add_argument("--phantom-noise", type=float, default=0.01, help="Gaussian OD noise of the phantom")
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=_compare)
@@ -151,15 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "and spectra to a NeXus (HDF5) file")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("uid", help="run uid (or a unique prefix of at least 5 characters)")
-        c.add_argument("--store", help="catalog directory or Tiled profile (default $CURISS_STORE, "
-                                       "else the per-user data directory's catalog)")
+        c.add_argument("--store", help=_STORE_HELP)
         c.add_argument("--out", help="output folder (show) or file (export)")
         c.set_defaults(func=func)
 
     c = sub.add_parser("recover", help="put runs of a killed process back into the catalog, from "
                                        "the local journal the writer keeps")
-    c.add_argument("--store", help="catalog directory or Tiled profile (default $CURISS_STORE, "
-                                   "else the per-user data directory's catalog)")
+    c.add_argument("--store", help=_STORE_HELP + "; a directory without a catalog is also "
+                                   "accepted when the journal holds runs (a catalog is created for "
+                                   "them), and the default store, if never used, has nothing to "
+                                   "recover (exit 0)")
     c.add_argument("--journal", help="journal folder (default: the writer's, DIR/journal for a "
                                      "directory catalog)")
     c.set_defaults(func=_recover)
@@ -170,12 +264,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _message(exc: BaseException) -> str:
+    """One line for a user's mistake: an ``OSError`` as ``FILE: reason``, others as they say."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        return exc.args[0]  # str(KeyError) would quote it
+    return str(exc)
+
+
 def main(argv=None) -> int:
+    """Run the ``curiss`` command line; returns the exit code.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments (default ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        0 on success, 2 for a user's mistake (bad option, missing or unreadable file, no such
+        run or catalog), reported on one line ``curiss COMMAND: error: ...``. argparse exits
+        with 2 itself for options it rejects.
+    """
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        print(f"curiss {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        print(f"curiss {args.command}: error: {_message(exc)}", file=sys.stderr)
         return 2
 
 

@@ -27,11 +27,14 @@ the private modules ``curiss._formats_als`` and ``curiss._formats_hdf5``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import warnings
-from collections.abc import Mapping
+import zipfile
+import zlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,7 +272,7 @@ def load_stack(path: str | os.PathLike, *, subtract_pre_edge: float | bool | Non
             f"{p}: unsupported stack format {p.suffix!r}; expected .npz, .hdr or one of "
             f"{', '.join(HDF5_SUFFIXES)}"
         )
-    with np.load(p, allow_pickle=False) as z:
+    with _open_npz(p, "stack") as z:
         keys = set(z.files)
         if {"energies", "cube"} <= keys:
             return _load_simple(z, p, subtract_pre_edge)
@@ -279,6 +282,58 @@ def load_stack(path: str | os.PathLike, *, subtract_pre_edge: float | bool | Non
         f"{p}: not a recognised stack; need keys (energies, cube) or "
         f"(energies_eV, transmitted, i0), found {sorted(keys)}"
     )
+
+
+class _NpzArrays(Mapping):
+    """The arrays of an open ``.npz``: a member that is not a readable ``.npy`` array is a
+    ``ValueError`` naming the file and the key (numpy's own messages name neither)."""
+
+    _ERRORS = (ValueError, zipfile.BadZipFile, EOFError, zlib.error)
+
+    def __init__(self, z: Any, p: Path, what: str):
+        self._z, self._p, self._what = z, p, what
+        self.files = list(z.files)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self.files:
+            raise KeyError(key)
+        try:
+            a = self._z[key]
+        except self._ERRORS as exc:
+            raise ValueError(f"{self._p}: not a valid .npz {self._what}: array {key!r} cannot "
+                             f"be read ({exc})") from exc
+        if not isinstance(a, np.ndarray):  # numpy returns a member without the .npy header as bytes
+            raise ValueError(f"{self._p}: not a valid .npz {self._what}: {key!r} is not a .npy array")
+        return a
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+
+@contextlib.contextmanager
+def _open_npz(p: Path, what: str) -> Iterator[_NpzArrays]:
+    """``np.load(p)`` of an ``.npz`` file; a file that is not one is a ``ValueError`` naming it.
+
+    A missing or unreadable file stays an ``OSError`` (it names the file).
+    """
+    if p.is_dir():
+        raise ValueError(f"{p}: not a valid .npz {what}: it is a directory, not a file")
+    try:
+        z = np.load(p, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError) as exc:  # truncated or damaged zip, empty file
+        raise ValueError(f"{p}: not a valid .npz {what}: not a complete zip archive of .npy "
+                         f"arrays ({exc}); truncated or damaged?") from exc
+    except ValueError as exc:  # numpy: no zip or .npy header, so it tried (and refused) pickle
+        raise ValueError(f"{p}: not a valid .npz {what}: neither a zip archive of .npy arrays "
+                         f"nor a .npy array") from exc
+    if not hasattr(z, "files"):  # a bare .npy array under an .npz name
+        raise ValueError(f"{p}: not a valid .npz {what}: a single .npy array, not a zip archive "
+                         f"of named arrays")
+    with z:
+        yield _NpzArrays(z, p, what)
 
 
 def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
@@ -450,7 +505,7 @@ def read_reference_spectra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndar
 
 
 def _read_refs_npz(p: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    with np.load(p, allow_pickle=False) as z:
+    with _open_npz(p, "reference spectra file") as z:
         ekey = next((k for k in ("energies", "energies_eV", "energy") if k in z.files), None)
         if ekey is None:
             raise ValueError(f"{p}: no energy array (energies, energies_eV or energy) found")

@@ -19,7 +19,9 @@ Example
 >>> uid, = RE(curiss_scan(...))                           # doctest: +SKIP
 >>> data = load_run(catalog[uid])                         # doctest: +SKIP
 
-Other readers of the same directory (another process): ``open_catalog(DIR)`` again; the plain
+Other readers of the same directory (another process, once the run has ended: reading an
+embedded catalog while another process writes a run into it can block or fail; live readers
+need a Tiled server, see docs/howto-tiled-server.md): ``open_catalog(DIR)`` again; the plain
 Tiled client (``tiled.catalog.from_uri`` → ``build_app`` → ``Context.from_app`` →
 ``from_context``, with the ``CatalogOfBlueskyRuns`` spec); databroker 2.x through
 ``databroker.catalog[PROFILE]`` (v2/v3 API), or ``databroker.Broker.named(PROFILE)`` (v1 API; needs

@@ -68,6 +68,58 @@ def _resolve(store) -> tuple[str, str]:
     )
 
 
+def default_data_dir() -> Path:
+    """The per-user curiss data folder (catalog, demo figures).
+
+    ``$CURISS_DATA_DIR`` if set, else ``$XDG_DATA_HOME/curiss`` (an absolute
+    ``$XDG_DATA_HOME`` only: the XDG specification says a relative one must be ignored), else
+    ``~/.local/share/curiss``, on every platform. ``curiss demo``, ``curiss show`` /
+    ``export`` / ``recover`` and the shipped IPython / queueserver profile all use this rule
+    (through :func:`default_store`), so a run written by one is found by the others.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created here).
+    """
+    env = os.environ.get("CURISS_DATA_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME", "").strip()
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
+    return base / "curiss"
+
+
+def default_store() -> str:
+    """The catalog used when none is given: ``$CURISS_STORE``, else ``default_data_dir()/catalog``.
+
+    Returns
+    -------
+    str
+        A directory, a Tiled profile name or a URI (whatever ``$CURISS_STORE`` holds), as
+        :func:`open_catalog` accepts.
+    """
+    return os.environ.get("CURISS_STORE", "").strip() or str(default_data_dir() / "catalog")
+
+
+def is_catalog_dir(path: str | os.PathLike) -> bool:
+    """Whether the directory ``path`` holds an embedded catalog (a non-empty ``catalog.db``).
+
+    :func:`open_catalog` initialises a new catalog in a directory that fails this check.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A local directory.
+
+    Returns
+    -------
+    bool
+    """
+    db = Path(path) / "catalog.db"
+    return db.is_file() and db.stat().st_size > 0
+
+
 def _open_directory(directory: str):
     from tiled.catalog import from_uri
     from tiled.client import from_context
@@ -81,7 +133,7 @@ def _open_directory(directory: str):
     (d / "data").mkdir(exist_ok=True)
     db = d / "catalog.db"
     # `init_if_not_exists` runs `tiled catalog init` in a subprocess (~3.5 s): only for a new db.
-    new = not db.exists() or db.stat().st_size == 0
+    new = not is_catalog_dir(d)
     adapter = from_uri(
         f"sqlite:///{db}",
         specs=[dict(ROOT_SPEC)],
