@@ -239,12 +239,12 @@ def test_each_stop_criterion_fires_under_the_prediction_rule():
     p = curiss.ACURISSPlanner(e, cube.shape[1:], max_iterations=3, **never, **base)
     acq = curiss.replay(p, cube)
     assert p.stop_reason == "max_iterations 3 reached" and p.report()["refinements"] == 3
-    # max_time (at most one step past it)
+    # max_time (never past it after the initial step)
     t0 = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], max_iterations=0, **base), cube).cost.time
-    p = curiss.ACURISSPlanner(e, cube.shape[1:], max_time=t0 + 1.5, **never, **base)
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], max_time=t0 + 5.0, **never, **base)
     acq = curiss.replay(p, cube)
     assert p.stop_reason.startswith("max_time"), p.stop_reason
-    assert t0 < acq.cost.time < t0 + 1.5 + 2 * 1.0 + e.size * 0.05
+    assert t0 < acq.cost.time <= t0 + 5.0
     # the ratio cap
     b = dict(base, sampling_ratio=0.2)
     p = curiss.ACURISSPlanner(e, cube.shape[1:], **never, **b)

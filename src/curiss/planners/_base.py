@@ -136,6 +136,14 @@ def validate_seed(seed):
     return int(seed)
 
 
+def _pair(energy_index, row_index) -> tuple[int, int]:
+    """``(energy_index, row_index)`` as ints; a float or bool index is refused, not truncated."""
+    for name, v in (("energy_index", energy_index), ("row_index", row_index)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"{name} must be an integer index; got {v!r} ({type(v).__name__})")
+    return int(energy_index), int(row_index)
+
+
 def validate_ratio(name: str, value, *, low: float = 0.0, high: float = 1.0) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         # not float(value): "0.2" would be accepted and recorded as a string, True as 1.0
@@ -305,7 +313,10 @@ class Planner:
 
         As given, plus the value in effect of each keyword of :attr:`earlier_defaults`.
         ``make_planner(p.method, p.energies, p.shape, **p.get_params())`` builds a fresh planner
-        that makes the same decisions on the same data.
+        that makes the same decisions on the same data, when ``seed`` is an int. A
+        ``numpy.random.Generator`` seed is returned as the same object, already advanced by
+        this planner's draws, and ``None`` draws fresh entropy: neither reproduces the
+        decisions (the bluesky plans therefore always record an int seed).
         """
         args, kwargs = self._init_args
         params = dict(kwargs)
@@ -394,7 +405,7 @@ class Planner:
         values : array_like, shape (n_x,)
             Optical density of the row (dimensionless, −ln(I/I0)).
         """
-        key = (int(energy_index), int(row_index))
+        key = _pair(energy_index, row_index)
         if key not in self._pending:
             if self._row_measured[key] if self._in_range(key) else False:
                 raise ValueError(f"row {key} (energy_index, row_index) was already measured")
@@ -416,14 +427,17 @@ class Planner:
         it: an energy with a failed row is not an image, and a spatial row with a failed energy is
         not a CUR column, so the strategies work around it (ACURISS may request it again later).
         """
-        key = (int(energy_index), int(row_index))
+        key = _pair(energy_index, row_index)
         if key not in self._pending:
             raise ValueError(f"row {key} (energy_index, row_index) is not pending")
         self._pending.discard(key)
         self.failed.append((key[0], key[1], str(reason)))
 
     def completed(self) -> np.ndarray:
-        """The completed cube (n_E, n_y, n_x), OD, from what has been measured so far."""
+        """The completed cube (n_E, n_y, n_x), OD, from what has been measured so far.
+
+        Read-only (cached until the next row is ingested): ``.copy()`` it to modify it.
+        """
         key = len(self._order)
         if self._completion_value is None or self._completion_key != key:
             with _blas_limit(self.blas_threads):
@@ -451,11 +465,15 @@ class Planner:
             return value
         with _blas_limit(self.blas_threads):
             cube = np.asarray(value.matrix).reshape(self._od.shape)
+        cube.flags.writeable = False
         self._completion_value = cube
         return cube
 
     @_completion.setter
     def _completion(self, value) -> None:
+        if isinstance(value, np.ndarray):
+            # read-only: completed() and latest_completion hand out this cached cube (no copy)
+            value.flags.writeable = False
         self._completion_value = value
 
     def report(self) -> dict[str, Any]:

@@ -571,7 +571,9 @@ class ACURISSPlanner(CURISSPlanner):
         rows are chosen by ARP from several images rather than from the few images of the initial
         step), 1 with ``"variation"``; None (and must be None) with ``mode="energies"``.
     max_time : float, optional
-        Stop before the acquisition time (cost model, s) exceeds this.
+        Time budget (cost model, s): a refinement is chosen only if the acquisition time after
+        it stays within ``max_time`` (an image when a row scan would not fit, and the reverse);
+        when none fits the acquisition stops. The initial CURISS step is always measured.
     energy_refinement : {"residual", "dictionary"}, optional
         How a refinement chooses its image (see above). Default: ``"residual"`` with
         ``stop_rule="prediction"``, ``"dictionary"`` (the choice of earlier versions and of the
@@ -676,9 +678,7 @@ class ACURISSPlanner(CURISSPlanner):
         if not isinstance(stop_rule, str) or stop_rule not in STOP_RULES:
             raise ValueError(f"stop_rule must be one of {STOP_RULES}; got {stop_rule!r}")
         self.stop_rule = stop_rule
-        if int(max_iterations) != max_iterations or max_iterations < 0:
-            raise ValueError(f"max_iterations must be a non-negative integer; got {max_iterations!r}")
-        self.max_iterations = int(max_iterations)
+        self.max_iterations = _as_int("max_iterations", max_iterations, 0)
         for name, v in (("tol_completion", tol_completion), ("tol_spectral", tol_spectral),
                         ("tol_prediction", tol_prediction)):
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
@@ -716,14 +716,16 @@ class ACURISSPlanner(CURISSPlanner):
                                  f"(it adds images only; the initial step measures {self.n_rows} "
                                  f"row(s)): use mode='alternate' or min_rows <= {max(self.n_rows, 1)}")
         n_pix = self.shape[0] * self.shape[1]
-        if not (1 <= int(n_components) <= min(self.energies.size, n_pix)):
+        self.n_components = _as_int("n_components", n_components, 1)
+        self.n_clusters = _as_int("n_clusters", n_clusters, 1)
+        if self.n_components > min(self.energies.size, n_pix):
             raise ValueError(f"n_components must be in [1, {min(self.energies.size, n_pix)}]; got {n_components}")
-        if not (1 <= int(n_clusters) <= n_pix):
+        if self.n_clusters > n_pix:
             raise ValueError(f"n_clusters must be in [1, {n_pix}]; got {n_clusters}")
-        self.n_components = int(n_components)
-        self.n_clusters = int(n_clusters)
-        if max_time is not None and not (np.isfinite(max_time) and max_time > 0):
-            raise ValueError(f"max_time must be a positive number of seconds; got {max_time!r}")
+        if max_time is not None:
+            max_time = as_float(max_time, "max_time", minimum=0.0)
+            if max_time <= 0:
+                raise ValueError(f"max_time must be a positive number of seconds; got {max_time!r}")
         self.max_time = max_time
         self._analysis_seed = int(self._rng.integers(2**31))
         self._prev_completion = None
@@ -933,26 +935,54 @@ class ACURISSPlanner(CURISSPlanner):
         k = self.images_per_row
         return ("image", "row_scan") if self._refinements % (k + 1) < k else ("row_scan", "image")
 
+    def _time_after(self, kind: str) -> float:
+        """Acquisition time (cost model, s) once a refinement of ``kind`` is measured.
+
+        Which energy an image takes, or which row a row scan takes, does not change its time:
+        an image is one energy visit over the rows not yet chosen, a row scan one visit per
+        energy not yet imaged. The visit is charged a fresh energy change (as the plans move).
+        """
+        order = self.order
+        last_e = int(order[-1, 0]) if len(order) else -1
+        if kind == "image":
+            free = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
+            e = int(free[free != last_e][0]) if np.any(free != last_e) else int(free[0])
+            rows = np.setdiff1d(np.arange(self.shape[0]), self._chosen_rows())
+            new = np.column_stack([np.full(rows.size, e), rows])
+        else:
+            r = int(np.setdiff1d(np.arange(self.shape[0]), self._chosen_rows())[0])
+            energies = np.setdiff1d(np.arange(self.energies.size), self.imaged_energies)
+            new = np.column_stack([energies, np.full(energies.size, r)])
+        return acquisition_cost(np.concatenate([order.reshape(-1, 2), new]), self.shape[1],
+                                model=self.cost_model).time
+
     def _refine(self) -> Decision | None:
         n_cells = self._row_measured.size
         measured = self._row_measured.sum()
+        over_time = False
         for kind in self._next_kinds():
             if kind == "image":
                 n_new = self.shape[0] - self._chosen_rows().size
                 if self.imaged_energies.size >= self.energies.size or n_new <= 0:
                     continue
-                if (measured + n_new) / n_cells > self.sampling_ratio + 1e-12:
-                    continue
-                return self._decide_refinement_image()
             else:
                 n_new = self.energies.size - self.imaged_energies.size
                 if self._chosen_rows().size >= self.shape[0] or n_new <= 0:
                     continue
-                if (measured + n_new) / n_cells > self.sampling_ratio + 1e-12:
-                    continue
-                return self._decide_row_scan()
+            if (measured + n_new) / n_cells > self.sampling_ratio + 1e-12:
+                continue
+            if self.max_time is not None and self._time_after(kind) > self.max_time:
+                over_time = True
+                continue
+            return self._decide_refinement_image() if kind == "image" else self._decide_row_scan()
         if self.imaged_energies.size < self.energies.size and self._chosen_rows().size < self.shape[0]:
-            self.stop_reason = f"sampling_ratio budget {self.sampling_ratio:g} reached" + self._rule_pending()
+            if over_time:
+                t = acquisition_cost(self.order, self.shape[1], model=self.cost_model).time
+                self.stop_reason = (f"max_time {self.max_time:g} s reached: no refinement fits "
+                                    f"(acquisition time {t:.3g} s)") + self._rule_pending()
+            else:
+                self.stop_reason = (f"sampling_ratio budget {self.sampling_ratio:g} reached"
+                                    + self._rule_pending())
         return None
 
     def _predictions_pass(self, recent: list[float]) -> bool:
