@@ -169,6 +169,19 @@ def test_validation():
         spectral_analysis(np.ones((5, 4, 4)), n_components=1, n_clusters=3, seed=0)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("k, n_clusters", [(1, 2), (3, 3)])
+def test_a_uniform_cube_is_not_split_on_rounding_noise(seed, k, n_clusters):
+    """One spectrum everywhere (a uniform film): k-means used to split it on 1e-16 noise."""
+    with pytest.raises(ValueError, match="1 distinct pixel spectra"):
+        spectral_analysis(np.full((20, 8, 6), 0.7), n_components=k, n_clusters=n_clusters, seed=seed)
+    two = np.full((20, 8, 6), 0.7)
+    two[:, :4] += np.linspace(0, 0.1, 20)[:, None, None]  # two spectra: two clusters are fine
+    labels = spectral_analysis(two, n_components=k, n_clusters=2, seed=seed).labels
+    assert len(np.unique(labels[:4])) == 1 and len(np.unique(labels[4:])) == 1
+    assert labels[0, 0] != labels[-1, -1]
+
+
 def test_single_cluster():
     cube, _, _ = _phantom(0, n_e=8, shape=(4, 5))
     res = spectral_analysis(cube, n_clusters=1)

@@ -372,6 +372,16 @@ def spectral_analysis(
         raw_labels = np.zeros(n_pix, dtype=np.intp)
         centers = features.mean(axis=0, keepdims=True)
     else:
+        # pixels whose features differ only by rounding (1e-9 of the largest) are one spectrum:
+        # k-means would split them on noise (a uniform film into "clusters")
+        scale = float(np.abs(features).max())
+        grid = np.round(features / scale * 1e9) if scale > 0 and np.isfinite(scale) else features
+        n_distinct = int(np.unique(grid, axis=0).shape[0])
+        if n_distinct < n_cl:
+            raise ValueError(
+                f"the cube has {n_distinct} distinct pixel spectra (to 1e-9 of the largest) for "
+                f"n_clusters={n_cl}: k-means cannot find that many clusters; lower n_clusters"
+            )
         state = int(rng.integers(0, 2**31 - 1))
         if init is None:
             km = KMeans(n_clusters=n_cl, n_init=_N_INIT, random_state=state)
