@@ -492,3 +492,31 @@ def test_stack_positions_validated_and_saved(tmp_path):
     r = load_stack(tmp_path / "s.npz")
     np.testing.assert_array_equal(r.x_um, s.x_um)
     np.testing.assert_array_equal(r.y_um, s.y_um)
+
+
+def test_dataexchange_keeps_non_ascii_reference_names(tmp_path):
+    st = Stack(energies=[700.0, 710.0, 720.0], cube=np.ones((3, 2, 2)),
+               dictionary=np.eye(3)[:, :2], dictionary_names=("Fe³⁺", "α-Fe2O3"))
+    p = write_dataexchange(tmp_path / "u.h5", st)
+    assert load_stack(p).dictionary_names == ("Fe³⁺", "α-Fe2O3")
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["u.h5"]  # no temporary file left
+
+
+def test_a_failed_hdf5_write_leaves_no_partial_file_and_the_old_one_intact(tmp_path, monkeypatch):
+    import curiss._formats_hdf5 as h5fmt
+
+    st = Stack(energies=[700.0, 710.0, 720.0], cube=np.ones((3, 2, 2)),
+               dictionary=np.eye(3)[:, :2], dictionary_names=("a", "b"))
+    old = write_dataexchange(tmp_path / "old.h5", st)
+    before = old.read_bytes()
+
+    def fail(*words):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(h5fmt, "_sbytes", fail)  # fails after the arrays are written
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_dataexchange(tmp_path / "new.h5", st)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_dataexchange(old, st)
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["old.h5"]
+    assert old.read_bytes() == before

@@ -29,8 +29,11 @@ NeXus NXstxm (as MANTiS ``file_nexus_hdf5.py`` reads the ALS/CLS/Diamond/PSI fil
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +128,22 @@ def _open(path: Path, mode: str = "r") -> h5py.File:
         raise ValueError(
             f"{path}: not a readable HDF5 file (missing, truncated or unsupported format): {exc}"
         ) from None
+
+
+@contextlib.contextmanager
+def _create(path: Path) -> Iterator[h5py.File]:
+    """A new HDF5 file at ``path``, written whole or not at all.
+
+    It is written next to ``path`` under a temporary name and renamed over ``path`` once
+    closed, so a failure half-way leaves neither a partial file nor a changed old one.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        with _open(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def hdf5_kind(path: Path) -> str:
@@ -258,7 +277,7 @@ def write_dataexchange(path: Path, *, energies: np.ndarray, od: np.ndarray, i0: 
     unit_i0 = i0 is None
     i0v = np.ones(n_e) if unit_i0 else np.asarray(i0, dtype=np.float64)
     counts = i0v[:, None, None] * np.exp(-od)
-    with _open(path, "w") as f:
+    with _create(path) as f:
         f.create_dataset("implements", data="information:exchange:spectromicroscopy")
         f.create_dataset("version", data="1.0")
         info = f.create_group("information")
@@ -288,7 +307,7 @@ def write_dataexchange(path: Path, *, energies: np.ndarray, od: np.ndarray, i0: 
         if dictionary is not None:
             cur = f.create_group("curiss")
             cur.create_dataset("dictionary", data=dictionary)
-            cur.create_dataset("dictionary_names", data=np.asarray(dictionary_names, dtype="S"))
+            cur.create_dataset("dictionary_names", data=_sbytes(*dictionary_names))  # UTF-8
 
 
 # ---------------------------------------------------------------------- NXstxm
@@ -416,7 +435,7 @@ def write_results(path: Path, arrays: dict, metadata: dict | None, title: str) -
     completed = arrays["completed"]
     n_e, n_y, n_x = completed.shape
     now = _dt.datetime.now(_dt.timezone.utc).isoformat()
-    with _open(path, "w") as f:
+    with _create(path) as f:
         f.attrs["NX_class"] = "NXroot"
         f.attrs["default"] = _ENTRY
         f.attrs["creator"] = "curiss"
