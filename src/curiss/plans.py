@@ -222,8 +222,9 @@ def _describe(detector) -> dict | None:
     return desc if isinstance(desc, Mapping) else None
 
 
-def _line_length(detector, line_key: str) -> int | None:
-    shape = (_describe(detector) or {}).get(line_key, {}).get("shape")
+def _line_length(desc: dict | None, line_key: str) -> int | None:
+    """The line's pixel count from a detector's ``describe()`` (None if it does not say)."""
+    shape = (desc or {}).get(line_key, {}).get("shape")
     return int(shape[0]) if shape else None
 
 
@@ -320,7 +321,7 @@ def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line
         if missing:
             raise ValueError(f"{', '.join(map(repr, missing))} not among the reading keys of the "
                              f"detector {detector.name!r}: {sorted(desc)} (set line_key= and i0_key=)")
-    n_line = _line_length(detector, line_key)
+    n_line = _line_length(desc, line_key)
     if n_line is not None and n_line != n_x:
         raise ValueError(f"the detector's line has {n_line} pixels but shape[1] (n_x) is {n_x}")
     return y
@@ -736,7 +737,7 @@ def _shape_for(detector, y_positions, shape, line_key):
         return tuple(int(s) for s in shape)
     if y_positions is None:
         raise ValueError("give either shape=(n_y, n_x) or y_positions (one stage y per spatial row)")
-    n_x = _line_length(detector, line_key or f"{detector.name}_line")
+    n_x = _line_length(_describe(detector), line_key or f"{detector.name}_line")
     if n_x is None:
         raise ValueError("cannot read the detector's line length; give shape=(n_y, n_x)")
     return (len(y_positions), n_x)
