@@ -20,11 +20,12 @@ def sample():
     return PhantomSample(24, (12, 10), 3, seed=4)
 
 
-def _curiss(**kw):
+def _curiss(energies=lambda e: e, y=lambda y: y, **kw):
+    """A curiss_scan with ``kw`` (and energies, y_positions changed by the two functions)."""
     def build(sample, stxm):
-        args = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, seed=0)
+        args = dict(y_positions=y(stxm.y_positions), sampling_ratio=0.2, seed=0)
         args.update(kw)
-        return plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **args)
+        return plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, energies(sample.energies), **args)
     return build
 
 
@@ -44,6 +45,12 @@ def _repeated_y(sample, stxm):
 
 
 BAD_CALLS = [
+    (_curiss(energies=lambda e: e + 100.0), ValueError, "outside the monochromator limits"),
+    (_curiss(y=lambda y: y + 1000.0), ValueError, "outside the stage y limits"),
+    (_curiss(sampling_ratio=1e-4), ValueError, "ratio too small: minimum is"),
+    (_curiss(shape=(12, 7)), ValueError, "detector's line has 10 pixels"),
+    (_curiss(dictionary=np.ones((5, 2))), ValueError, "n_energies"),
+    (_curiss(energies=lambda e: e[::-1]), ValueError, "strictly increasing"),
     (_curiss(core_rank=0), ValueError, "core_rank must be >= 1"),
     (_curiss(noise_level=-1.0), ValueError, "noise_level must be >= 0"),
     (_curiss(n_clusters=0), ValueError, "n_clusters must be in [1, 120]"),
@@ -121,6 +128,19 @@ def _run_with_pause_after(sample, n_pause, planner_cls=curiss.CURISSPlanner):
     return planner, docs, msgs
 
 
+def _at_row(n, action, key="detector_line"):
+    """A document callback that calls ``action()`` once, as the n-th row's event is emitted."""
+    seen = {"rows": 0}
+
+    def cb(name, doc):
+        if name == "event" and key in doc["data"]:
+            seen["rows"] += 1
+            if seen["rows"] == n:
+                action()
+
+    return cb
+
+
 def _stream(docs, name):
     desc = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == name}
     return [d["data"] for n, d in docs if n == "event" and d["descriptor"] in desc]
@@ -165,12 +185,9 @@ def test_a_dead_detector_stops_the_run_after_five_rows_and_keeps_what_was_measur
 
     stxm.detector.trigger = counting_trigger
 
-    def cb(name, doc):
-        docs.append((name, doc))
-        if name == "event" and "detector_line" in doc["data"] and len(_stream(docs, "primary")) == 7:
-            stxm.detector.inject_fault("zeros", 10_000)  # the shutter closes after seven rows
-
-    RE.subscribe(cb)
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    # the shutter closes after seven rows
+    RE.subscribe(_at_row(7, lambda: stxm.detector.inject_fault("zeros", 10_000)))
     with pytest.raises(RuntimeError, match="5 rows in a row gave no valid reading in 3 attempts"):
         RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
                              y_positions=stxm.y_positions, sampling_ratio=0.2, seed=0, max_retries=2))
@@ -217,15 +234,7 @@ def test_resume_reads_the_keys_the_run_was_measured_with(sample, catalog):
     stxm = _renamed(sample)
     RE = RunEngine({})
     RE.subscribe(writer_for(catalog))
-    n = {"rows": 0}
-
-    def shutter(name, doc):
-        if name == "event" and "detector_counts" in doc["data"]:
-            n["rows"] += 1
-            if n["rows"] == 20:
-                stxm.detector.inject_fault("zeros", 10_000)
-
-    RE.subscribe(shutter)
+    RE.subscribe(_at_row(20, lambda: stxm.detector.inject_fault("zeros", 10_000), key="detector_counts"))
     planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
                                    dictionary=sample.spectra, seed=2)
     with pytest.raises(RuntimeError, match="rows in a row gave no valid reading"):
@@ -249,15 +258,8 @@ def test_a_run_stopped_with_RE_stop_can_be_resumed(sample, catalog):
     stxm = make_stxm(sample, noise=False)
     RE = RunEngine({})
     RE.subscribe(writer_for(catalog))
-    seen = {"n": 0}
-
-    def pause(name, doc):
-        if name == "event" and "detector_line" in doc["data"]:
-            seen["n"] += 1
-            if seen["n"] == 15:
-                threading.Thread(target=RE.request_pause, kwargs={"defer": True}).start()
-
-    token = RE.subscribe(pause)
+    pause = threading.Thread(target=RE.request_pause, kwargs={"defer": True})
+    token = RE.subscribe(_at_row(15, pause.start))
     kw = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, dictionary=sample.spectra, seed=4)
     with pytest.raises(RunEngineInterrupted):
         RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **kw))
