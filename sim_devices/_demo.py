@@ -36,9 +36,11 @@ def register(sub) -> None:
 
     p = sub.add_parser("demo", help="run ACURISS on the simulated STXM into the embedded catalog")
     p.add_argument("--data-dir", type=Path, default=None,
-                   help=f"catalog and figures folder; the catalog is DATA_DIR/catalog (default "
-                        f"{default_data_dir()}: $CURISS_DATA_DIR, else $XDG_DATA_HOME/curiss, else "
-                        f"~/.local/share/curiss, where `curiss show` looks without --store)")
+                   help=f"catalog and figures folder; the catalog is DATA_DIR/catalog (default: "
+                        f"the catalog is $CURISS_STORE if set, else {default_data_dir()}/catalog "
+                        f"($CURISS_DATA_DIR, else $XDG_DATA_HOME/curiss, else ~/.local/share/curiss), "
+                        f"where `curiss show` looks without --store; figures go to "
+                        f"{default_data_dir()}/figures)")
     p.add_argument("--energies", type=int, default=40, help="energies of the phantom (default 40)")
     p.add_argument("--size", type=int, default=48, help="pixels per side of the phantom (default 48)")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
@@ -103,9 +105,13 @@ def run_demo(args) -> int:
     from . import PhantomSample, make_stxm
 
     t0 = time.perf_counter()
+    from curiss.store._catalog import default_store
+
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     _check_folder(data_dir)
-    store = data_dir / "catalog"
+    # --data-dir names the catalog; without it, the catalog `curiss show` reads without --store
+    # ($CURISS_STORE, else DATA_DIR/catalog)
+    store = data_dir / "catalog" if args.data_dir is not None else default_store()
     sample = PhantomSample(args.energies, (args.size, args.size), 3, seed=args.seed)
     stxm = make_stxm(sample, seed=args.seed + 1)
     print(f"curiss demo: ACURISS on a simulated STXM, phantom of 3 materials, {args.energies} energies "

@@ -179,6 +179,24 @@ def test_demo_seed_error_names_the_option(capsys):
     assert err.startswith("curiss demo: error: ") and "--seed" in err and ">= 0" in err, err
 
 
+def test_demo_writes_to_curiss_store_where_show_reads(tmp_path, monkeypatch, capsys):
+    """Without --data-dir the demo writes its run to $CURISS_STORE, the catalog `curiss show`
+    reads without --store (it used to write DATA_DIR/catalog, so `show UID` did not find it)."""
+    monkeypatch.setenv("CURISS_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("CURISS_DATA_DIR", str(tmp_path / "data"))
+    assert main(["demo", "--energies", "12", "--size", "8", "--no-figures"]) == 0
+    out = capsys.readouterr().out
+    uid = re.search(r"run uid\s+(\S+)", out).group(1)
+    assert f"open_catalog({str(tmp_path / 'store')!r})" in out
+    assert not (tmp_path / "data" / "catalog").exists()
+    assert main(["show", uid[:8], "--out", str(tmp_path / "show")]) == 0
+    assert uid in capsys.readouterr().out
+    # an explicit --data-dir still names the catalog, whatever $CURISS_STORE says
+    assert main(["demo", "--data-dir", str(tmp_path / "dd"), "--energies", "12", "--size", "8",
+                 "--no-figures"]) == 0
+    assert f"open_catalog({str(tmp_path / 'dd' / 'catalog')!r})" in capsys.readouterr().out
+
+
 def test_demo_data_dir_that_is_a_file(tmp_path, capsys):
     afile = tmp_path / "some_file"
     afile.write_text("not a folder")
