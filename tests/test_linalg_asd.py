@@ -89,3 +89,18 @@ def test_max_rank_default_and_errors():
         asd(D, np.ones(D.shape), 1)
     with pytest.raises(ValueError, match="both X0 and Y0"):
         asd(D, np.ones(D.shape, bool), 1, X0=np.ones((6, 1)))
+
+
+def test_unobserved_entries_are_never_computed_with():
+    """Unobserved entries are ignored, so a huge one next to tiny observed data must not
+    overflow (it used to be divided by the observed data's scale: RuntimeWarning)."""
+    import warnings
+
+    M = np.outer([1.0, 3.0, 4.0], [1.0, 2.0, 3.0]) * 1e-300  # rank 1 on the observed entries
+    M[1, 1], M[2, 2] = 1e300, np.nan  # unobserved
+    W = np.isfinite(M) & (np.abs(M) < 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for res in (asd(M, W, 1, rng=0), looped_asd(M, W, rng=0)):
+            assert np.all(np.isfinite(res.matrix))
+            np.testing.assert_allclose(res.matrix[W] / 1e-300, M[W] / 1e-300, rtol=1e-3)

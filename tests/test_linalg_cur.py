@@ -93,3 +93,36 @@ def test_cur_zero_core_and_errors():
         cur_complete(bad, D[I, :], I, J)
     with pytest.raises(ValueError, match="noise_level must be >= 0"):
         cur_complete(D[:, J], D[I, :], I, J, noise_level=-1.0)
+
+
+def test_result_built_from_factors_takes_their_rank():
+    """CURResult(left=, right=) used to keep rank=0 and so give an all-zero matrix."""
+    L, R = np.ones((3, 1)), np.arange(4.0)[None]
+    res = CURResult(left=L, right=R)
+    assert res.rank == 1
+    np.testing.assert_array_equal(res.matrix, L @ R)
+    with pytest.raises(ValueError, match="rank=2 disagrees with the factors' rank 1"):
+        CURResult(left=L, right=R, rank=2)
+    with pytest.raises(ValueError, match="same r"):
+        CURResult(left=np.ones((3, 2)), right=R)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("dense", [True, False])
+def test_result_arrays_are_read_only_and_inputs_stay_writable(seed, dense):
+    """Writing into a result's arrays used to change its (cached) completion; a result's arrays
+    are read-only views now, and the caller's arrays stay writable."""
+    D = low_rank(seed)
+    I, J = pick(seed, *D.shape, 5, 12)
+    C, R = D[:, J].copy(), D[I, :].copy()
+    res = cur_complete(C, R, I, J, dense=dense)
+    before = res.matrix.copy()
+    for name in ("left", "right", "matrix", "singular_values"):
+        arr = getattr(res, name)
+        with pytest.raises(ValueError, match="read-only"):
+            arr[..., 0] = 1e9
+    np.testing.assert_array_equal(res.matrix, before)
+    C[0, 0] = R[0, 0] = 1.0  # the inputs are still the caller's, writable
+    L = np.ones((3, 1))
+    CURResult(left=L, right=np.ones((1, 2))).matrix
+    L[0, 0] = 2.0

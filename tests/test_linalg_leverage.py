@@ -126,3 +126,12 @@ def test_sample_errors():
     before = w.copy()
     weighted_sample(w, 2, exclude=[1], rng=0)
     np.testing.assert_array_equal(w, before)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_weights_that_underflow_against_the_total_count_as_zero(seed):
+    """A weight below ~1e-308 of the total underflows to probability 0; it used to count as
+    positive and numpy's choice refused ("Fewer non-zero entries in p than size")."""
+    got = weighted_sample(np.array([1e10, 1e-315, 0.0]), 2, rng=seed)
+    assert got[0] == 0 and sorted(got.tolist()) in ([0, 1], [0, 2])
+    assert sorted(weighted_sample(np.array([1e10, 1e-315, 0.0]), 3, rng=seed).tolist()) == [0, 1, 2]

@@ -110,3 +110,18 @@ def test_residual_row_norms_refuse_bad_rows():
         residual_row_norms(orthonormal(6, 2, 0), [1, 1])
     with pytest.raises(ValueError, match=r"preselected must be indices in \[0, 6\)"):
         residual_row_norms(orthonormal(6, 2, 0), [6])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("factor", [1e-13, 1e-6, 1e6])
+def test_scaling_V_changes_no_choice(seed, factor):
+    """The preselected rows' span is cut relative to its largest singular value: a V of small
+    norm (s_1 < 1) keeps that span (an absolute 1e-12 cut dropped it, so a row lying in the span
+    of the preselected ones was picked as new)."""
+    V = orthonormal(8, 3, seed)
+    V[5] = 2 * V[0]  # row 5 adds nothing once row 0 is chosen
+    ref = pivoted_rows(V, 3, preselected=[0])
+    assert 5 not in ref
+    np.testing.assert_array_equal(pivoted_rows(V * factor, 3, preselected=[0]), ref)
+    np.testing.assert_allclose(residual_row_norms(V * factor, [0]) / factor**2,
+                               residual_row_norms(V, [0]), rtol=1e-9, atol=1e-12)

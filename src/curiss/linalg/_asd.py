@@ -91,7 +91,7 @@ def _validate(M, mask) -> tuple[np.ndarray, np.ndarray, float]:
     if not W.any():
         raise ValueError("mask has no observed entry")
     scale = pow2_scale(float(np.abs(Mv[W]).max()), even=True)
-    return Mv / scale, W, scale
+    return np.where(W, Mv, 0.0) / scale, W, scale  # unobserved entries are ignored: never scaled
 
 
 def _rescaled(result: "ASDResult", root: float) -> "ASDResult":

@@ -35,8 +35,19 @@ _CONSISTENCY_RTOL = 1e-6
 MAX_CONDITION = 1e8  #: default cap on s_1 / s_r of the retained core singular values
 
 
+def _frozen_view(a: np.ndarray) -> np.ndarray:
+    """A read-only view of ``a`` (``a`` itself, e.g. the caller's array, stays writable)."""
+    v = a.view()
+    v.flags.writeable = False
+    return v
+
+
 class CURResult:
-    """Result of :func:`cur_complete` (read-only).
+    """Result of :func:`cur_complete` (read-only: its attributes cannot be set and its arrays
+    cannot be written; ``.copy()`` one to change it).
+
+    Built directly, ``CURResult(matrix)`` or ``CURResult(left=..., right=...)``; with the factors
+    the rank is ``left.shape[1]`` (a ``rank`` that disagrees is a ``ValueError``).
 
     The completion is kept as its two factors, ``matrix = left @ right`` (then, with
     ``write_back``, the measured entries written over it); the dense ``matrix`` is formed on
@@ -77,7 +88,7 @@ class CURResult:
                  "left", "write_back", "shape", "_right_s", "_scale", "_right", "_matrix",
                  "_wb", "_frozen")
 
-    def __init__(self, matrix: np.ndarray | None = None, rank: int = 0,
+    def __init__(self, matrix: np.ndarray | None = None, rank: int | None = None,
                  condition: float = float("nan"), singular_values: np.ndarray | None = None,
                  rank_before_guard: int = -1, fallback: str = "", *,
                  left: np.ndarray | None = None, right: np.ndarray | None = None,
@@ -86,6 +97,18 @@ class CURResult:
             raise ValueError("CURResult needs the matrix or both factors (left, right)")
         if matrix is None and write_back:
             raise ValueError("CURResult from factors with write_back=True needs the matrix too")
+        if left is not None and right is not None:
+            r_left, r_right = np.shape(left)[-1], np.shape(right)[0]
+            if np.ndim(left) != 2 or np.ndim(right) != 2 or r_left != r_right:
+                raise ValueError(f"left (m, r) and right (r, n) must be 2-D with the same r; got "
+                                 f"shapes {np.shape(left)} and {np.shape(right)}")
+            if rank is None:
+                rank = r_left
+            elif int(rank) != r_left:
+                raise ValueError(f"rank={rank} disagrees with the factors' rank {r_left} "
+                                 f"(left {np.shape(left)}, right {np.shape(right)})")
+        elif rank is None:
+            rank = 0  # a dense matrix alone: rank unknown
         self._setup(matrix, rank, condition, singular_values, rank_before_guard, fallback,
                     left=left, right_scaled=None if right is None else np.asarray(right, float),
                     scale=1.0, write_back=write_back, write_back_data=None)
@@ -96,16 +119,17 @@ class CURResult:
         sa(self, "rank", int(rank))
         sa(self, "condition", float(condition))
         sa(self, "singular_values",
-           np.zeros(0) if singular_values is None else np.asarray(singular_values))
+           _frozen_view(np.zeros(0) if singular_values is None else np.asarray(singular_values)))
         sa(self, "rank_before_guard", int(rank_before_guard))
         sa(self, "fallback", str(fallback))
-        sa(self, "left", None if left is None else np.asarray(left, dtype=np.float64))
+        sa(self, "left", None if left is None else _frozen_view(np.asarray(left, dtype=np.float64)))
+        right_scaled = None if right_scaled is None else _frozen_view(right_scaled)
         sa(self, "_right_s", right_scaled)
         sa(self, "_scale", float(scale))
         sa(self, "_right", right_scaled if scale == 1.0 else None)
         sa(self, "write_back", bool(write_back))
         sa(self, "_wb", write_back_data)
-        sa(self, "_matrix", None if matrix is None else np.asarray(matrix))
+        sa(self, "_matrix", None if matrix is None else _frozen_view(np.asarray(matrix)))
         if matrix is not None:
             shape = self._matrix.shape
         else:
@@ -127,7 +151,7 @@ class CURResult:
     def right(self) -> np.ndarray | None:
         """``U_r^T R``, shape (r, n) (units of the inputs)."""
         if self._right is None and self._right_s is not None:
-            object.__setattr__(self, "_right", self._right_s * self._scale)
+            object.__setattr__(self, "_right", _frozen_view(self._right_s * self._scale))
         return self._right
 
     @property
@@ -149,7 +173,7 @@ class CURResult:
                 C, R, I, J = self._wb
                 out[:, J] = C
                 out[I, :] = R
-            object.__setattr__(self, "_matrix", out)
+            object.__setattr__(self, "_matrix", _frozen_view(out))
             object.__setattr__(self, "_wb", None)  # the measured copies are no longer needed
         return self._matrix
 

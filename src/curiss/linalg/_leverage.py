@@ -136,14 +136,16 @@ def weighted_sample(
         # the sum overflows (huge weights) or is subnormal: use weights relative to the largest
         # (a weight below ~1e-308 of the largest then counts as zero)
         w /= w.max()
-    positive = np.flatnonzero(w > 0)
+    # a weight that underflows to 0 in w / w.sum() (below ~1e-308 of the total) counts as zero
+    total = w.sum()
+    p = w / total if total > 0 else w  # all zero: uniform fill below
+    positive = np.flatnonzero(p > 0)
     if positive.size >= k:
-        p = w / w.sum()
         return rng.choice(n, size=k, replace=False, p=p).astype(np.intp)
     first = positive
     if positive.size > 1:
-        p = w[positive] / w[positive].sum()
-        first = rng.choice(positive, size=positive.size, replace=False, p=p)
-    rest = np.flatnonzero(allowed & ~(w > 0))
+        pp = w[positive] / w[positive].sum()
+        first = rng.choice(positive, size=positive.size, replace=False, p=pp)
+    rest = np.flatnonzero(allowed & ~(p > 0))
     fill = rng.choice(rest, size=k - positive.size, replace=False)
     return np.concatenate([first, fill]).astype(np.intp)

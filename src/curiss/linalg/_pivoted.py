@@ -21,7 +21,7 @@ def _project_out(V: np.ndarray, pre: np.ndarray) -> np.ndarray:
     if pre.size == 0:
         return V
     U, s, _ = np.linalg.svd(V[pre].T, full_matrices=False)
-    Q = U[:, s > 1e-12 * max(1.0, float(s[0]))]
+    Q = U[:, s > 1e-12 * float(s[0])] if s[0] > 0 else U[:, :0]  # relative: scale-free
     return V - (V @ Q) @ Q.T
 
 
@@ -79,7 +79,8 @@ def pivoted_rows(V: np.ndarray, k: int | None = None, *, preselected=(), exclude
     The new rows are the first ``k - len(preselected)`` pivots of the column-pivoted QR of
     ``Rᵀ`` (``scipy.linalg.qr(..., pivoting=True)``), R the rows of V allowed as candidates with
     the preselected rows' span projected out: at each step the candidate of largest residual
-    norm, ties to the lowest index. Deterministic; O(n c²).
+    norm (an exact tie goes to whichever candidate LAPACK's pivoting meets first, not necessarily
+    the lowest index). Deterministic; O(n c²); invariant under scaling V.
     """
     V = as_matrix(V, "V")
     n, c = V.shape
