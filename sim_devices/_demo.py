@@ -52,8 +52,8 @@ def register(sub) -> None:
 class _Progress:
     """One line per planner decision (a text progress display that copes with array data)."""
 
-    def __init__(self, stream=sys.stdout):
-        self.stream = stream
+    def __init__(self, stream=None):
+        self.stream = sys.stdout if stream is None else stream  # the stdout of now, not of import
         self.rows = 0
         self._planner_desc = None
 
