@@ -86,6 +86,7 @@ class SimPositioner(Device, PositionerBase):
         self._move_lock = threading.RLock()
         self._timer: threading.Timer | None = None
         self._token = 0
+        self._status = None  # the latest move's status (a superseded one must not stop the next)
         init_pos = float(init_pos)
         self.setpoint.put(init_pos)
         self.readback.put(init_pos)
@@ -166,11 +167,15 @@ class SimPositioner(Device, PositionerBase):
             return status
         with self._move_lock:
             # A move still in progress is superseded: its timer is cancelled and
-            # PositionerBase.move fails its status (whose failure handler calls
-            # stop(), a no-op once _moving is False).
+            # PositionerBase.move fails its status. That status must not call stop() on
+            # failure: with a timeout its failure handler runs on another thread, after this
+            # move has started, and stop() would cancel this move instead.
             self._cancel_timer()
             self._moving = False
+            if self._status is not None and not self._status.done:
+                self._status._call_stop_on_failure = False  # ophyd's DeviceStatus flag
             status = PositionerBase.move(self, position, moved_cb=moved_cb, timeout=timeout)
+            self._status = status
             self._token += 1
             token = self._token
             self.setpoint.put(position)

@@ -227,7 +227,9 @@ class SampleBase:
 
         Notes
         -----
-        Adds ``i0 * (1 - exp(-OD))`` to :attr:`dose` for every pixel of the row.
+        Adds ``i0 * (1 - exp(-max(OD, 0)))`` to :attr:`dose` for every pixel of the row: the
+        absorbed dose is never negative, also where a pre-edge-subtracted OD is (the cost model,
+        :mod:`curiss.cost`, clips OD at 0 the same way).
         """
         i0 = _positive_float("i0", i0)
         row = self.row_index(y_position)
@@ -238,7 +240,7 @@ class SampleBase:
         else:
             counts = expected
         with self._lock:
-            self._dose[row] += i0 - expected
+            self._dose[row] += -i0 * np.expm1(-np.maximum(od, 0.0))
         return counts
 
     def __repr__(self) -> str:

@@ -221,6 +221,30 @@ def test_superseded_and_stopped_moves():
     assert stxm.stage.y.position == 0.0
 
 
+@pytest.mark.parametrize("attempt", range(3))
+def test_a_move_with_a_timeout_superseded_does_not_stop_the_next(attempt):
+    """ophyd fails a superseded move's status; with a timeout, its failure handler called
+    stop() on another thread after the new move had started, which cancelled the new move
+    (20 of 20 tries failed in review)."""
+    stxm = make_stxm(PhantomSample(12, (4, 4), 2, seed=0), move_time=0.1)
+    first = stxm.mono.set(float(stxm.energies[3]), timeout=5)
+    second = stxm.mono.set(float(stxm.energies[7]), timeout=5)
+    second.wait(timeout=5)
+    assert second.success and first.done and not first.success
+    time.sleep(0.15)  # neither the first timer nor a late stop() acts afterwards
+    assert stxm.mono.position == stxm.mono.setpoint.get() == stxm.energies[7]
+
+
+def test_dose_is_never_negative_where_the_od_is():
+    """A pre-edge-subtracted OD is negative in places: the counts exceed I0 there, but the
+    absorbed dose is 0, not negative (as the cost model clips OD at 0)."""
+    od = np.array([[[-0.3, 0.0, 0.5]]])
+    s = ReplaySample([700.0], od)
+    counts = s.measure_row(700.0, float(s.y_positions[0]), i0=1e4, noise=False)
+    np.testing.assert_allclose(counts, 1e4 * np.exp(-od[0, 0]))
+    np.testing.assert_allclose(s.dose[0], [0.0, 0.0, 1e4 * (1 - np.exp(-0.5))])
+
+
 def test_trigger_measures_current_row_and_rejects_off_sample():
     s = PhantomSample(12, (4, 6), 2, seed=0)
     stxm = make_stxm(s, noise=False)
