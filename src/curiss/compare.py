@@ -98,13 +98,14 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
         ratio, e.g. the authors' budget rule at 0.02) is left out and recorded here as
         ``{strategy: reason}``; without it the planner's ``ValueError`` is raised.
     """
+    seeds = list(seeds)  # a one-shot iterable serves every strategy, not only the first
     cube = np.asarray(cube, dtype=float)
     ref = cube if truth is None else np.asarray(truth, dtype=float)
     full = spectral_analysis(ref, n_components=n_components, n_clusters=n_clusters, seed=0)
     shape = cube.shape[1:]
     out = []
     for strategy in strategies:
-        for seed in (seeds if strategy != "raster" else list(seeds)[:1]):
+        for seed in (seeds if strategy != "raster" else seeds[:1]):
             method, kw = strategy_kwargs(strategy, ratio, len(energies), shape)
             if method in ("riss", "curiss", "acuriss"):
                 kw["dictionary"] = dictionary
