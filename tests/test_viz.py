@@ -507,3 +507,91 @@ def test_live_callback_draws_a_copy_of_the_planner_completion(mode):
         drawn = cube[e].copy()
         cube[e] += 1.0  # the planner updates its cube in place: the frame must not change
         np.testing.assert_array_equal(image_data(axes_by_label(cb.figure)["image"]), drawn)
+
+
+def test_live_callback_follows_each_new_run_from_scratch():
+    """A second run on the same callback used to keep the first run's energy axis, image extent,
+    event count and planner (review: 700 eV labels on a 525 eV run, an 8 x 20 image squeezed
+    into 8 x 6)."""
+    rng = np.random.default_rng(4)
+    docs1, stop1, _ = fake_stream(10, 8, 6, 30, rng, with_planner=False)
+    docs2, stop2, order2 = fake_stream(7, 8, 20, 12, rng, with_planner=False)
+    docs2[0][1]["energies"] = np.linspace(525.0, 545.0, 7).tolist()
+    planner = _FakePlanner(rng.random((10, 8, 6)))  # the first run's planner
+    planner.shape = (8, 6)
+    cb = viz.LiveCompletionPlot(planner, min_interval=100.0)
+    feed(cb, docs1 + [stop1])
+    assert cb.n_events == 30
+    feed(cb, docs2)
+    cb.redraw()
+    assert cb.n_events == 12
+    ax_s, ax_i = axes_by_label(cb.figure)["sampling"], axes_by_label(cb.figure)["image"]
+    assert image_data(ax_s).shape == (7, 8)
+    labels = [ax_s.yaxis.get_major_formatter()(v, i) for i, v in enumerate(range(7))]
+    assert any(t.startswith("5") for t in labels if t) and not any(t.startswith("7") for t in labels)
+    img = image_data(ax_i)
+    assert img.shape == (8, 20) and ax_i.get_images()[0].get_extent() == [-0.5, 19.5, 7.5, -0.5]
+    # the planner is the first run's (other energies): the second run's measured rows are drawn
+    e = int(order2[-1, 0])
+    assert np.array_equal(np.isfinite(img).all(axis=1),
+                          np.isin(np.arange(8), order2[order2[:, 0] == e, 1]))
+    assert planner.calls == 0
+
+
+def test_live_callback_compute_mode_draws_measured_rows_until_the_planner_can_complete(caplog):
+    """completion="compute" on a planner that cannot complete yet (CURISS before its rows at every
+    energy) used to log an ERROR and draw nothing on every frame."""
+    rng = np.random.default_rng(5)
+    docs, stop, order = fake_stream(10, 6, 5, 20, rng, with_planner=False)
+    planner = _FakePlanner(rng.random((10, 6, 5)))
+
+    def not_yet():
+        planner.calls += 1
+        raise RuntimeError("cannot complete: energies [0] have no measured row yet")
+
+    planner.completed = not_yet
+    cb = viz.LiveCompletionPlot(planner, min_interval=100.0, completion="compute")
+    with caplog.at_level("DEBUG", logger="curiss.viz"):
+        feed(cb, docs)
+        cb.redraw()
+    assert cb.n_redraws == 1 and planner.calls == 1
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]
+    img = image_data(axes_by_label(cb.figure)["image"])
+    e = int(order[-1, 0])
+    assert np.array_equal(np.isfinite(img).all(axis=1),
+                          np.isin(np.arange(6), order[order[:, 0] == e, 1]))
+
+
+def test_live_callback_says_when_the_cached_completion_predates_the_latest_rows():
+    """A real planner's cached completion was always labelled current. ACURISS completes at each
+    decision: rows of the next request arrive after that completion."""
+    from curiss.datasets import make_phantom
+
+    ph = make_phantom(n_energies=30, shape=(16, 12), n_materials=2, seed=0, noise=0.0)
+    planner = curiss.ACURISSPlanner(ph.energies, (16, 12), sampling_ratio=0.5, initial_ratio=0.15,
+                                    seed=0)
+    start = {"uid": str(uuid.uuid4()), "energies": ph.energies.tolist(), "shape": [16, 12],
+             "line_key": "det_line", "i0_key": "det_i0"}
+    prim = {"uid": str(uuid.uuid4()), "run_start": start["uid"], "name": "primary"}
+    cb = viz.LiveCompletionPlot(planner, min_interval=100.0)
+    feed(cb, [("start", start), ("descriptor", prim)])
+    titles = []
+    k = 0
+    for _ in range(3):
+        req = planner.suggest()
+        assert req is not None
+        for e, y in req.pairs:
+            planner.ingest(e, y, ph.cube[e, y])
+            k += 1
+            feed(cb, [("event", {"descriptor": prim["uid"], "seq_num": k,
+                                 "data": {"energy_index": int(e), "row_index": int(y),
+                                          "det_line": 1e4 * np.exp(-ph.cube[e, y]),
+                                          "det_i0": 1e4}})])
+        cb.redraw()
+        titles.append(axes_by_label(cb.figure)["image"].get_title())
+    # the initial step's rows arrive before any completion; a refinement's after its decision's
+    assert titles[0].startswith("measured rows"), titles
+    assert titles[-1].startswith("latest completion (before the latest rows)\n"), titles
+    planner.completed()
+    cb.redraw()
+    assert axes_by_label(cb.figure)["image"].get_title().startswith("latest completion\n")

@@ -25,14 +25,17 @@ _DOC_NAMES = frozenset({"start", "descriptor", "event", "event_page", "stop", "r
 
 
 def _latest_completion(planner: Any) -> tuple[np.ndarray | None, bool]:
-    """The planner's most recent completion without computing one, and whether it is current."""
+    """The planner's most recent completion without computing one, and whether it is current
+    (computed after the latest ingested row; unknown counts as current)."""
     if hasattr(planner, "latest_completion"):  # public API, if the planner offers one
         cube = planner.latest_completion
-        return cube, cube is not None
-    cube = getattr(planner, "_completion", None)
-    key = getattr(planner, "_completion_key", -1)
+    else:
+        cube = getattr(planner, "_completion", None)
+    if cube is None:
+        return None, False
+    key = getattr(planner, "_completion_key", None)
     order = getattr(planner, "_order", None)
-    current = cube is not None and order is not None and key == len(order)
+    current = key is None or order is None or key == len(order)
     return cube, current
 
 
@@ -40,8 +43,9 @@ class LiveCompletionPlot(CallbackBase):
     """Live view of a curiss run: sampling mask and the latest completion, at a bounded rate.
 
     Subscribe it to a RunEngine (``RE.subscribe(LiveCompletionPlot(planner))``) or pass it to
-    ``RE(plan, cb)``. It follows the first run whose start document has ``energies`` and ``shape``
-    (any curiss plan) and ignores documents of other runs and of other streams.
+    ``RE(plan, cb)``. It follows the latest run whose start document has ``energies`` and
+    ``shape`` (any curiss plan: a new one replaces the previous, its figure rebuilt) and ignores
+    documents of other runs and of other streams.
 
     Per ``primary`` event it only copies the event's row (n_x values) into its own buffer and
     marks the row measured (a few microseconds); at most once per ``min_interval`` seconds (the
@@ -54,8 +58,9 @@ class LiveCompletionPlot(CallbackBase):
     ----------
     planner : curiss planner, optional
         The planner driving the run; its latest completion is drawn at the energy of the latest
-        measured row. Without it the measured rows at that energy are drawn (unmeasured blank)
-        until the ``analysis`` event brings the completed cube.
+        measured row. Without it (or for a run whose energies and shape are not the planner's)
+        the measured rows at that energy are drawn (unmeasured blank) until the ``analysis``
+        event brings the completed cube.
     min_interval : float
         Minimum time between the end of a redraw and the next one, s (> 0).
     save_to : path, optional
@@ -72,8 +77,9 @@ class LiveCompletionPlot(CallbackBase):
         ``"cached"`` (default) draws the planner's most recent completion without asking for a
         new one (computing a completion can take seconds; the planners that check convergence,
         like ACURISS, compute one per decision anyway); ``"compute"`` calls
-        ``planner.completed()`` on each redraw (its cost is paid by the acquisition);
-        ``"never"`` draws measured rows only.
+        ``planner.completed()`` on each redraw (its cost is paid by the acquisition; while
+        the planner cannot complete yet, e.g. before CURISS has every energy's rows, the
+        measured rows are drawn); ``"never"`` draws measured rows only.
     dpi : int
         Resolution of the ``save_to`` file.
 
@@ -82,7 +88,7 @@ class LiveCompletionPlot(CallbackBase):
     n_redraws : int
         Frames drawn so far.
     n_events : int
-        ``primary`` events of the followed run received so far.
+        ``primary`` events of the followed run received so far (0 at each followed start).
     figure : matplotlib.figure.Figure or None
         The figure (created at the first redraw).
     """
@@ -142,6 +148,7 @@ class LiveCompletionPlot(CallbackBase):
         self._decision_info: dict[str, Any] = {}
         self._stopped = False
         if start is None:
+            self._use_planner = False
             self._energies = np.zeros(0)
             self._shape = (0, 0)
             self._steps = np.zeros((0, 0))
@@ -157,6 +164,10 @@ class LiveCompletionPlot(CallbackBase):
         self._line_key = start.get("line_key") or "detector_line"
         self._i0_key = start.get("i0_key") or "detector_i0"
         self._method = start.get("method", "")
+        planner = self.planner
+        self._use_planner = (planner is not None
+                             and np.array_equal(np.asarray(planner.energies, float), self._energies)
+                             and tuple(getattr(planner, "shape", self._shape)) == self._shape)
 
     @property
     def steps(self) -> np.ndarray:
@@ -184,6 +195,8 @@ class LiveCompletionPlot(CallbackBase):
     def start(self, doc):
         if "energies" in doc and "shape" in doc:
             self._reset_run(doc)
+            self.n_events = 0
+            self._artists = None  # rebuilt for this run's energies, raster and planner
         return doc
 
     def descriptor(self, doc):
@@ -276,9 +289,13 @@ class LiveCompletionPlot(CallbackBase):
         if self._latest is None:
             return None, None, ""
         e = self._latest[0]
-        if self.planner is not None and self.completion != "never":
+        if self._use_planner and self.completion != "never":
             if self.completion == "compute":
-                cube, current = self.planner.completed(), True
+                try:
+                    cube, current = self.planner.completed(), True
+                except (ValueError, RuntimeError) as exc:  # cannot complete yet
+                    log.debug("LiveCompletionPlot: no completion yet (%s)", exc)
+                    cube, current = None, False
             else:
                 cube, current = _latest_completion(self.planner)
             if cube is not None and np.shape(cube)[0] == self._energies.size:
