@@ -13,6 +13,10 @@ rows passed over without measuring (see :func:`acquisition_cost`).
 Dose per measured (pixel, energy) is ``dwell * i0 * (1 - exp(-OD))`` (absorbed)
 when the optical density is known, else ``dwell * i0`` (incident).
 
+The sequence is what was *used*: a reading retried or given up on (a plan's ``faults``
+stream) also took time and exposed the sample, and is not counted. The ``time`` and
+``dose`` of a run's ``planner`` stream are therefore lower bounds when it has faults.
+
 Only numpy is imported here (layering rule).
 """
 

@@ -128,7 +128,9 @@ def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]
     """The ``planner`` stream event of one decision, fixed shapes (uint8 request mask, NaN fill).
 
     ``time`` and ``dose`` are the cost model's acquisition time (s) and incident dose (dwell ×
-    pixels, arbitrary units) of everything measured up to this decision.
+    pixels, arbitrary units) of everything measured up to this decision: the rows the planner
+    ingested, not the readings retried or given up on (the ``faults`` stream), so a lower bound
+    when there were faults.
     """
     n_e, (n_y, n_x) = planner.energies.size, planner.shape
     req = np.zeros((n_e, n_y), np.uint8)
