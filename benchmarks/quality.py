@@ -2,7 +2,7 @@
 
 Prints, for each stack, strategy and sampling ratio, the median and worst over seeds of the signal
 error, raw error, ARI, cluster-spectra error, and the time and dose as fractions of the full
-raster (design §7-§8); then an ablation of the CURISS choices at one ratio; writes error-vs-ratio
+raster (docs/methods.md, Quality measures); then an ablation of the CURISS choices at one ratio; writes error-vs-ratio
 plots. Run from the repository root:
 
     .venv/bin/python benchmarks/quality.py                      # everything (slow: ~30 min)

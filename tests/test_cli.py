@@ -316,3 +316,28 @@ def test_doc_pages_define_tmp_before_using_it():
             for line, _, store in names:
                 defined = defined or store
                 assert defined, f"{page.name}:{block['line'] + line - 1}: uses tmp before defining it"
+
+
+def test_compare_subtract_pre_edge(tmp_path, capsys):
+    """--subtract-pre-edge EV makes a raw stack (e.g. the ALS .hdr) the stack the converted .npz
+    gives; 'no' turns the format's default off; the phantom refuses it."""
+    from curiss.cli import _load_for_compare
+
+    e = np.linspace(700, 710, 11)
+    rng = np.random.default_rng(0)
+    offset = rng.random((1, 4, 5))
+    cube = offset + np.where(e >= 705, 1.0, 0.0)[:, None, None] * rng.random((1, 4, 5))
+    path = tmp_path / "s.npz"
+    np.savez(path, energies=e, cube=cube)
+    parser = build_parser()
+    raw = _load_for_compare(parser.parse_args(["compare", str(path)]))[2]
+    np.testing.assert_allclose(raw, cube)  # a curiss .npz: no subtraction by default
+    sub = _load_for_compare(parser.parse_args(["compare", str(path), "--subtract-pre-edge", "705"]))[2]
+    np.testing.assert_allclose(sub, cube - cube[e < 705].mean(axis=0), atol=1e-12)
+    off = _load_for_compare(parser.parse_args(["compare", str(path), "--subtract-pre-edge", "no"]))[2]
+    np.testing.assert_allclose(off, cube)
+    assert main(["compare", "phantom", "--subtract-pre-edge", "705", "--seeds", "1"]) == 2
+    assert "--subtract-pre-edge applies to stacks read from a file" in _one_line_error(capsys, "compare")
+    with pytest.raises(SystemExit):
+        main(["compare", str(path), "--subtract-pre-edge", "-3"])
+    assert "--subtract-pre-edge" in capsys.readouterr().err

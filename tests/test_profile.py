@@ -210,6 +210,23 @@ def test_progress_callback_counts_rows(seed):
     assert text.count("\n") == 1 + 1 + n_rows + 1  # start, decision, one line per row, stop
 
 
+@pytest.mark.parametrize("item", [
+    {"name": "curiss_scan", "args": ["detector", "mono", "stage", [700.0, 701.0, 702.0]],
+     "kwargs": {"sampling_ratio": 0.5, "shape": [4, 4], "seed": 0}},
+    # howto-recover-resume.md queues resume; it was imported but not allowed for 'primary'
+    {"name": "resume", "args": ["0123abcd", "detector", "mono", "stage"],
+     "kwargs": {"catalog": "./runs"}},
+])
+def test_the_queue_accepts_the_items_the_docs_queue(item):
+    profile_ops = pytest.importorskip("bluesky_queueserver.manager.profile_ops")
+    plans, devices = profile_ops.load_allowed_plans_and_devices(
+        path_existing_plans_and_devices=str(STARTUP / "existing_plans_and_devices.yaml"),
+        path_user_group_permissions=str(STARTUP / "user_group_permissions.yaml"))
+    ok, msg = profile_ops.validate_plan(item, allowed_plans=plans["primary"],
+                                        allowed_devices=devices["primary"])
+    assert ok, msg
+
+
 def test_queueserver_permissions_allow_the_plans_and_devices():
     perms = yaml.safe_load((STARTUP / "user_group_permissions.yaml").read_text())
     primary = perms["user_groups"]["primary"]

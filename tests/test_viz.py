@@ -349,10 +349,14 @@ def test_live_callback_cost_is_small(tmp_path):
     """
     rng = np.random.default_rng(0)
     docs, stop, order = fake_stream(60, 40, 64, 1000, rng)
-    cb = viz.LiveCompletionPlot(min_interval=600.0, save_to=tmp_path / "live.png")
-    t0 = time.perf_counter()
-    spent = feed(cb, docs, pause=1e-3)
-    elapsed = time.perf_counter() - t0
+    # the least of three streams: another process on the same core inflates even CPU time
+    # (measured 23-32 ms alone; 55 and 71 ms in two full-suite runs beside other jobs)
+    runs = []
+    for _ in range(3):
+        cb = viz.LiveCompletionPlot(min_interval=600.0, save_to=tmp_path / "live.png")
+        t0 = time.perf_counter()
+        runs.append((feed(cb, docs, pause=1e-3), time.perf_counter() - t0, cb))
+    spent, elapsed, cb = min(runs, key=lambda r: r[0])
     assert cb.n_events == 1000 and cb.n_redraws == 0
     assert spent < 0.05 * 1000 * 1e-3, f"callback took {spent:.3f} s of a {elapsed:.2f} s stream"
     assert not (tmp_path / "live.png").exists()

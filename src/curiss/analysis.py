@@ -7,7 +7,7 @@ cluster's pixels (measured values where measured, the completion elsewhere).
 
 Also the measures used to compare runs and to stop adaptive acquisitions:
 permutation matching of cluster spectra (Hungarian algorithm), the relative
-completion and spectral variations, and the quality measures of design §8.
+completion and spectral variations, and the quality measures of docs/methods.md (Quality measures).
 
 Only numpy, scipy and scikit-learn are imported here (layering rule).
 """
@@ -693,7 +693,7 @@ def spectral_variation(
 
 
 def spectra_error(reference: Any, candidate: Any) -> float:
-    """Relative cluster-spectra error after matching (design §8).
+    """Relative cluster-spectra error after matching (docs/methods.md, Quality measures).
 
     ``||R - C[:, perm]||_F / ||R||_F`` with ``perm = match_spectra(R, C)``.
 
@@ -724,7 +724,7 @@ def _as_matrix(a: Any, name: str) -> np.ndarray:
 
 
 def signal_error(completed: Any, full: Any, *, k: int = 3) -> float:
-    """Signal error ``||D_hat - D_k||_F / ||D_k||_F`` (design §8).
+    """Signal error ``||D_hat - D_k||_F / ||D_k||_F`` (docs/methods.md, Quality measures).
 
     Parameters
     ----------

@@ -33,6 +33,22 @@ def _int_at_least(minimum: int):
     return parse
 
 
+def _pre_edge(text: str) -> float | bool:
+    """An argparse ``type=``: a pre-edge energy in eV (finite, > 0), or ``no`` (False)."""
+    if text.strip().lower() in ("no", "none", "off", "false"):
+        return False
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an energy in eV or 'no'; got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite energy in eV or 'no'; got {text!r}")
+    return value
+
+
+_pre_edge.__name__ = "energy in eV or 'no'"
+
+
 def _load_for_compare(args):
     """(name, energies, cube, dictionary, truth) for ``curiss compare``."""
     if args.stack == "phantom":
@@ -40,6 +56,9 @@ def _load_for_compare(args):
             raise ValueError(f"--dictionary applies to .npz/.hdr stacks; the phantom uses its own "
                              f"material spectra (got --dictionary {args.dictionary}; "
                              f"--no-dictionary draws its energies uniformly instead)")
+        if args.subtract_pre_edge is not None:
+            raise ValueError("--subtract-pre-edge applies to stacks read from a file; the phantom "
+                             "has no pre-edge offset")
         from .datasets import make_phantom
 
         ph = make_phantom(n_energies=args.phantom_energies, shape=(args.phantom_size,) * 2,
@@ -49,7 +68,7 @@ def _load_for_compare(args):
         return "phantom", ph.energies, ph.cube, dictionary, truth
     from .io import load_dictionary, load_stack
 
-    stack = load_stack(args.stack)
+    stack = load_stack(args.stack, subtract_pre_edge=args.subtract_pre_edge)
     dictionary = stack.dictionary
     if args.dictionary:
         dictionary = load_dictionary(args.dictionary, stack.energies)
@@ -77,7 +96,7 @@ def _compare(args) -> int:
     skipped: dict[str, str] = {}
     trials = run_trials(energies, cube, ratio=args.ratio, seeds=seeds, dictionary=dictionary,
                         truth=truth, strategies=strategies, progress=progress, skipped=skipped)
-    print("cells: median / worst over seeds; errors relative (design §8, k = 3); "
+    print("cells: median / worst over seeds; errors relative (docs/methods.md, Quality measures; k = 3); "
           "time and dose as fractions of the full raster")
     if trials:
         print(format_table(summarise(trials)))
@@ -221,7 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curiss", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="replay every strategy on a stack and print a quality table")
-    c.add_argument("stack", help="'phantom', or an .npz stack (energies + cube, or the ALS transmitted/i0 files)")
+    c.add_argument("stack", help="'phantom', or a stack file: .npz (energies + cube, or the converted "
+                                 "ALS transmitted/i0 files), ALS .hdr, or HDF5 (.h5/.nxs: "
+                                 "data-exchange or NXstxm)")
+    c.add_argument("--subtract-pre-edge", type=_pre_edge, default=None, metavar="EV",
+                   help="subtract from each pixel its mean OD below EV eV, or 'no' (default: the "
+                        "format's: 705 eV for the converted ALS .npz files, none otherwise, "
+                        "e.g. for the raw ALS .hdr of the same stack)")
     c.add_argument("--ratio", type=float, default=0.06, help="sampling ratio (default 0.06)")
     d = c.add_mutually_exclusive_group()
     d.add_argument("--dictionary", help="reference spectra file (energy column + one column per "

@@ -1,4 +1,4 @@
-"""Replay every strategy on one stack and summarise the quality measures of design §8.
+"""Replay every strategy on one stack and summarise the quality measures of docs/methods.md (Quality measures).
 
 Used by ``curiss compare`` and by the benchmarks; no bluesky import.
 """

@@ -1,4 +1,4 @@
-"""Time and dose model of a line-by-line spectromicroscopy acquisition (design §7).
+"""Time and dose model of a line-by-line spectromicroscopy acquisition (summarised in docs/methods.md, Quality measures).
 
 The hardware measures one spatial row (``n_x`` pixels) at one energy at a time.
 An acquisition is the sequence of measured ``(energy_index, row_index)`` pairs in

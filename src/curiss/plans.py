@@ -4,9 +4,9 @@ One generic lockstep plan, :func:`subsampled_scan`, asks a planner for a request
 move the monochromator once per energy (and the stage in a serpentine), measures each spatial row,
 feeds its optical density to the planner, records the planner's decision in the ``planner`` stream
 and repeats until the planner is done; then it records the ``analysis`` stream. The convenience
-plans build the planner from the keywords of design §4.
+plans build the planner from the planners' keywords.
 
-Documents (design §5, ``schema_version`` 1):
+Documents (the document model, ``schema_version`` 1):
 
 - start: ``plan_name``, ``plan_args``, ``method``, ``planner``, ``planner_kwargs``, ``energies``,
   ``shape``, ``y_positions``, ``seed``, ``sampling_ratio``, ``dictionary_name`` (None unless

@@ -1,6 +1,6 @@
 """Acquisition strategies (stateful planners, no bluesky import).
 
-Every planner follows the lockstep protocol of design §4: ``suggest() -> Request | None``,
+Every planner follows the lockstep protocol: ``suggest() -> Request | None``,
 ``ingest(energy_index, row_index, values)``, ``completed()``, ``report()``, ``done``,
 ``stop_reason``.
 """

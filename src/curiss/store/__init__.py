@@ -35,7 +35,7 @@ databroker's ``back-compat`` extra: humanize, doct, boltons), where ``PROFILE`` 
           writable_storage: [DIR/data, sqlite:///DIR/storage.sqlite]
           specs: [{name: CatalogOfBlueskyRuns, version: "3.0"}]
 
-Document model notes (what the writer does to design §5's documents): every array is stored as
+Document model notes (what the writer does to the documents of :mod:`curiss.plans`): every array is stored as
 zarr (``max_array_size=0``); a data key named ``time`` (the planner's acquisition time) is renamed
 ``time_`` by the writer and renamed back by :func:`load_run`; arrays keep the ``dtype_numpy`` their
 descriptor declares (``|b1``, ``|u1``, ``<i8`` all work) and are stored as float64 without one,
