@@ -32,7 +32,8 @@ class Acquisition:
         Time and dose of this acquisition under the planner's cost model.
     raster_cost : curiss.cost.Cost
         Time and dose of the full conventional raster of the same stack. Where the cube was
-        never measured (NaN: a recorded subsampled run), the dose is that of the completion's OD.
+        not measured everywhere (NaN: a recorded subsampled run), the dose is that of the completed
+        stack.
     report : dict
         ``planner.report()`` at the end.
     """
@@ -95,12 +96,12 @@ def _acquisition(planner: Planner, cube: np.ndarray) -> Acquisition:
     order = planner.order
     cost = _acquisition_cost(order, planner.shape[1], model=planner.cost_model, od=cube,
                              nan_dose=True)
-    # the full raster would measure every row: where the cube was never measured (a recorded
-    # subsampled run, recompute) its dose is estimated from the completion, not taken as OD 0
+    # the full raster would measure every row: when the cube was not measured everywhere (a
+    # recorded subsampled run, recompute) its dose is that of the completed stack (no copy),
+    # not the measured rows' alone (NaN read as OD 0)
     measured_everywhere = bool(np.isfinite(cube).all())
     full = _raster_cost(planner.energies.size, planner.shape, model=planner.cost_model,
-                        od=cube if measured_everywhere else np.where(np.isfinite(cube), cube, completed),
-                        nan_dose=True)
+                        od=cube if measured_everywhere else completed, nan_dose=True)
     mask = planner.mask
     return Acquisition(
         completed=completed,
