@@ -52,6 +52,8 @@ BAD_CALLS = [
     (_curiss(dictionary=np.ones((5, 2))), ValueError, "n_energies"),
     (_curiss(energies=lambda e: e[::-1]), ValueError, "strictly increasing"),
     (_curiss(core_rank=0), ValueError, "core_rank must be >= 1"),
+    (_curiss(energy_sampling="uniform"), ValueError, "energy_sampling must be 'volume' or 'leverage'"),
+    (_curiss(budget_rule="rows"), ValueError, "budget_rule must be one of"),
     (_curiss(noise_level=-1.0), ValueError, "noise_level must be >= 0"),
     (_curiss(n_clusters=0), ValueError, "n_clusters must be in [1, 120]"),
     (_curiss(n_clusters=500), ValueError, "n_clusters must be in [1, 120]"),

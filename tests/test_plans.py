@@ -111,6 +111,28 @@ def test_start_document_reproduces_the_run(sample):
     assert rows == {tuple(x) for x in offline.order}
 
 
+@pytest.mark.parametrize("plan", ["riss_scan", "curiss_scan", "acuriss_scan"])
+def test_the_authors_choices_are_plan_keywords_and_recorded(sample, plan):
+    """energy_sampling and budget_rule reach the planner from the plans (the queue can only run
+    the named plans), and the start document records them whether given or not."""
+    stxm = make_stxm(sample, noise=False)
+    kw = {"sampling_ratio": 0.3} if plan != "acuriss_scan" else {
+        "sampling_ratio": 0.4, "initial_ratio": 0.25, "max_iterations": 2}
+    for given in ({}, {"energy_sampling": "leverage", "budget_rule": "authors"}):
+        docs = run_collect(getattr(plans, plan)(stxm.detector, stxm.mono, stxm.stage,
+                                                sample.energies, y_positions=stxm.y_positions,
+                                                dictionary=sample.spectra, seed=3, **kw, **given))
+        start = docs[0][1]
+        recorded = start["planner_kwargs"]
+        p = curiss.make_planner(start["method"], start["energies"], start["shape"], **recorded)
+        for key in ("energy_sampling", "budget_rule"):
+            assert recorded[key] == given.get(key, getattr(p, key))
+            assert getattr(p, key) == given.get(key, recorded[key])
+        rows = [(ev["data"]["energy_index"], ev["data"]["row_index"]) for ev in events(docs, "primary")]
+        offline = curiss.replay(p, sample.cube)
+        assert sorted(rows) == sorted(map(tuple, offline.order))
+
+
 def test_message_sequence_without_hardware(sample):
     stxm = make_stxm(sample, noise=False)
     pos = {}

@@ -46,6 +46,7 @@ from .planners import (
     RasterPlanner,
     RISSPlanner,
 )
+from .planners._strategies import BUDGET_RULE, ENERGY_SAMPLING, PREVIOUS_BUDGET_RULE
 
 __all__ = [
     "subsampled_scan",
@@ -815,15 +816,19 @@ def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, samp
 
 def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
               dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
-              max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
-              n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
-              md: dict | None = None):
-    """RISS: leverage-sampled images, fresh ARP rows per remaining energy, LoopedASD (``RISSPlanner``)."""
+              max_rank: int | None = None, energy_sampling: str = ENERGY_SAMPLING,
+              budget_rule: str = PREVIOUS_BUDGET_RULE, analysis: bool = True,
+              n_components: int = 3, n_clusters: int = 4, max_retries: int = 2,
+              trigger_timeout: float | None = 10.0, md: dict | None = None):
+    """RISS: images at energies chosen from the dictionary, fresh ARP rows per remaining energy,
+    LoopedASD (``RISSPlanner``; ``energy_sampling="leverage", budget_rule="authors"``: the
+    authors' choices)."""
     return (yield from _strategy_plan(
         RISSPlanner, "riss_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
         planner_kwargs={"sampling_ratio": sampling_ratio, "dictionary": dictionary,
-                        "cost_model": cost_model, "max_rank": max_rank},
+                        "cost_model": cost_model, "max_rank": max_rank,
+                        "energy_sampling": energy_sampling, "budget_rule": budget_rule},
         plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
                      "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
@@ -832,16 +837,20 @@ def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ra
 def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
                 dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
                 core_rank: int | None = None, noise_level: float | None = None,
+                energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE,
                 analysis: bool = True, n_components: int = 3, n_clusters: int = 4,
                 max_retries: int = 2, trigger_timeout: float | None = 10.0,
                 md: dict | None = None):
-    """CURISS: leverage-sampled images, the same ARP rows at every other energy, CUR completion."""
+    """CURISS: images at energies chosen from the dictionary, the same ARP rows at every other
+    energy, CUR completion (``CURISSPlanner``; ``energy_sampling="leverage",
+    budget_rule="authors"``: the authors' choices)."""
     return (yield from _strategy_plan(
         CURISSPlanner, "curiss_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
         planner_kwargs={"sampling_ratio": sampling_ratio, "dictionary": dictionary,
                         "cost_model": cost_model, "core_rank": core_rank,
-                        "noise_level": noise_level},
+                        "noise_level": noise_level, "energy_sampling": energy_sampling,
+                        "budget_rule": budget_rule},
         plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
                      "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
@@ -857,6 +866,7 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                  tol_spectral: float = 1e-2, n_components: int = 3, n_clusters: int = 4,
                  mode: str = "alternate", max_time: float | None = None,
                  core_rank: int | None = None, noise_level: float | None = None,
+                 energy_sampling: str = ENERGY_SAMPLING, budget_rule: str = BUDGET_RULE,
                  analysis: bool = True, max_retries: int = 2, trigger_timeout: float | None = 10.0,
                  md: dict | None = None):
     """ACURISS: CURISS at ``initial_ratio``, then images and row scans until the completion predicts
@@ -869,7 +879,8 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
     (``energy_refinement="residual"``; ``"dictionary"``: drawn from the dictionary, as earlier
     versions did), and each refinement row the one the images explain least
     (``row_refinement="pivoted"``; ``"arp"``: drawn by ARP, as earlier versions did). See
-    :class:`curiss.ACURISSPlanner` for the keywords.
+    :class:`curiss.ACURISSPlanner` for the keywords; the authors' behaviour is
+    ``mode="energies", stop_rule="variation", energy_sampling="leverage", budget_rule="authors"``.
     """
     return (yield from _strategy_plan(
         ACURISSPlanner, "acuriss_scan", detector, mono, stage, energies, shape=shape,
@@ -884,7 +895,8 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                         "row_refinement": row_refinement, "tol_completion": tol_completion,
                         "tol_spectral": tol_spectral, "n_components": n_components,
                         "n_clusters": n_clusters, "mode": mode, "max_time": max_time,
-                        "core_rank": core_rank, "noise_level": noise_level},
+                        "core_rank": core_rank, "noise_level": noise_level,
+                        "energy_sampling": energy_sampling, "budget_rule": budget_rule},
         plan_kwargs={"analysis": analysis, "n_components": n_components, "n_clusters": n_clusters,
                      "max_retries": max_retries, "trigger_timeout": trigger_timeout},
         md=md))
