@@ -585,3 +585,16 @@ def test_an_arp_row_scan_records_the_distribution_of_its_draw(seed):
                           for _ in range(n)], minlength=w.size)
     # 5 standard deviations of a binomial count, per row
     assert np.all(np.abs(counts - n * w) <= 5 * np.sqrt(n * w * (1 - w)) + 1), (counts, n * w)
+
+
+@pytest.mark.parametrize("name", ["tol_completion", "tol_spectral"])
+def test_a_variation_tolerance_with_the_prediction_rule_is_refused(name):
+    """It would be ignored (the prediction rule stops on tol_prediction): a user who sets it
+    expects an effect. The default value stays accepted (start documents record it)."""
+    e = np.linspace(700.0, 730.0, 20)
+    with pytest.raises(ValueError, match=f"{name}=0.5 has no effect with stop_rule='prediction'"):
+        curiss.ACURISSPlanner(e, (8, 6), sampling_ratio=0.5, initial_ratio=0.3, **{name: 0.5})
+    curiss.ACURISSPlanner(e, (8, 6), sampling_ratio=0.5, initial_ratio=0.3, **{name: 0.01})
+    p = curiss.ACURISSPlanner(e, (8, 6), sampling_ratio=0.5, initial_ratio=0.3, stop_rule="variation",
+                       **{name: 0.5})
+    assert getattr(p, name) == 0.5

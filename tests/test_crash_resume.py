@@ -19,7 +19,7 @@ from sim_devices import PhantomSample, make_stxm
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = dict(n_energies=30, shape=(16, 12), n_materials=3, seed=1)
-PLAN = dict(sampling_ratio=0.5, initial_ratio=0.1, tol_completion=1e-4, tol_spectral=0.0, seed=3)
+PLAN = dict(sampling_ratio=0.5, initial_ratio=0.1, seed=3)  # the default (prediction) stop rule
 
 CHILD = textwrap.dedent("""
     import sys, time

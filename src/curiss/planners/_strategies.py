@@ -28,6 +28,7 @@ BUDGET_RULE = "balanced"
 #: ``budget_rule`` were planned with it
 PREVIOUS_BUDGET_RULE = "images"
 BUDGET_RULES = ("balanced", "images", "authors")
+_TOL_VARIATION = 1e-2  # default tol_completion / tol_spectral of the variation stop rule
 #: how ACURISS chooses a refinement image (see ACURISSPlanner)
 ENERGY_REFINEMENTS = ("residual", "dictionary")
 #: how ACURISS chooses a refinement row scan (see ACURISSPlanner)
@@ -552,11 +553,13 @@ class ACURISSPlanner(CURISSPlanner):
         otherwise stop on image predictions alone); 1 with ``mode="energies"``, which adds no
         rows (a larger value is refused there).
     tol_completion : float
-        ``stop_rule="variation"``: stop when ‖D̂_i − D̂_{i−1}‖_F / ‖D̂_i‖_F ≤ this (ignored otherwise;
-        the variation is still recorded).
+        ``stop_rule="variation"``: stop when ‖D̂_i − D̂_{i−1}‖_F / ‖D̂_i‖_F ≤ this (default 0.01;
+        the variation is recorded under either rule). With ``stop_rule="prediction"`` a value
+        other than the default is refused: it would have no effect.
     tol_spectral : float
         ``stop_rule="variation"``: stop when the relative change of the Hungarian-matched cluster
-        spectra ≤ this (ignored otherwise; still recorded).
+        spectra ≤ this (default 0.01; recorded under either rule; with
+        ``stop_rule="prediction"`` only the default is accepted).
     n_components, n_clusters : int
         Settings of the spectral analysis (SVD components, k-means clusters).
     mode : {"alternate", "energies"}
@@ -637,7 +640,8 @@ class ACURISSPlanner(CURISSPlanner):
                  cost_model=None, initial_ratio: float = 0.02, max_iterations: int = 50,
                  stop_rule: str = "prediction", tol_prediction: float | None = None,
                  n_consecutive: int | None = None, min_images: int = 3, min_rows: int | None = None,
-                 tol_completion: float = 1e-2, tol_spectral: float = 1e-2, n_components: int = 3,
+                 tol_completion: float = _TOL_VARIATION, tol_spectral: float = _TOL_VARIATION,
+                 n_components: int = 3,
                  n_clusters: int = 4, mode: str = "alternate", images_per_row: int | None = None,
                  max_time: float | None = None,
                  core_rank: int | None = None, core_rtol: float = 1e-6,
@@ -685,6 +689,13 @@ class ACURISSPlanner(CURISSPlanner):
                 raise TypeError(f"{name} must be a finite number >= 0; got {v!r} ({type(v).__name__})")
             if not (np.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0; got {v!r}")
+        if stop_rule == "prediction":  # a value other than the default would be ignored
+            for name, v in (("tol_completion", tol_completion), ("tol_spectral", tol_spectral)):
+                if float(v) != _TOL_VARIATION:
+                    raise ValueError(
+                        f"{name}={v!r} has no effect with stop_rule='prediction' (it is the "
+                        f"variation rule's tolerance; the prediction rule stops on "
+                        f"tol_prediction): give stop_rule='variation' to use it, or leave it out")
         self.tol_completion = float(tol_completion)
         self.tol_spectral = float(tol_spectral)
         self.tol_prediction = float(tol_prediction)
