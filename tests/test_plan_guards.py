@@ -2,6 +2,7 @@
 'primary' disagree with the planner, a dead detector stops the run, resume uses the run's keys."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,14 @@ def _lockstep(**kw):
         planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2, seed=0)
         return plans.subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
                                      y_positions=stxm.y_positions, **kw)
+    return build
+
+
+def _unseeded(seed):
+    def build(sample, stxm):
+        planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2, seed=seed)
+        return plans.subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
+                                     y_positions=stxm.y_positions)
     return build
 
 
@@ -70,6 +79,20 @@ BAD_CALLS = [
     (_lockstep(line_key="detector_lines"), ValueError, "'detector_lines' not among the reading keys"),
     (_lockstep(i0_key="detector_I0"), ValueError, "'detector_I0' not among the reading keys"),
     (_repeated_y, ValueError, "y_positions must be distinct"),
+    # values the catalog or the journal cannot store (object() lost the whole run)
+    (_curiss(md={"x": object()}), TypeError, "md['x'] is a object: the start document must be"),
+    (_curiss(md={"file": Path("a.h5")}), TypeError, "md['file'] is a PosixPath"),
+    (_curiss(md={"t": [1.0, float("nan")]}), TypeError, "md['t'] is nan, not a finite number"),
+    (_curiss(md={"uid": "abc"}), ValueError, "md must not set ['uid']"),
+    (_curiss(md={"scan_id": "abc"}), TypeError, "md['scan_id'] must be an int"),
+    # a run that records no int seed can be neither resumed nor recomputed
+    (_unseeded(None), TypeError, "the planner's seed must be an int (it is None)"),
+    (_unseeded(np.random.default_rng(0)), TypeError, "the planner's seed must be an int"),
+    # the detector's keys swapped: used to expose the sample, then fail with a numpy message
+    (_lockstep(line_key="detector_i0", i0_key="detector_line"), ValueError,
+     "line_key 'detector_i0' must be the detector's 1-D line"),
+    (_lockstep(i0_key="detector_line"), ValueError, "i0_key 'detector_line' must be a scalar"),
+    (_curiss(y=lambda y: None, shape=(12.5, 10)), ValueError, "shape must be (n_y, n_x), two positive integers"),
     (lambda sample, stxm: plans.riss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
                                           y_positions=stxm.y_positions, sampling_ratio=0.2,
                                           max_rank=0), ValueError, "max_rank must be >= 1"),

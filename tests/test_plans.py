@@ -174,3 +174,20 @@ def test_message_sequence_without_hardware(sample):
             current.append(m.args[0])
     assert sum(len(seg) for seg in segments) == sample.energies.size
     assert all(np.all(np.diff(seg) > 0) for seg in segments)
+
+
+def test_numpy_ints_and_a_cost_model_dict_are_accepted_as_given(sample):
+    """np.int64 analysis settings used to pass the check and fail the run after every row (the
+    start document's schema); a cost model as a dict (what the queue's JSON carries) was refused."""
+    stxm = make_stxm(sample, noise=False)
+    docs = run_collect(plans.curiss_scan(
+        stxm.detector, stxm.mono, stxm.stage, sample.energies, y_positions=stxm.y_positions,
+        sampling_ratio=0.3, seed=2, n_clusters=np.int64(3), n_components=np.int32(2),
+        cost_model={"t_energy": 2.0}))
+    start, stop = docs[0][1], docs[-1][1]
+    assert stop["exit_status"] == "success"
+    assert start["analysis"] == {"n_components": 2, "n_clusters": 3}
+    assert type(start["analysis"]["n_clusters"]) is int
+    assert start["cost_model"]["t_energy"] == 2.0 == start["planner_kwargs"]["cost_model"]["t_energy"]
+    ana = events(docs, "analysis")
+    assert len(ana) == 1 and np.asarray(ana[0]["data"]["cluster_spectra"]).shape[1] == 3

@@ -47,6 +47,7 @@ from .planners import (
     RISSPlanner,
 )
 from .planners._strategies import BUDGET_RULE, ENERGY_SAMPLING, PREVIOUS_BUDGET_RULE
+from .planners._base import validate_shape
 
 __all__ = [
     "subsampled_scan",
@@ -251,14 +252,20 @@ def _validate_retries(max_retries, trigger_timeout) -> None:
         raise ValueError(f"trigger_timeout must be a positive number of seconds or None; got {trigger_timeout!r}")
 
 
-def _validate_analysis(planner: Planner, analysis, n_components, n_clusters) -> None:
-    """The settings of the final analysis, checked before the run (not after every row)."""
+def _validate_analysis(planner: Planner, analysis, n_components, n_clusters):
+    """The settings of the final analysis, checked before the run (not after every row).
+
+    Returns ``(analysis, n_components, n_clusters)`` as Python bool and ints (a numpy integer
+    fails the start document's JSON schema, which used to fail the run after every row).
+    """
     if not isinstance(analysis, (bool, np.bool_)):
         raise TypeError(f"analysis must be True or False; got {analysis!r}")
     if analysis:
         n_pix = int(np.prod(planner.shape))
         _check_int(n_components, "n_components", 1, min(planner.energies.size, n_pix))
         _check_int(n_clusters, "n_clusters", 1, n_pix)
+        return True, int(n_components), int(n_clusters)
+    return False, n_components, n_clusters
 
 
 #: start-document keys that rebuild and recompute a run: ``md`` may not overwrite them
@@ -277,7 +284,35 @@ def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
     if clash:
         raise ValueError(f"md must not set {clash}: curiss records these to rebuild and recompute "
                          f"the run (reserved: {list(_RESERVED_MD)})")
+    for key, value in md.items():
+        problem = _unstorable(value)
+        if problem:
+            raise TypeError(f"md[{key!r}] {problem}: the start document must be stored as JSON "
+                            "(give a str, number, bool, None, or a list or dict of those)")
+    if "uid" in md or "time" in md:
+        raise ValueError(f"md must not set {sorted({'uid', 'time'} & set(md))}: the RunEngine "
+                         "sets them")
+    if "scan_id" in md and (isinstance(md["scan_id"], bool)
+                            or not isinstance(md["scan_id"], numbers.Integral)):
+        raise TypeError(f"md['scan_id'] must be an int (bluesky's schema); got {md['scan_id']!r}")
     return {**base, **md}
+
+
+def _unstorable(value, depth: int = 0) -> str | None:
+    """Why ``value`` cannot go into a start document (JSON, also the journal), else None."""
+    if value is None or isinstance(value, (str, bool, numbers.Real)) and not isinstance(value, complex):
+        if isinstance(value, float) or isinstance(value, np.floating):
+            return None if np.isfinite(value) else f"is {value!r}, not a finite number"
+        return None
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and depth < 32:
+        return None if np.all(np.isfinite(value)) else "has NaN/Inf"
+    if isinstance(value, (list, tuple)) and depth < 32:
+        return next((why for v in value if (why := _unstorable(v, depth + 1))), None)
+    if isinstance(value, Mapping) and depth < 32:
+        if not all(isinstance(k, str) for k in value):
+            return "has a key that is not a str"
+        return next((why for v in value.values() if (why := _unstorable(v, depth + 1))), None)
+    return f"is a {type(value).__name__}"
 
 
 def _check_protocols(detector, mono) -> None:
@@ -327,6 +362,15 @@ def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line
     n_line = _line_length(desc, line_key)
     if n_line is not None and n_line != n_x:
         raise ValueError(f"the detector's line has {n_line} pixels but shape[1] (n_x) is {n_x}")
+    if desc is not None:
+        line_shape = list(desc[line_key].get("shape") or [])
+        i0_shape = list(desc[i0_key].get("shape") or [])
+        if len(line_shape) != 1:
+            raise ValueError(f"line_key {line_key!r} must be the detector's 1-D line (shape [n_x]); "
+                             f"its describe() shape is {line_shape} (swapped with i0_key?)")
+        if i0_shape not in ([], [1]):
+            raise ValueError(f"i0_key {i0_key!r} must be a scalar reading (the incident intensity); "
+                             f"its describe() shape is {i0_shape} (swapped with line_key?)")
     return y
 
 
@@ -407,7 +451,12 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     i0_key = i0_key or f"{detector.name}_i0"
     y = _validate(planner, detector, mono, stage, y_positions, line_key, i0_key)
     _validate_retries(max_retries, trigger_timeout)
-    _validate_analysis(planner, analysis, n_components, n_clusters)
+    analysis, n_components, n_clusters = _validate_analysis(planner, analysis, n_components,
+                                                            n_clusters)
+    if not isinstance(planner.seed, numbers.Integral):  # None or a Generator: not reproducible
+        raise TypeError(f"the planner's seed must be an int (it is {planner.seed!r}): the start "
+                        "document records it, and without it the run could be neither resumed "
+                        "nor recomputed; build the planner with seed=<int>")
     _md = _merge_md(_start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
                                     n_components, n_clusters), md)
     return (yield from _lockstep(planner, detector, mono, stage, y, line_key=line_key, i0_key=i0_key,
@@ -737,7 +786,7 @@ def _resolve_seed(seed):
 
 def _shape_for(detector, y_positions, shape, line_key):
     if shape is not None:
-        return tuple(int(s) for s in shape)
+        return validate_shape(shape)  # refuses (6.7, 5) rather than truncating it
     if y_positions is None:
         raise ValueError("give either shape=(n_y, n_x) or y_positions (one stage y per spatial row)")
     n_x = _line_length(_describe(detector), line_key or f"{detector.name}_line")
@@ -755,7 +804,7 @@ def planner_metadata(planner: Planner) -> dict[str, Any]:
     out = {}
     for k, v in planner.get_params().items():
         if k == "cost_model" and v is not None:
-            v = asdict(v)
+            v = asdict(planner.cost_model)  # given as a CostModel or as a dict (the queue's JSON)
         if k == "seed" and isinstance(v, np.random.Generator):
             v = None  # a Generator cannot be recorded; plans always pass an int
         out[k] = _jsonable(np.asarray(v, float) if k == "dictionary" and v is not None else v)
