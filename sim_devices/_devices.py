@@ -344,6 +344,8 @@ class LineDetector(Device):
             raise ValueError(f"i0 must be a finite float > 0, got {i0}")
         self.i0.put(i0)
         self.dwell.put(_nonneg_float("dwell", dwell))
+        if not isinstance(noise, (bool, np.bool_)):  # "False" would count as True
+            raise TypeError(f"noise must be True or False, got {noise!r}")
         self.noise.put(bool(noise))
         self.line.put(np.zeros(sample.shape[1]))
         self.reseed(seed)

@@ -189,6 +189,9 @@ def test_journal_survives_a_failing_catalog_writer(killed, tmp_path):
     docs = read_journal(tmp_path / "journal" / f"{uid}.journal")
     assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "success"
     catalog = open_catalog(killed["store"])
+    # the journal file itself is not its folder: refused, not "nothing to recover"
+    with pytest.raises(ValueError, match="journal must be the journal folder"):
+        recover(catalog, tmp_path / "journal" / f"{uid}.journal")
     assert recover(catalog, tmp_path / "journal") == [uid]
     data = load_run(catalog[uid])
     assert data.exit_status == "success"

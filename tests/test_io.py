@@ -256,3 +256,13 @@ def test_load_dictionary_real_xdi():
     e = np.linspace(ref_e.min() + 5, ref_e.min() + 60, 40)
     d = load_dictionary(FE_LIB, e)
     assert d.shape == (40, 11) and np.all(np.isfinite(d))
+
+
+def test_pre_edge_above_the_whole_grid_is_refused(tmp_path):
+    """A threshold above every energy used to subtract each pixel's all-energy mean silently."""
+    e = np.linspace(700, 710, 11)
+    path = tmp_path / "s.npz"
+    np.savez(path, energies=e, cube=np.random.default_rng(0).random((11, 3, 4)) + 1.0)
+    with pytest.raises(ValueError, match="subtract_pre_edge=10000.0 eV is above the whole energy grid"):
+        load_stack(path, subtract_pre_edge=1e4)
+    assert load_stack(path, subtract_pre_edge=705.0).cube[e < 705].mean() == pytest.approx(0.0, abs=1e-12)

@@ -232,3 +232,20 @@ def test_acuriss_on_a_constant_cube_skips_the_analysis_and_reports_it(mode, valu
     assert np.all(np.isfinite(acq.completed))
     np.testing.assert_allclose(acq.completed, cube, atol=1e-12)
     assert p.stop_reason and acq.history[-1]["kind"] == "stop"
+
+
+@pytest.mark.parametrize("call", [
+    lambda: __import__("curiss").CURISSPlanner(np.linspace(700, 730, 12), (6, 5),
+                                               sampling_ratio=0.3, write_back="False"),
+    lambda: __import__("curiss").ACURISSPlanner(np.linspace(700, 730, 12), (6, 5),
+                                                sampling_ratio=0.5, initial_ratio=0.3,
+                                                kmeans_warm_start="no"),
+    lambda: __import__("curiss.linalg", fromlist=["cur_complete"]).cur_complete(
+        np.ones((4, 2)), np.ones((2, 5)), [0, 1], [0, 1], dense="False"),
+    lambda: __import__("sim_devices").make_stxm(
+        __import__("sim_devices").PhantomSample(6, (4, 4), 2, seed=0), noise="False"),
+], ids=["write_back", "kmeans_warm_start", "dense", "noise"])
+def test_a_string_for_a_bool_option_is_refused(call):
+    """bool("False") is True: such options used to be coerced silently."""
+    with pytest.raises(TypeError, match="must be True or False"):
+        call()

@@ -183,6 +183,11 @@ def _subtract_pre_edge(cube: np.ndarray, energies: np.ndarray, threshold: float)
             f"no energies below subtract_pre_edge={threshold} eV "
             f"(grid starts at {energies[0]:g} eV)"
         )
+    if np.all(below):  # the "pre-edge" would be the whole stack: every spectrum's mean removed
+        raise ValueError(
+            f"subtract_pre_edge={threshold} eV is above the whole energy grid "
+            f"({energies[0]:g}-{energies[-1]:g} eV): give an energy below the absorption edge"
+        )
     return cube - cube[below].mean(axis=0, keepdims=True)
 
 
@@ -249,7 +254,7 @@ def load_stack(path: str | os.PathLike, *, subtract_pre_edge: float | bool | Non
     ------
     ValueError
         Unknown format, inconsistent shapes, NaN in the data, or no energy below
-        the pre-edge threshold.
+        (or none above) the pre-edge threshold.
     """
     p = Path(path)
     suffix = p.suffix.lower()

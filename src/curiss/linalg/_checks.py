@@ -32,6 +32,14 @@ def as_int(value, name: str, *, minimum: int | None = None, maximum: int | None 
     return value
 
 
+def as_bool(value, name: str) -> bool:
+    """Return ``value`` as a Python bool: True/False (or a numpy bool) only, so that a string
+    such as ``"False"`` is refused instead of counting as True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def as_float(value, name: str, *, minimum: float | None = None) -> float:
     """Return ``value`` as a finite Python float, optionally >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

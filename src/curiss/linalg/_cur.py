@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float, as_index_array, as_int, as_matrix, pow2_scale
+from ._checks import as_bool, as_float, as_index_array, as_int, as_matrix, pow2_scale
 
 __all__ = ["CURResult", "cur_complete"]
 
@@ -245,6 +245,8 @@ def cur_complete(
     ValueError
         Shape mismatches, non-finite values, invalid or repeated indices, inconsistent C and R.
     """
+    write_back, check, dense = (as_bool(write_back, "write_back"), as_bool(check, "check"),
+                                as_bool(dense, "dense"))
     C = as_matrix(C, "C")
     R = as_matrix(R, "R")
     m, n = C.shape[0], R.shape[1]

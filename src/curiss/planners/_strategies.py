@@ -18,7 +18,7 @@ from ..cost import acquisition_cost
 from ..linalg import (RatioTooSmallError, arp, balanced_budget, budget, cur_complete,
                       images_first_budget, looped_asd, pivoted_rows, residual_row_norms, row_basis,
                       row_pixels, weighted_sample)
-from ..linalg._checks import as_float, as_int
+from ..linalg._checks import as_bool, as_float, as_int
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
@@ -147,7 +147,7 @@ class _CURISSBase(Planner):
         self.core_rtol = as_float(core_rtol, "core_rtol", minimum=0.0)
         self.noise_level = None if noise_level is None else as_float(noise_level, "noise_level",
                                                                        minimum=0.0)
-        self.write_back = bool(write_back)
+        self.write_back = as_bool(write_back, "write_back")
         self.cur_result_ = None
 
     def _init_selection(self, energy_sampling, budget_rule):
@@ -665,7 +665,7 @@ class ACURISSPlanner(CURISSPlanner):
             raise ValueError(f"energy_refinement must be one of {ENERGY_REFINEMENTS}; "
                              f"got {energy_refinement!r}")
         self.energy_refinement = energy_refinement
-        self.kmeans_warm_start = bool(kmeans_warm_start)
+        self.kmeans_warm_start = as_bool(kmeans_warm_start, "kmeans_warm_start")
         self.initial_ratio = validate_ratio("initial_ratio", initial_ratio, high=self.sampling_ratio)
         self._init_selection(energy_sampling, budget_rule)
         try:

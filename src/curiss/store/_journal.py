@@ -243,6 +243,11 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
     -------
     list of str
         The uids of the runs recovered (empty when there was nothing to do).
+
+    Raises
+    ------
+    ValueError
+        ``journal`` is a file (a ``.journal`` file itself), not its folder.
     """
     from bluesky_tiled_plugins import TiledWriter
 
@@ -251,6 +256,10 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
     if isinstance(catalog, (str, os.PathLike)):
         catalog = open_catalog(catalog)
     folder = Path(journal) if journal is not None else journal_dir_for(catalog)
+    if journal is not None and folder.exists() and not folder.is_dir():
+        # "nothing to recover" here could make a user delete the journal that holds the run
+        raise ValueError(f"journal must be the journal folder; {folder} is a file (give its "
+                         f"folder, {folder.parent})")
     if not folder.is_dir():
         return []
     done = []
