@@ -29,6 +29,7 @@ MODULES = (
     "curiss.plans",
     "curiss.store",
     "curiss.viz",
+    "sim_devices",  # the simulated STXM (tests, profiles, demos): make_stxm, PhantomSample, ...
 )
 
 OUT = Path(__file__).resolve().parent / "api.md"
