@@ -191,3 +191,21 @@ def test_numpy_ints_and_a_cost_model_dict_are_accepted_as_given(sample):
     assert start["cost_model"]["t_energy"] == 2.0 == start["planner_kwargs"]["cost_model"]["t_energy"]
     ana = events(docs, "analysis")
     assert len(ana) == 1 and np.asarray(ana[0]["data"]["cluster_spectra"]).shape[1] == 3
+
+
+def test_the_planner_stream_records_the_absorbed_dose_recompute_reports(sample):
+    """'dose' is the incident dose (dwell x pixels); the design's dose is the absorbed one, which
+    'dose_absorbed' records: at the end it equals what recompute() computes from the run."""
+    stxm = make_stxm(sample, noise=False)
+    docs = run_collect(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                                         y_positions=stxm.y_positions, sampling_ratio=0.3, seed=5,
+                                         dictionary=sample.spectra))
+    pl = [ev["data"] for ev in events(docs, "planner")]
+    n_rows = len(events(docs, "primary"))
+    offline = curiss.replay(curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.3,
+                                                 seed=5, dictionary=sample.spectra), sample.cube)
+    assert pl[-1]["dose"] == pytest.approx(n_rows * sample.shape[1] * 1e-3)  # incident
+    assert pl[-1]["dose_absorbed"] == pytest.approx(offline.cost.dose_total, rel=1e-9)
+    assert 0 < pl[-1]["dose_absorbed"] < pl[-1]["dose"]
+    absorbed = [d["dose_absorbed"] for d in pl]
+    assert absorbed == sorted(absorbed) and absorbed[0] == 0.0  # nothing measured at the first

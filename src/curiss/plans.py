@@ -36,7 +36,7 @@ from bluesky.utils import FailedStatus
 
 from . import __version__
 from .analysis import _check_int, spectral_analysis
-from .cost import acquisition_cost
+from .cost import _acquisition_cost, acquisition_cost
 from .store._load import line_od
 from .planners import (
     ACURISSPlanner,
@@ -118,6 +118,7 @@ def _planner_describe(n_e: int, n_y: int) -> dict[str, dict]:
         "sampling_ratio": _key("number", (), "float64"),
         "time": _key("number", (), "float64"),
         "dose": _key("number", (), "float64"),
+        "dose_absorbed": _key("number", (), "float64"),
         "stop_reason": _key("string"),
         "fallback": _key("string"),
         "prediction_error": _key("number", (), "float64"),
@@ -129,10 +130,12 @@ def _planner_describe(n_e: int, n_y: int) -> dict[str, dict]:
 def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]:
     """The ``planner`` stream event of one decision, fixed shapes (uint8 request mask, NaN fill).
 
-    ``time`` and ``dose`` are the cost model's acquisition time (s) and incident dose (dwell ×
-    pixels, arbitrary units) of everything measured up to this decision: the rows the planner
-    ingested, not the readings retried or given up on (the ``faults`` stream), so a lower bound
-    when there were faults.
+    ``time``, ``dose`` and ``dose_absorbed`` are the cost model's acquisition time (s), incident
+    dose (dwell × pixels, arbitrary units) and absorbed dose (dwell × (1 − exp(−OD)) summed over
+    the measured pixels, OD clipped at 0, the measure :func:`curiss.cost.acquisition_cost` and
+    ``recompute(...).cost.dose_total`` report) of everything measured up to this decision: the
+    rows the planner ingested, not the readings retried or given up on (the ``faults`` stream),
+    so lower bounds when there were faults.
     """
     n_e, (n_y, n_x) = planner.energies.size, planner.shape
     req = np.zeros((n_e, n_y), np.uint8)
@@ -140,6 +143,9 @@ def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]
         req[decision.pairs[:, 0], decision.pairs[:, 1]] = 1
     order = planner.order if order is None else order
     cost = acquisition_cost(order, n_x, model=planner.cost_model)
+    # absorbed: read from the planner's measured OD in place (NaN, never measured, is not read)
+    absorbed = _acquisition_cost(order, n_x, model=planner.cost_model, od=planner._od,
+                                 nan_dose=True)
     ew = decision.energy_weights
     rw = decision.row_weights
     return {
@@ -155,6 +161,7 @@ def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]
         "sampling_ratio": float(decision.sampling_ratio),
         "time": float(cost.time),
         "dose": float(cost.dose_total),
+        "dose_absorbed": float(absorbed.dose_total),
         "stop_reason": str(decision.stop_reason or ""),
         # numerical safety: what the planner did when the core was ill-conditioned, the rank was
         # capped, or LoopedASD failed ("" when nothing happened)
