@@ -103,7 +103,7 @@ def test_rank_cap_fallback_in_curiss_and_acuriss_streams(seed):
     stop = curiss.replay(p, cube).history[-1]
     assert "rank cap 50" in stop["fallback"] and stop["rank"] <= 12
     a = make_planner("acuriss", energies, cube.shape[1:], sampling_ratio=0.6, initial_ratio=0.3,
-                     seed=seed, core_rank=50, max_iterations=3, tol_completion=0.0, tol_spectral=0.0,
+                     seed=seed, core_rank=50, max_iterations=3,
                      n_clusters=2, n_components=2)
     acq = curiss.replay(a, cube)
     evaluated = acq.history[2:]  # every record made after a completion (refinements and stop)
