@@ -385,3 +385,16 @@ def test_run_trials_serves_every_strategy_from_a_one_shot_iterable_of_seeds():
                         strategies=("raster", "random_rows", "curiss"), dictionary=spectra)
     assert sorted((t.strategy, t.seed) for t in trials) == [
         ("curiss", 0), ("curiss", 1), ("random_rows", 0), ("random_rows", 1), ("raster", 0)]
+
+
+@pytest.mark.parametrize("seeds, ratio, match", [([0.7], 0.3, "each seed must be an integer"),
+                                                 (["1"], 0.3, "each seed must be an integer"),
+                                                 ([0], float("nan"), "ratio must be in"),
+                                                 ([0], 1.5, "ratio must be in")])
+def test_run_trials_refuses_seeds_and_ratios_it_would_reinterpret(seeds, ratio, match):
+    """A seed 0.7 ran as seed 0, "1" as 1; ratio nan or 1.5 ran (the raster ignores it)."""
+    from curiss.compare import run_trials
+
+    e, cube, _ = low_rank_cube(n_e=12, shape=(8, 6))
+    with pytest.raises((TypeError, ValueError), match=match):
+        run_trials(e, cube, ratio=ratio, seeds=seeds, strategies=("raster",))

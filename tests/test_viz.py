@@ -599,3 +599,14 @@ def test_live_callback_says_when_the_cached_completion_predates_the_latest_rows(
     planner.completed()
     cb.redraw()
     assert axes_by_label(cb.figure)["image"].get_title().startswith("latest completion\n")
+
+
+@pytest.mark.parametrize("prefix", ["../x-", "sub/x-", ".."])
+def test_figures_for_run_keeps_its_files_in_outdir(tmp_path, prefix):
+    """A prefix with a path separator used to write the figures outside outdir."""
+    data = types.SimpleNamespace(energies=energies(4), shape=(3, 2), order=np.zeros((0, 2), int),
+                                 history=[], mask=None, od=np.full((4, 3, 2), np.nan),
+                                 completed=None, analysis=None)
+    with pytest.raises(ValueError, match="prefix must be a file-name prefix"):
+        viz.figures_for_run(data, tmp_path / "out", prefix=prefix)
+    assert not (tmp_path / "out").exists()

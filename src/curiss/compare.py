@@ -13,7 +13,9 @@ from sklearn.metrics import adjusted_rand_score
 
 from .analysis import signal_error, raw_error, spectra_error, spectral_analysis
 from .linalg import RatioTooSmallError, minimum_ratio
+from .linalg._checks import as_int
 from .planners import make_planner
+from .planners._base import validate_ratio
 from .replay import replay
 
 __all__ = ["STRATEGIES", "Trial", "run_trials", "summarise", "format_table", "strategy_kwargs"]
@@ -98,7 +100,10 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
         ratio, e.g. the authors' budget rule at 0.02) is left out and recorded here as
         ``{strategy: reason}``; without it the planner's ``ValueError`` is raised.
     """
-    seeds = list(seeds)  # a one-shot iterable serves every strategy, not only the first
+    # a list: a one-shot iterable serves every strategy, not only the first; ints: 0.7 or "1"
+    # used to run as seed 0 or 1
+    seeds = [as_int(s, "each seed") for s in seeds]
+    ratio = validate_ratio("ratio", ratio)
     cube = np.asarray(cube, dtype=float)
     ref = cube if truth is None else np.asarray(truth, dtype=float)
     full = spectral_analysis(ref, n_components=n_components, n_clusters=n_clusters, seed=0)

@@ -127,6 +127,9 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
             raise ValueError(f"truth must have the run's shape (n_E, n_y, n_x) = "
                              f"{(n_e, n_y, n_x)}; got {truth.shape}")
 
+    if not isinstance(prefix, str) or "/" in prefix or "\\" in prefix or prefix in (".", ".."):
+        raise ValueError(f"prefix must be a file-name prefix (no path separator: the figures go "
+                         f"into outdir); got {prefix!r}")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
