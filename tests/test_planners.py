@@ -398,3 +398,30 @@ def test_run_trials_refuses_seeds_and_ratios_it_would_reinterpret(seeds, ratio, 
     e, cube, _ = low_rank_cube(n_e=12, shape=(8, 6))
     with pytest.raises((TypeError, ValueError), match=match):
         run_trials(e, cube, ratio=ratio, seeds=seeds, strategies=("raster",))
+
+
+def test_replay_and_ingest_refuse_what_they_would_misread():
+    """replay(max_requests="5") gave a Python error and 0 'did not finish'; a bool row counted
+    as OD 1/0."""
+    e, cube, spectra = low_rank_cube()
+    p = planner_for("curiss", e, cube.shape[1:], 0, spectra)
+    with pytest.raises(TypeError, match="max_requests must be an integer"):
+        curiss.replay(p, cube, max_requests="5")
+    with pytest.raises(ValueError, match="max_requests must be >= 1"):
+        curiss.replay(p, cube, max_requests=0)
+    (e0, r0), = p.suggest().pairs[:1]
+    with pytest.raises(TypeError, match="must be real numbers"):
+        p.ingest(e0, r0, np.ones(cube.shape[2], bool))
+    p.ingest(e0, r0, np.ones(cube.shape[2], np.int64))  # integer counts of OD are fine
+
+
+@pytest.mark.parametrize("kw, exc, match", [({"rtol": "0.1"}, TypeError, "rtol must be a real number"),
+                                            ({"rtol": -1.0}, ValueError, "rtol must be >= 0"),
+                                            ({"check": "no"}, TypeError, "check must be True or False")])
+def test_recompute_checks_its_options_before_replaying(kw, exc, match):
+    """rtol="0.1" failed with a numpy UFuncTypeError after the replay; rtol=-1 reported every
+    run as differing 'by 0'."""
+    from curiss.store import recompute
+
+    with pytest.raises(exc, match=match):
+        recompute(object(), **kw)  # refused before the run is even looked at

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cost import Cost, _acquisition_cost, _raster_cost
+from .linalg._checks import as_int
 from .planners import Planner
 
 __all__ = ["Acquisition", "replay"]
@@ -70,6 +71,7 @@ def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisitio
     -------
     Acquisition
     """
+    max_requests = as_int(max_requests, "max_requests", minimum=1)
     cube = np.asarray(cube, dtype=float)
     expected = (planner.energies.size, *planner.shape)
     if cube.shape != expected:

@@ -410,7 +410,11 @@ class Planner:
             if self._row_measured[key] if self._in_range(key) else False:
                 raise ValueError(f"row {key} (energy_index, row_index) was already measured")
             raise ValueError(f"row {key} (energy_index, row_index) was not requested by this planner")
-        v = np.asarray(values, dtype=float)
+        raw = np.asarray(values)
+        if raw.dtype.kind not in "iuf":  # not float(): True/False would count as OD 1/0
+            raise TypeError(f"row {key} must be real numbers (optical density); got dtype "
+                            f"{raw.dtype}")
+        v = raw.astype(float)
         if v.shape != (self.shape[1],):
             raise ValueError(f"row {key} must have shape ({self.shape[1]},) (n_x); got {v.shape}")
         if not np.all(np.isfinite(v)):

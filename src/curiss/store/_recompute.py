@@ -6,6 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..linalg._checks import as_bool, as_float
 from ..planners import PLANNERS, Planner, make_planner
 from ..replay import Acquisition, _acquisition
 from ._load import RunData
@@ -105,6 +106,8 @@ def recompute(data: RunData, *, check: bool = True, rtol: float = 1e-6) -> Acqui
     curiss.replay.Acquisition
         The replayed acquisition (``.completed`` (n_E, n_y, n_x), ``.mask``, ``.history``).
     """
+    check = as_bool(check, "check")
+    rtol = as_float(rtol, "rtol", minimum=0.0)  # checked before the (long) replay
     planner = _planner_for(data)
     _replay_records(planner, data)
     acq = _acquisition(planner, data.od)
