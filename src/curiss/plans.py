@@ -246,6 +246,10 @@ def _validate(planner: Planner, detector, mono, stage, y_positions, line_key, i0
     if planner.history:
         raise ValueError("the planner has already been used; give the plan a fresh planner "
                          "(to continue an interrupted run, use curiss.plans.resume)")
+    if not isinstance(planner.seed, numbers.Integral):  # None or a Generator: not reproducible
+        raise TypeError(f"the planner's seed must be an int (it is {planner.seed!r}): the start "
+                        "document records it, and without it the run could be neither resumed "
+                        "nor recomputed; build the planner with seed=<int>")
     return _validate_devices(planner, detector, mono, stage, y_positions, line_key, i0_key)
 
 
@@ -269,9 +273,8 @@ def _validate_analysis(planner: Planner, analysis, n_components, n_clusters):
         raise TypeError(f"analysis must be True or False; got {analysis!r}")
     if analysis:
         n_pix = int(np.prod(planner.shape))
-        _check_int(n_components, "n_components", 1, min(planner.energies.size, n_pix))
-        _check_int(n_clusters, "n_clusters", 1, n_pix)
-        return True, int(n_components), int(n_clusters)
+        return (True, _check_int(n_components, "n_components", 1, min(planner.energies.size, n_pix)),
+                _check_int(n_clusters, "n_clusters", 1, n_pix))
     return False, n_components, n_clusters
 
 
@@ -307,18 +310,21 @@ def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
 
 def _unstorable(value, depth: int = 0) -> str | None:
     """Why ``value`` cannot go into a start document (JSON, also the journal), else None."""
-    if value is None or isinstance(value, (str, bool, numbers.Real)) and not isinstance(value, complex):
-        if isinstance(value, float) or isinstance(value, np.floating):
-            return None if np.isfinite(value) else f"is {value!r}, not a finite number"
+    if value is None or isinstance(value, (str, bool)):
         return None
-    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and depth < 32:
-        return None if np.all(np.isfinite(value)) else "has NaN/Inf"
-    if isinstance(value, (list, tuple)) and depth < 32:
-        return next((why for v in value if (why := _unstorable(v, depth + 1))), None)
-    if isinstance(value, Mapping) and depth < 32:
-        if not all(isinstance(k, str) for k in value):
-            return "has a key that is not a str"
-        return next((why for v in value.values() if (why := _unstorable(v, depth + 1))), None)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isfinite(value) else f"is {value!r}, not a finite number"
+    if isinstance(value, numbers.Real):
+        return None
+    if depth < 32:  # containers, to a sane depth
+        if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            return None if np.all(np.isfinite(value)) else "has NaN/Inf"
+        if isinstance(value, (list, tuple)):
+            return next((why for v in value if (why := _unstorable(v, depth + 1))), None)
+        if isinstance(value, Mapping):
+            if not all(isinstance(k, str) for k in value):
+                return "has a key that is not a str"
+            return next((why for v in value.values() if (why := _unstorable(v, depth + 1))), None)
     return f"is a {type(value).__name__}"
 
 
@@ -361,15 +367,14 @@ def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line
             raise ValueError(f"y_positions {bad[:5].tolist()} are outside the stage y limits "
                              f"[{lim[0]}, {lim[1]}]")
     desc = _describe(detector)
-    if desc is not None:
+    if desc is not None:  # (a detector that cannot describe() synchronously is not checked)
         missing = [k for k in (line_key, i0_key) if k not in desc]
         if missing:
             raise ValueError(f"{', '.join(map(repr, missing))} not among the reading keys of the "
                              f"detector {detector.name!r}: {sorted(desc)} (set line_key= and i0_key=)")
-    n_line = _line_length(desc, line_key)
-    if n_line is not None and n_line != n_x:
-        raise ValueError(f"the detector's line has {n_line} pixels but shape[1] (n_x) is {n_x}")
-    if desc is not None:
+        n_line = _line_length(desc, line_key)
+        if n_line is not None and n_line != n_x:
+            raise ValueError(f"the detector's line has {n_line} pixels but shape[1] (n_x) is {n_x}")
         line_shape = list(desc[line_key].get("shape") or [])
         i0_shape = list(desc[i0_key].get("shape") or [])
         if len(line_shape) != 1:
@@ -460,10 +465,6 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     _validate_retries(max_retries, trigger_timeout)
     analysis, n_components, n_clusters = _validate_analysis(planner, analysis, n_components,
                                                             n_clusters)
-    if not isinstance(planner.seed, numbers.Integral):  # None or a Generator: not reproducible
-        raise TypeError(f"the planner's seed must be an int (it is {planner.seed!r}): the start "
-                        "document records it, and without it the run could be neither resumed "
-                        "nor recomputed; build the planner with seed=<int>")
     _md = _merge_md(_start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
                                     n_components, n_clusters), md)
     return (yield from _lockstep(planner, detector, mono, stage, y, line_key=line_key, i0_key=i0_key,
@@ -490,7 +491,7 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
         "energies": planner.energies.tolist(),
         "shape": [n_y, n_x],
         "y_positions": y.tolist(),
-        "seed": planner.seed if not isinstance(planner.seed, np.random.Generator) else None,
+        "seed": planner.seed,  # an int: _validate and resume's _planner_for refuse any other
         "sampling_ratio": planner.sampling_ratio,
         "dictionary_name": None,  # the name of the reference spectra: set it with md={...}
         "planner_kwargs": planner_metadata(planner),
