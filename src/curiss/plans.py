@@ -48,6 +48,7 @@ from .planners import (
 )
 from .planners._strategies import BUDGET_RULE, ENERGY_SAMPLING, PREVIOUS_BUDGET_RULE
 from .planners._base import validate_shape
+from .linalg._checks import as_bool
 
 __all__ = [
     "subsampled_scan",
@@ -269,9 +270,7 @@ def _validate_analysis(planner: Planner, analysis, n_components, n_clusters):
     Returns ``(analysis, n_components, n_clusters)`` as Python bool and ints (a numpy integer
     fails the start document's JSON schema, which used to fail the run after every row).
     """
-    if not isinstance(analysis, (bool, np.bool_)):
-        raise TypeError(f"analysis must be True or False; got {analysis!r}")
-    if analysis:
+    if as_bool(analysis, "analysis"):
         n_pix = int(np.prod(planner.shape))
         return (True, _check_int(n_components, "n_components", 1, min(planner.energies.size, n_pix)),
                 _check_int(n_clusters, "n_clusters", 1, n_pix))
