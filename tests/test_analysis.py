@@ -313,3 +313,18 @@ def test_raw_error_and_ari():
     assert adjusted_rand(labels, relabelled) == 1.0
     with pytest.raises(ValueError, match="shape"):
         adjusted_rand(labels, labels.ravel())
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    ([13], ValueError, r"indices must lie in \[-5, 5\)"),
+    ([-6, 0], ValueError, r"indices must lie in \[-5, 5\)"),
+    ([], ValueError, "selects no energies"),
+    ([1.5, 2.0], TypeError, "must be a slice, a bool mask"),
+    ([[1, 2]], TypeError, "must be a slice, a bool mask"),
+])
+def test_spectral_variation_refuses_normalize_post_edge_off_the_grid(bad, error, match):
+    """An index past the grid used to escape as numpy's IndexError."""
+    s = 1.0 + np.random.default_rng(0).random((5, 2))
+    with pytest.raises(error, match=match):
+        spectral_variation(s, s, normalize_post_edge=bad)
+    assert spectral_variation(s, 2 * s, normalize_post_edge=[-1, 3]) == pytest.approx(0, abs=1e-12)

@@ -425,3 +425,15 @@ def test_recompute_checks_its_options_before_replaying(kw, exc, match):
 
     with pytest.raises(exc, match=match):
         recompute(object(), **kw)  # refused before the run is even looked at
+
+
+@pytest.mark.parametrize("trials", ["abc", ["71214078.npz"], [{"strategy": "curiss"}]])
+def test_summarise_refuses_what_is_not_trials(trials):
+    """A string used to fail with "'str' object has no attribute 'strategy'"."""
+    from curiss.compare import run_trials, summarise
+
+    with pytest.raises(TypeError, match="Trial objects"):
+        summarise(trials)
+    e, cube, _ = low_rank_cube(n_e=12, shape=(8, 6))
+    ok = run_trials(e, cube, ratio=0.3, seeds=iter([0]), strategies=("raster",))
+    assert summarise(iter(ok))["raster"]["sampling_ratio"] == (1.0, 1.0)

@@ -610,3 +610,24 @@ def test_figures_for_run_keeps_its_files_in_outdir(tmp_path, prefix):
     with pytest.raises(ValueError, match="prefix must be a file-name prefix"):
         viz.figures_for_run(data, tmp_path / "out", prefix=prefix)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("dpi", [True, "100", 0, -5, float("nan")])
+def test_figures_for_run_refuses_a_bad_dpi_before_writing(tmp_path, dpi):
+    """``dpi=True`` used to fail inside matplotlib after outdir was made; a string likewise."""
+    data = types.SimpleNamespace(energies=energies(4), shape=(3, 2), order=np.zeros((0, 2), int),
+                                 history=[], mask=None, od=np.full((4, 3, 2), np.nan),
+                                 completed=None, analysis=None)
+    with pytest.raises(ValueError, match="dpi must be a positive number"):
+        viz.figures_for_run(data, tmp_path / "out", dpi=dpi)
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="dpi must be a positive number"):
+        viz.LiveCompletionPlot(dpi=dpi)
+
+
+def test_match_references_names_the_cluster_spectra_when_they_are_not_finite():
+    refs = np.random.default_rng(0).random((10, 2))
+    spectra = refs.copy()
+    spectra[3, 1] = np.inf
+    with pytest.raises(ValueError, match="cluster_spectra contain NaN/Inf"):
+        viz.match_references(spectra, refs)

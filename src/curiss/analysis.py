@@ -672,6 +672,14 @@ def spectral_variation(
     -------
     float
         Relative spectral variation (0 for identical inputs).
+
+    Raises
+    ------
+    ValueError
+        The two sets differ in shape, ``normalize_post_edge`` selects no energy or an index
+        outside the grid, or a spectrum has zero mean over it.
+    TypeError
+        ``normalize_post_edge`` is neither a slice, a bool mask nor integer indices.
     """
     prev = _as_spectra(previous_spectra, "previous_spectra")
     cur = _as_spectra(current_spectra, "current_spectra")
@@ -681,10 +689,21 @@ def spectral_variation(
         )
     if normalize_post_edge is not None and not isinstance(normalize_post_edge, slice):
         idx = np.asarray(normalize_post_edge)
-        if idx.dtype == np.bool_ and idx.shape != (cur.shape[0],):
-            raise ValueError(
-                f"normalize_post_edge mask must have shape ({cur.shape[0]},), got {idx.shape}"
-            )
+        n_e = cur.shape[0]
+        if idx.dtype == np.bool_:
+            if idx.shape != (n_e,):
+                raise ValueError(
+                    f"normalize_post_edge mask must have shape ({n_e},), got {idx.shape}"
+                )
+        elif idx.ndim == 1 and idx.size == 0:
+            raise ValueError("normalize_post_edge selects no energies")
+        elif np.issubdtype(idx.dtype, np.integer) and idx.ndim == 1:
+            if idx.min() < -n_e or idx.max() >= n_e:
+                raise ValueError(f"normalize_post_edge indices must lie in [{-n_e}, {n_e}) for "
+                                 f"{n_e} energies; got {idx.tolist()}")
+        else:
+            raise TypeError("normalize_post_edge must be a slice, a bool mask of shape "
+                            f"({n_e},) or a 1-D sequence of integer indices; got {idx!r}")
         normalize_post_edge = idx
     prev = _prepare_spectra(prev, normalize_post_edge, drop_background, "previous_spectra")
     cur = _prepare_spectra(cur, normalize_post_edge, drop_background, "current_spectra")

@@ -159,7 +159,25 @@ _MEASURES = (
 
 
 def summarise(trials) -> dict[str, dict[str, tuple[float, float]]]:
-    """``{strategy: {measure: (median, worst)}}`` over seeds."""
+    """``{strategy: {measure: (median, worst)}}`` over seeds.
+
+    Parameters
+    ----------
+    trials : iterable of Trial
+        As returned by :func:`run_trials`.
+
+    Raises
+    ------
+    TypeError
+        An item of ``trials`` is not a :class:`Trial` (e.g. a string or a file name).
+    """
+    if isinstance(trials, (str, bytes)):
+        raise TypeError(f"trials must be the Trial objects that run_trials returns, got {trials!r}")
+    trials = list(trials)
+    for t in trials:
+        if not isinstance(t, Trial):
+            raise TypeError(f"trials must contain Trial objects (from run_trials); got "
+                            f"{type(t).__name__} {t!r:.60}")
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for strategy in dict.fromkeys(t.strategy for t in trials):
         ts = [t for t in trials if t.strategy == strategy]

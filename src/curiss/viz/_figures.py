@@ -367,6 +367,13 @@ def _shape_columns(a: np.ndarray) -> np.ndarray:
     return c / np.where(n > 0, n, 1.0)
 
 
+def _check_dpi(dpi: Any) -> float:
+    """``dpi`` as a positive finite float (a bool or a string is refused, not coerced)."""
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Real) or not 0 < float(dpi) < np.inf:
+        raise ValueError(f"dpi must be a positive number of dots per inch, got {dpi!r}")
+    return float(dpi)
+
+
 def match_references(cluster_spectra: Any, references: Any) -> list[tuple[int, int, float, float]]:
     """Pair cluster spectra with reference spectra, each reference scaled by least squares.
 
@@ -386,6 +393,11 @@ def match_references(cluster_spectra: Any, references: Any) -> list[tuple[int, i
     list of (cluster, reference, scale, relative_residual)
         One entry per matched pair (``min(n_clusters, n_refs)`` of them), sorted by cluster;
         ``relative_residual = ||s − scale·r|| / ||s||`` (NaN for a zero spectrum).
+
+    Raises
+    ------
+    ValueError
+        The two do not share n_E, or either contains NaN/Inf (the message names which).
     """
     s = np.asarray(cluster_spectra, dtype=float)
     r = np.asarray(references, dtype=float)
@@ -394,6 +406,8 @@ def match_references(cluster_spectra: Any, references: Any) -> list[tuple[int, i
                          f"share n_E; got {s.shape} and {r.shape}")
     if not np.all(np.isfinite(r)):
         raise ValueError("references contain NaN/Inf values")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("cluster_spectra contain NaN/Inf values")
     sn, rn = _shape_columns(s), _shape_columns(r)
     if r.shape[1] >= s.shape[1]:
         perm = match_spectra(sn, rn)

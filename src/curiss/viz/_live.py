@@ -13,7 +13,7 @@ from bluesky.callbacks.core import CallbackBase
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ._figures import _energy_formatter
+from ._figures import _check_dpi, _energy_formatter
 
 __all__ = ["LiveCompletionPlot"]
 
@@ -80,8 +80,8 @@ class LiveCompletionPlot(CallbackBase):
         ``planner.completed()`` on each redraw (its cost is paid by the acquisition; while
         the planner cannot complete yet, e.g. before CURISS has every energy's rows, the
         measured rows are drawn); ``"never"`` draws measured rows only.
-    dpi : int
-        Resolution of the ``save_to`` file.
+    dpi : float
+        Resolution of the ``save_to`` file, dots per inch (> 0).
 
     Attributes
     ----------
@@ -95,7 +95,7 @@ class LiveCompletionPlot(CallbackBase):
 
     def __init__(self, planner: Any = None, *, min_interval: float = 2.0,
                  save_to: str | os.PathLike | None = None, figure: Figure | None = None,
-                 completion: str = "cached", max_busy: float = 0.1, dpi: int = 80):
+                 completion: str = "cached", max_busy: float = 0.1, dpi: float = 80):
         super().__init__()
         try:
             interval = float(min_interval)
@@ -126,7 +126,7 @@ class LiveCompletionPlot(CallbackBase):
         self.max_busy = busy
         self.save_to = None if save_to is None else Path(save_to)
         self.completion = completion
-        self.dpi = int(dpi)
+        self.dpi = _check_dpi(dpi)
         self.figure = figure
         self._artists: dict[str, Any] | None = None
         self.n_redraws = 0

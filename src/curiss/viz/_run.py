@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from ._figures import plot_clusters, plot_eigen, plot_energies, plot_error_map, plot_sampling
+from ._figures import _check_dpi, plot_clusters, plot_eigen, plot_energies, plot_error_map, plot_sampling
 
 __all__ = ["figures_for_run", "FIGURE_NAMES"]
 
@@ -54,7 +54,7 @@ def _mean_spectrum(completed: np.ndarray | None, od: np.ndarray | None) -> tuple
 
 def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
                     references: Any = None, reference_names: Sequence[str] | None = None,
-                    prefix: str = "", dpi: int = 100,
+                    prefix: str = "", dpi: float = 100,
                     notes: list[str] | None = None) -> list[Path]:
     """Write every figure that applies to a run as PNG files.
 
@@ -75,8 +75,8 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
         cluster spectra (see :func:`plot_clusters`).
     prefix : str
         Prepended to each file name (e.g. a run uid and ``"-"``).
-    dpi : int
-        Resolution of the PNG files.
+    dpi : float
+        Resolution of the PNG files, dots per inch (> 0).
     notes : list of str, optional
         If given, one line per skipped figure is appended (also logged on the ``curiss.viz``
         logger at INFO level).
@@ -90,7 +90,8 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
     Raises
     ------
     ValueError
-        ``data`` has no energies, or ``truth``/``references`` do not fit the run.
+        ``data`` has no energies, ``truth``/``references`` do not fit the run, or ``dpi`` is not
+        a positive number.
     """
     energies = _field(data, "energies")
     if energies is None:
@@ -127,6 +128,7 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
             raise ValueError(f"truth must have the run's shape (n_E, n_y, n_x) = "
                              f"{(n_e, n_y, n_x)}; got {truth.shape}")
 
+    dpi = _check_dpi(dpi)
     if not isinstance(prefix, str) or "/" in prefix or "\\" in prefix or prefix in (".", ".."):
         raise ValueError(f"prefix must be a file-name prefix (no path separator: the figures go "
                          f"into outdir); got {prefix!r}")
