@@ -476,6 +476,18 @@ def test_write_nexus_errors(tmp_path):
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         write_nexus(p, energies=res["energies"], completed=res["completed"],
                     metadata={"f": object()})
+    # measured must be finite exactly where mask is True (it used to be written unchecked)
+    full = np.where(res["mask"], res["measured"], 1.0)
+    with pytest.raises(ValueError, match="values at .* entries that mask says were not measured"):
+        write_nexus(p, energies=res["energies"], completed=res["completed"], mask=res["mask"],
+                    measured=full)
+    holed = res["measured"].copy()
+    holed[np.argwhere(res["mask"])[0][0], np.argwhere(res["mask"])[0][1],
+          np.argwhere(res["mask"])[0][2]] = np.nan
+    with pytest.raises(ValueError, match="NaN/Inf at 1 entries that mask says were measured"):
+        write_nexus(p, energies=res["energies"], completed=res["completed"], mask=res["mask"],
+                    measured=holed)
+    assert not p.exists()
     with pytest.raises(ValueError, match="not a curiss export"):
         read_nexus_results(_nxstxm(tmp_path / "n.nxs", np.arange(2.0), np.arange(3.0),
                                    np.arange(2.0), np.ones((2, 2, 3)), np.ones(2)))

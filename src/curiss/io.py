@@ -872,6 +872,22 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"metadata value of type {type(obj).__name__} is not JSON-serialisable")
 
 
+def _check_measured_against_mask(measured: np.ndarray, mask: np.ndarray) -> None:
+    """Refuse a ``measured`` cube that disagrees with ``mask`` (finite exactly where True)."""
+    finite = np.isfinite(measured)
+    missing = mask & ~finite
+    if missing.any():
+        where = tuple(int(i) for i in np.argwhere(missing)[0])
+        raise ValueError(f"measured is NaN/Inf at {int(missing.sum())} entries that mask says "
+                         f"were measured (first at (energy, y, x) = {where})")
+    extra = finite & ~mask
+    if extra.any():
+        where = tuple(int(i) for i in np.argwhere(extra)[0])
+        raise ValueError(f"measured has values at {int(extra.sum())} entries that mask says were "
+                         f"not measured (first at (energy, y, x) = {where}), e.g. the full stack "
+                         f"of a replay; give np.where(mask, measured, np.nan)")
+
+
 def write_nexus(path: str | os.PathLike, *, energies: Any, completed: Any, mask: Any = None,
                 labels: Any = None, cluster_spectra: Any = None, eigenspectra: Any = None,
                 measured: Any = None, metadata: Mapping[str, Any] | None = None,
@@ -907,7 +923,8 @@ def write_nexus(path: str | os.PathLike, *, energies: Any, completed: Any, mask:
     cluster_spectra : array_like, shape (n_E, n_clusters), optional
     eigenspectra : array_like, shape (n_E, n_components), optional
     measured : array_like, shape (n_E, n_y, n_x), optional
-        Measured OD; NaN allowed where not measured.
+        Measured OD; NaN allowed where not measured. With ``mask``, it must be finite exactly
+        where ``mask`` is True.
     metadata : mapping, optional
         JSON-serialisable (numpy scalars/arrays are converted); stored as a JSON
         string. ``title``, ``start_time`` and ``end_time`` also fill the NXentry fields.
@@ -924,7 +941,8 @@ def write_nexus(path: str | os.PathLike, *, energies: Any, completed: Any, mask:
     Raises
     ------
     ValueError, TypeError
-        Wrong shapes, dtypes, non-finite values or non-serialisable metadata.
+        Wrong shapes, dtypes, non-finite values, ``measured`` that disagrees with ``mask``, or
+        non-serialisable metadata.
     """
     e = _as_float_array(energies, "energies", None)
     if e.ndim != 1 or e.size < 1:
@@ -947,6 +965,8 @@ def write_nexus(path: str | os.PathLike, *, energies: Any, completed: Any, mask:
         arrays["mask"] = m
     if measured is not None:
         arrays["measured"] = _as_float_array(measured, "measured", cube.shape, allow_nan=True)
+        if mask is not None:
+            _check_measured_against_mask(arrays["measured"], arrays["mask"])
     if labels is not None:
         lab = np.asarray(labels)
         if lab.dtype.kind not in "iu":
