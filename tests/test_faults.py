@@ -166,3 +166,33 @@ def test_a_run_with_rows_given_up_recomputes_from_its_documents(sample, catalog,
         assert all(tm > t for tm in later)
     acq = recompute(data)  # raises if the replayed planner asks for other rows
     assert np.array_equal(acq.mask, data.mask)
+
+
+def test_an_energy_the_monochromator_never_reaches_ends_the_run_with_its_rows_and_the_reason(sample):
+    """A dead energy among those not imaged: no CUR completion can exist. The planner used to
+    raise from suggest() (a failed run with a generic message); now the stop record names the
+    energy, a 'completion' fault says why there is no analysis, and every measured row is kept."""
+    planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
+                                   dictionary=sample.spectra, seed=2)
+    imaged = set(planner.suggest().pairs[:, 0].tolist())
+    dead = next(e for e in range(sample.energies.size) if e not in imaged)
+
+    def setup(stxm):
+        move = stxm.mono.move
+
+        def failing_move(position, *args, **kwargs):
+            if position == float(sample.energies[dead]):
+                stxm.mono.fail_next_moves(1)
+            return move(position, *args, **kwargs)
+
+        stxm.mono.move = failing_move
+
+    docs = run(sample, setup, max_retries=1)
+    stop = [d for d in stream(docs, "planner") if d["kind"] == "stop"]
+    assert len(stop) == 1 and f"energies [{dead}]" in stop[0]["stop_reason"]
+    faults = stream(docs, "faults")
+    assert faults[-1]["kind"] == "completion" and f"energies [{dead}]" in faults[-1]["message"]
+    assert not stream(docs, "analysis")
+    pairs = primary_pairs(docs)
+    assert pairs and dead not in {e for e, _ in pairs} and len(set(pairs)) == len(pairs)
+    assert [d for n, d in docs if n == "stop"][0]["exit_status"] == "success"

@@ -426,14 +426,18 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         Record the ``analysis`` stream (completion, labels, spectra) at the end. When the
         analysis itself fails on the completed data (e.g. k-means finds fewer distinct spectra
         than ``n_clusters``), a ``faults`` event of kind ``"analysis"`` says why, the stream is
-        left out and the run still ends with ``exit_status="success"``.
+        left out and the run still ends with ``exit_status="success"``. Likewise, when failed
+        rows left the planner nothing to complete from (e.g. an energy that no selected spatial
+        row could be measured at; the planner's stop record says which), a ``faults`` event of
+        kind ``"completion"`` says why.
     n_components, n_clusters : int
         Settings of that analysis.
     max_retries : int
         Attempts after the first for a row whose reading is invalid (NaN, wrong length, zero
         counts, I0 ≤ 0), whose trigger times out, or whose move fails. Each fault is an event of
         the ``faults`` stream; a bad reading is dropped (never in ``primary``, never given to the
-        planner); a row that fails every attempt is marked failed and the planner works around it.
+        planner); a row that fails every attempt is marked failed and the planner works around it
+        (measures it again later, or replaces it; see the planners' fault handling).
         After ``MAX_FAILED_ROWS_IN_A_ROW`` (5) such rows in a row the run stops with a
         ``RuntimeError`` (a dead detector, a closed shutter), its rows kept: :func:`resume`
         continues it.
@@ -653,7 +657,12 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                             "is down, so the acquisition stops here. The rows measured so far are "
                             "in the run; continue it with curiss.plans.resume once fixed.")
         if analysis:
-            cube = planner.completed()
+            try:
+                cube = planner.completed()
+            except RuntimeError as exc:  # failed rows left nothing to complete from (the stop
+                # record says why); every measured row is in the run, which can be resumed
+                yield from record_fault(-1, -1, "completion", 0, f"no completion: {exc}")
+                return
             try:
                 ana = spectral_analysis(cube, n_components=n_components, n_clusters=n_clusters,
                                         seed=0, mask=planner.mask, measured=planner.measured)

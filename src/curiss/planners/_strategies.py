@@ -167,28 +167,41 @@ class _CURISSBase(Planner):
             return balanced_budget(self.energies.size, self.shape, ratio)
         return images_first_budget(self.energies.size, self.shape, ratio)
 
-    def _choose_energies(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` new energies to image and the weights they were drawn with."""
+    def _choose_energies(self, n: int, avoid=()) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` new energies to image and the weights they were drawn with; never one of
+        ``avoid`` (energies that failed) while other energies remain."""
         imaged = self.imaged_energies
+        avoid = np.setdiff1d(np.asarray(avoid, dtype=int), imaged)
+        if self.energies.size - imaged.size - avoid.size < n:
+            avoid = avoid[:0]  # too few others left: a failed energy may be tried again
         w = self._energy_weights(imaged)
         if self.energy_sampling == "leverage":
-            return weighted_sample(w, n, exclude=imaged, rng=self._rng), w
+            return weighted_sample(w, n, exclude=np.union1d(imaged, avoid), rng=self._rng), w
         chosen: list[int] = []
         if self.dictionary is not None:
             # volume sampling of energies: ARP on the dictionary's basis, conditional on what is
             # imaged, for as many energies as the dictionary has dimensions; leverage after that
             U, sv, _ = np.linalg.svd(self.dictionary, full_matrices=False)
             r = int(np.count_nonzero(sv > 1e-8 * sv[0]))
+            basis = U[:, :r]
+            if avoid.size:  # the dictionary without the avoided energies: ARP never picks them
+                b = basis.copy()
+                b[avoid] = 0.0
+                ub, sb, _ = np.linalg.svd(b, full_matrices=False)
+                basis = ub[:, :int(np.count_nonzero(sb > 1e-8 * max(sb.max(initial=0.0), 1e-300)))]
+                r = basis.shape[1]
             pre = list(imaged[:r])
             k = min(r, len(pre) + n)
             if k > len(pre):
-                chosen = [int(i) for i in arp(U[:, :r], k, preselected=pre, rng=self._rng)[len(pre):]]
+                picked = arp(basis, k, preselected=pre, rng=self._rng)[len(pre):]
+                chosen = [int(i) for i in picked if i not in avoid]  # (a zero residual's draw)
         else:
             # no dictionary: one uniform draw per contiguous stratum of the energies not imaged
-            free = self._energies_not_imaged()
+            free = np.setdiff1d(self._energies_not_imaged(), avoid)
             chosen = [int(self._rng.choice(part)) for part in np.array_split(free, n)]
         if len(chosen) < n:
-            rest = weighted_sample(w, n - len(chosen), exclude=np.concatenate([imaged, chosen]).astype(int),
+            rest = weighted_sample(w, n - len(chosen),
+                                   exclude=np.concatenate([imaged, avoid, chosen]).astype(int),
                                    rng=self._rng)
             chosen += [int(i) for i in rest]
         return np.asarray(chosen, dtype=int), w
@@ -227,9 +240,9 @@ class _CURISSBase(Planner):
         n_e, n_x = self.energies.size, self.shape[1]
         rows_i = self.imaged_energies
         rows_j = self._chosen_rows()
-        if rows_i.size == 0 or rows_j.size == 0:
-            raise RuntimeError("cannot complete yet: CUR needs at least one image and one spatial row "
-                               "measured at every energy")
+        why = self._cannot_complete()
+        if why is not None:
+            raise RuntimeError(f"cannot complete yet: {why}")
         D = self._od.reshape(n_e, -1)
         cols = row_pixels(rows_j, n_x)
         # factored: the dense completion is formed only when someone reads res.matrix
@@ -267,6 +280,17 @@ class CURISSPlanner(_CURISSBase):
         Split of the ratio between images and rows: :func:`curiss.linalg.balanced_budget`
         (default), :func:`curiss.linalg.images_first_budget` (always one row; the default of
         earlier versions) or the authors' rule (:func:`curiss.linalg.budget`).
+
+    Notes
+    -----
+    Failed rows (:meth:`~curiss.planners.Planner.mark_failed`) are made up for before the
+    completion: an image's missing rows are measured again at its energy, or another energy is
+    imaged if none of its rows could be (only within ``sampling_ratio``); a spatial row that
+    failed at some energies is measured there again, and if no row is measured at every energy
+    not imaged after three such steps, another row is chosen (CUR cannot complete without one;
+    the stop reason says if this went over the budget). An energy at which two or more
+    selected rows all failed cannot be completed: the acquisition stops and its stop reason
+    names the energy.
     """
 
     method = "curiss"
@@ -301,35 +325,145 @@ class CURISSPlanner(_CURISSBase):
     MAX_REPLACEMENTS = 3
 
     def _decide_fixed_budget(self):
-        """Images, then rows; images or rows lost to failed measurements are replaced first."""
+        """Images, then rows; what failed measurements lost is measured again or replaced first.
+
+        - An image with failed rows is completed at its own energy when some of its rows were
+          measured there (the fault was the row's; once); when none was (the monochromator never
+          got there), or that failed too, another energy is drawn, but only if a whole image still fits in
+          ``sampling_ratio`` with the row step that follows (or if no energy is imaged at all:
+          without one nothing can be completed).
+        - A spatial row that failed at some energies is measured again there (not RISS, whose
+          LoopedASD completion uses whatever rows there are).
+        - After :attr:`MAX_REPLACEMENTS` such steps, if no spatial row is measured at every
+          energy not imaged (CUR needs one), one more row is chosen by the same rule, the failed
+          ones counted as chosen (at most :attr:`MAX_REPLACEMENTS` times; not when an energy
+          failed at every selected row, where a new row would fail too). As it may take the run
+          over its budget, the stop reason then says so.
+        """
         if not self.history:
             self._replacements = 0
             self._rows_selected = None
+            self._rows_replaced = np.zeros(0, dtype=int)
+            self._over_budget = ""
             return self._decide_images(self.n_images)
-        missing = self.n_images - self.imaged_energies.size
-        if missing > 0 and self._replacements < self.MAX_REPLACEMENTS:
-            self._replacements += 1
-            return self._decide_images(missing)  # new energies (a failed one may be drawn again)
+        n_e, n_y = self.energies.size, self.shape[0]
         if self._rows_selected is None:
+            missing = self.n_images - self.imaged_energies.size
+            if missing > 0 and self._replacements < self.MAX_REPLACEMENTS:
+                dec = self._replace_images(missing)
+                if dec is not None:
+                    self._replacements += 1
+                    return dec
             if self.imaged_energies.size == 0:
                 raise RuntimeError(f"no energy could be imaged after {self._replacements} replacements "
                                    f"(failed rows: {self.failed[:5]}); check the detector and the beam")
+            self._replacements = 0
             dec = self._decide_rows(self.n_rows)
             self._rows_selected = np.unique(dec.pairs[:, 1])
             return dec
-        retry = grid_pairs(self._energies_not_imaged(), self._rows_selected)
+        if self.method == "riss":
+            return None
+        live = np.setdiff1d(self._rows_selected, self._rows_replaced)
+        retry = grid_pairs(self._energies_not_imaged(), live)
         retry = retry[~self._row_measured[retry[:, 0], retry[:, 1]]]
-        if retry.size and self._replacements < self.MAX_REPLACEMENTS and self.method != "riss":
+        if retry.size and self._replacements < self.MAX_REPLACEMENTS:
             self._replacements += 1
             return Decision(0, "rows", retry)  # failed rows at their energies, again
+        if (self._chosen_rows().size == 0 and self._rows_selected.size < n_y
+                and self._rows_replaced.size < self.MAX_REPLACEMENTS
+                and not self._unreached_energies().size):
+            # no row is measured at every energy not imaged, so CUR has no column: one more row
+            # (not when an energy was reached at none of the rows: a new row would fail there too)
+            failed = self._failed_selected_rows()
+            k = self._rows_selected.size + 1
+            rows = self._pick_rows(row_basis(self._images(), k), k, preselected=self._rows_selected)
+            new = np.setdiff1d(rows, self._rows_selected)
+            self._rows_replaced = np.union1d(self._rows_replaced, failed).astype(int)
+            self._rows_selected = np.union1d(self._rows_selected, new)
+            self._replacements = 0
+            dec = Decision(0, "rows", grid_pairs(self._energies_not_imaged(), new))
+            after = (self._row_measured.sum() + len(dec.pairs)) / self._row_measured.size
+            if after > self.sampling_ratio + 1e-12:
+                self._over_budget = (f"; row(s) {new.tolist()} replaced the failed row(s) {failed} "
+                                     f"and took the measured ratio to {after:.4g}, over "
+                                     f"sampling_ratio {self.sampling_ratio:g}")
+            return dec
         return None
+
+    def _failed_selected_rows(self) -> list[int]:
+        """Selected spatial rows not measured at every energy not imaged."""
+        not_imaged = self._energies_not_imaged()
+        done = self._row_measured[np.ix_(not_imaged, self._rows_selected)].all(axis=0)
+        return self._rows_selected[~done].tolist()
+
+    def _unreached_energies(self) -> np.ndarray:
+        """Energies not imaged at which none of two or more selected spatial rows could be
+        measured (with one, a fault of that row and of the energy look alike), sorted."""
+        rows = getattr(self, "_rows_selected", None)
+        if rows is None or rows.size < 2:
+            return np.zeros(0, dtype=int)
+        not_imaged = self._energies_not_imaged()
+        return not_imaged[~self._row_measured[np.ix_(not_imaged, rows)].any(axis=1)]
+
+    def _cannot_complete(self) -> str | None:
+        """Why no CUR completion can be formed from what is measured, or None if one can."""
+        if self.imaged_energies.size and self._chosen_rows().size:
+            return None
+        why = "CUR needs at least one image and one spatial row measured at every energy"
+        dead = self._unreached_energies()
+        if dead.size:
+            ev = ", ".join(f"{self.energies[e]:g}" for e in dead[:5])
+            why += (f"; energies {dead[:5].tolist()} ({ev} eV) could not be measured at any of "
+                    f"the selected rows {self._rows_selected.tolist()} (see the planner's failed "
+                    f"rows)")
+        return why
+
+    def _replace_images(self, missing: int) -> Decision | None:
+        """A step that makes up for ``missing`` images lost to failed rows, or None if none fits."""
+        n_e, n_y = self.energies.size, self.shape[0]
+        imaged = set(self.imaged_energies.tolist())
+        asks: dict[int, int] = {}  # image steps that asked for each energy
+        for d in self.history:
+            if d.kind == "image":
+                for e in np.unique(d.pairs[:, 0]):
+                    asks[int(e)] = asks.get(int(e), 0) + 1
+        asked = set(asks)
+        # energies reached (some rows measured) but not imaged: measure their missing rows, once
+        partial = sorted(e for e in asked - imaged
+                         if self._row_measured[e].any() and asks[e] == 1)[:missing]
+        chosen = list(partial)
+        n_new = missing - len(chosen)
+        if n_new > 0:
+            cells = int(np.floor(self.sampling_ratio * n_e * n_y + 1e-9))
+            todo = int(self._row_measured.sum()) + sum(
+                n_y - int(self._row_measured[e].sum()) for e in chosen)
+            n_imaged = len(imaged) + len(chosen)
+            fits = 0
+            while fits < n_new and (todo + n_y * (fits + 1)
+                                    + self.n_rows * (n_e - n_imaged - fits - 1) <= cells):
+                fits += 1
+            if fits == 0 and not imaged and not chosen:  # no completion at all without an image
+                fits = 1
+                self._over_budget = (f"; an image replaced the failed one(s) over sampling_ratio "
+                                     f"{self.sampling_ratio:g}")
+            if fits:
+                # energies that were asked for and never reached are not drawn again
+                new, _ = self._choose_energies(fits, avoid=sorted(asked - imaged))
+                chosen += [int(e) for e in new]
+        if not chosen:
+            return None
+        return self._image_decision(np.array(chosen, dtype=int), self._energy_weights(imaged))
 
     def _decide(self):
         dec = self._decide_fixed_budget()
         if dec is not None:
             return dec
+        why = self._cannot_complete()
+        if why is not None:  # failed rows that no replacement made up for
+            self.stop_reason = f"failed rows left no CUR completion: {why}"
+            return None
         self._cur()
-        self.stop_reason = "budget reached"
+        self.stop_reason = "budget reached" + self._over_budget
         return None
 
     def _stop_record(self):
@@ -376,7 +510,7 @@ class RISSPlanner(_ASDCompletion, CURISSPlanner):
     def _decide(self):
         dec = self._decide_fixed_budget()
         if dec is None:
-            self.stop_reason = "budget reached"
+            self.stop_reason = "budget reached" + self._over_budget
         return dec
 
     def _stop_record(self):
@@ -739,6 +873,7 @@ class ACURISSPlanner(CURISSPlanner):
                 raise ValueError(f"max_time must be a positive number of seconds; got {max_time!r}")
         self.max_time = max_time
         self._analysis_seed = int(self._rng.integers(2**31))
+        self._initial_done = False
         self._prev_completion = None
         self._prev_spectra = None
         self._refinements = 0
@@ -882,11 +1017,15 @@ class ACURISSPlanner(CURISSPlanner):
 
     # ------------------------------------------------------------------ decisions
     def _decide(self):
-        h = len(self.history)
-        if h == 0:
-            return self._decide_images(self.n_images)
-        if h == 1:
-            return self._decide_rows(self.n_rows)
+        if not self._initial_done:  # the initial images and rows (failed ones made up for)
+            dec = self._decide_fixed_budget()
+            if dec is not None:
+                return dec
+            self._initial_done = True
+        why = self._cannot_complete()
+        if why is not None:  # failed rows that no replacement made up for
+            self.stop_reason = f"failed rows left no CUR completion: {why}"
+            return None
         prev = self._prev_completion  # before _evaluate replaces it
         res, dc, ds = self._evaluate(None)
         self.prediction_ = self._prediction_stats(prev, res)
@@ -898,7 +1037,7 @@ class ACURISSPlanner(CURISSPlanner):
             if dec is None:
                 reason = self.stop_reason or "everything measured"
         if reason is not None:
-            self.stop_reason = reason
+            self.stop_reason = reason + self._over_budget
             return None
         dec.rank, dec.condition = res.rank, res.condition
         dec.extra.update(self._eval_extra)  # core truncation / analysis fallbacks, if any
