@@ -130,3 +130,19 @@ def test_split_rules_check_their_input():
         balanced_budget(100, (50, 60), 0.5, min_images=0)
     # at the minimum ratio: one image and one row
     assert images_first_budget(100, (50, 60), minimum_ratio(100, (50, 60))) == (1, 1)
+
+
+@pytest.mark.parametrize("n_e, shape, ratio", [(2, (32, 16), 1.0), (4, (32, 16), 0.9),
+                                               (3, (10, 4), 0.95), (5, (8, 8), 0.85)])
+def test_images_first_spends_the_rest_on_rows_once_every_energy_but_one_is_imaged(n_e, shape, ratio):
+    """With s_E capped at n_E − 1 the split kept one row: n_E = 2 at ratio 1.0 measured 0.516
+    (one image and one row) and the planners stopped with "budget reached"."""
+    from curiss.linalg import balanced_budget, images_first_budget
+
+    n_y = shape[0]
+    for rule in (images_first_budget, balanced_budget):
+        s_e, s_r = rule(n_e, shape, ratio)
+        spent = s_e * n_y + (n_e - s_e) * s_r
+        assert spent <= ratio * n_e * n_y + 1e-9
+        assert s_e == n_e - 1
+        assert spent + 1 > ratio * n_e * n_y or s_r == n_y  # not one more row would fit

@@ -552,3 +552,48 @@ def test_an_energy_never_reached_in_the_image_step_is_replaced_by_another(method
     assert p.imaged_energies.size >= p.n_images
     assert p.measured_ratio <= p.sampling_ratio + 1e-12
     assert np.all(np.isfinite(p.completed()))
+
+
+@pytest.mark.parametrize("method", ["riss", "random_rows"])
+@pytest.mark.parametrize("early", [False, True])
+def test_the_stop_record_carries_the_looped_asd_notes_before_anyone_completes(method, early):
+    """The plan records the stop record, then asks for the completion: the LoopedASD notes
+    (convergence, fallback) used to land in that record only after it was recorded, or, when a
+    live display had completed the stack at the same rows, in an earlier decision only."""
+    from curiss.datasets import make_phantom
+
+    ph = make_phantom(30, (16, 16), 3, seed=0, noise=0.02)
+    p = make_planner(method, ph.energies, ph.shape, sampling_ratio=0.2, seed=0)
+    while (req := p.suggest()) is not None:
+        for e, r in req.pairs:
+            p.ingest(e, r, ph.cube[e, r])
+        if early and method == "riss" and p.history[-1].kind == "rows":
+            p.completed()  # a live display, at the same rows as the end
+    stop = p.history[-1].as_dict()  # what the plan records, before its completed() call
+    assert stop["kind"] == "stop"
+    assert isinstance(stop["asd_converged"], bool) and stop["asd_stop_reason"]
+    assert stop["asd_rank"] >= 1 and "fallback" in stop
+
+
+@pytest.mark.parametrize("n_e, shape, ratio", [(123, (150, 150), 0.03), (40, (24, 20), 0.11),
+                                               (2, (1, 5), 0.77), (7, (5, 3), 0.5)])
+def test_random_rows_never_measure_more_than_the_ratio(n_e, shape, ratio):
+    """The budget was round(p·n_E·n_y): 554 rows of 18450 for 0.03 (0.030027), and for n_E=2
+    and one spatial row at 0.77 both rows (1.0), below the planner's own minimum."""
+    from curiss.linalg import RatioTooSmallError
+    from curiss.planners import RandomRowsPlanner
+
+    e = 700.0 + np.arange(n_e)
+    if max(n_e, shape[0]) > np.floor(ratio * n_e * shape[0]):
+        with pytest.raises(RatioTooSmallError, match="ratio too small"):
+            RandomRowsPlanner(e, shape, sampling_ratio=ratio, seed=0)
+        return
+    p = RandomRowsPlanner(e, shape, sampling_ratio=ratio, seed=0)
+    req = p.suggest()
+    assert len(req.pairs) == int(np.floor(ratio * n_e * shape[0]))
+    assert len(req.pairs) / (n_e * shape[0]) <= ratio
+    assert p.get_params()["row_budget"] == "floor"  # recorded, so recompute rebuilds it
+    old = RandomRowsPlanner(e, shape, sampling_ratio=ratio, seed=0, row_budget="round")
+    assert len(old.suggest().pairs) == int(round(ratio * n_e * shape[0]))  # as recorded runs did
+    with pytest.raises(ValueError, match="row_budget must be 'floor' or 'round'"):
+        RandomRowsPlanner(e, shape, sampling_ratio=ratio, seed=0, row_budget="ceil")

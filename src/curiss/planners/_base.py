@@ -383,6 +383,7 @@ class Planner:
             if self.stop_reason is None:
                 self.stop_reason = "plan complete"
             self.history.append(self._stop_record())
+            self._after_stop()
             return None
         decision.iteration = len(self.history)
         if decision.pairs.size == 0:
@@ -536,6 +537,9 @@ class Planner:
 
     def _complete(self) -> np.ndarray:
         raise NotImplementedError
+
+    def _after_stop(self) -> None:
+        """Called once the stop record is appended to :attr:`history` (default: nothing)."""
 
     def _note_completion(self, notes: dict[str, Any]) -> None:
         """Record a completion's numerical notes (rank, convergence, fallback).

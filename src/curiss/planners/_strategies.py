@@ -74,6 +74,15 @@ class _ASDCompletion:
         self._completion_seed = int(self._rng.integers(2**31))
         self.asd_result_ = None
 
+    def _after_stop(self):
+        # the completion's notes (LoopedASD convergence, fallback) belong in the stop record,
+        # which the plan records before it asks for the completion: compute it now (cached)
+        try:
+            self.completed()
+        except RuntimeError:  # nothing to complete from: the plan's completed() says why
+            return
+        self.history[-1].extra.update(self.numerics_)
+
     def _complete(self):
         n_e = self.energies.size
         if not self._row_measured.any(axis=1).all():
@@ -94,21 +103,39 @@ class _ASDCompletion:
 class RandomRowsPlanner(_ASDCompletion, Planner):
     """Baseline of Townsend et al. 2022: uniformly random spatial rows at every energy + LoopedASD.
 
-    The row budget ``round(sampling_ratio · n_E · n_y)`` is spread as evenly as possible over the
-    energies (every energy gets at least one row). Rows are drawn at random with balanced
+    The row budget ``floor(sampling_ratio · n_E · n_y)`` (never more than the ratio) is spread
+    as evenly as possible over the energies (every energy gets at least one row). Rows are drawn at random with balanced
     coverage: each energy takes the spatial rows measured least often so far (random tie-break),
     so every spatial row is measured at some energy once the budget allows it — without this a
     pixel column can stay unobserved and no completion can recover it.
+
+    Parameters
+    ----------
+    energies, shape, sampling_ratio, dictionary, seed, cost_model
+        See :class:`curiss.planners.Planner` (``dictionary`` is not used).
+    max_rank, asd_tol
+        Of the LoopedASD completion (:func:`curiss.linalg.looped_asd`).
+    row_budget : {"floor", "round"}
+        How ``sampling_ratio · n_E · n_y`` is made whole: rounded down (default), or to nearest,
+        which could measure one row more than the ratio (the rule of runs recorded before
+        ``row_budget`` existed, which :func:`curiss.store.recompute` rebuilds with it).
     """
 
     method = "random_rows"
 
+    #: runs recorded before the budget was rounded down rounded it to nearest
+    earlier_defaults = {"row_budget": "round"}
+
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
-                 cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6):
+                 cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6,
+                 row_budget: str = "floor"):
         super().__init__(energies, shape, sampling_ratio=sampling_ratio, dictionary=dictionary,
                          seed=seed, cost_model=cost_model)
+        if not isinstance(row_budget, str) or row_budget not in ("floor", "round"):
+            raise ValueError(f"row_budget must be 'floor' or 'round'; got {row_budget!r}")
+        self.row_budget = row_budget
         n_e, n_y = self.energies.size, self.shape[0]
-        total = int(round(self.sampling_ratio * n_e * n_y))
+        total = self._total_rows()
         if total < max(n_e, n_y):
             minimum = max(n_e, n_y) / (n_e * n_y)
             raise RatioTooSmallError(f"ratio too small: minimum is {minimum:.4g} (one row per energy and every "
@@ -116,11 +143,15 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
                              f"got {self.sampling_ratio}")
         self._init_asd(max_rank, asd_tol)
 
+    def _total_rows(self) -> int:
+        n = self.sampling_ratio * self.energies.size * self.shape[0]
+        return int(round(n)) if self.row_budget == "round" else int(np.floor(n + 1e-9))
+
     def _decide(self):
         if self.history:
             return None
         n_e, n_y = self.energies.size, self.shape[0]
-        total = int(round(self.sampling_ratio * n_e * n_y))
+        total = self._total_rows()
         per = np.full(n_e, total // n_e)
         per[self._rng.choice(n_e, total % n_e, replace=False)] += 1
         coverage = np.zeros(n_y)
@@ -346,7 +377,7 @@ class CURISSPlanner(_CURISSBase):
             self._rows_replaced = np.zeros(0, dtype=int)
             self._over_budget = ""
             return self._decide_images(self.n_images)
-        n_e, n_y = self.energies.size, self.shape[0]
+        n_y = self.shape[0]
         if self._rows_selected is None:
             missing = self.n_images - self.imaged_energies.size
             if missing > 0 and self._replacements < self.MAX_REPLACEMENTS:
