@@ -315,7 +315,142 @@ def test_a_failing_journal_warns_and_the_run_goes_on_to_the_catalog(tmp_path):
     with pytest.warns(RuntimeWarning, match="catalog only"):
         writer("descriptor", {"uid": "d1", "run_start": "0123abcd-disk-full", "name": "primary",
                               "time": 1.5, "data_keys": {}})
+    # marked incomplete, so that recover() never takes it for the whole run
+    assert not path.exists() and path.with_name(path.name + ".incomplete").exists()
     writer("stop", {"uid": "s1", "run_start": "0123abcd-disk-full", "time": 2.0,
                     "exit_status": "success", "num_events": {}})
     assert seen == ["start", "descriptor", "stop"]  # the catalog got every document
-    assert not path.exists()  # the partial journal is removed once the catalog has the run
+    assert not list(path.parent.iterdir())  # the partial journal is removed once the catalog has the run
+
+
+def _documents(seed=3):
+    """The documents of a short CURISS run, as emitted (deep copies)."""
+    import copy
+
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    docs = []
+    RE = RunEngine({})
+    RE.subscribe(lambda name, doc: docs.append((name, copy.deepcopy(doc))))
+    RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                   y_positions=stxm.y_positions, dictionary=sample.spectra, sampling_ratio=0.5,
+                   seed=seed))
+    return docs
+
+
+def _write_journal(path, docs):
+    import msgpack
+
+    from curiss.store._journal import _default
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(msgpack.packb([n, d], default=_default, use_bin_type=True)
+                              for n, d in docs))
+
+
+def _rows_end(docs, n):
+    """Index just after the n-th row event."""
+    rows = [i for i, (name, d) in enumerate(docs) if name == "event" and "detector_line" in d["data"]]
+    return rows[n - 1] + 1
+
+
+def test_recover_never_replaces_catalog_rows_with_a_shorter_journal(tmp_path):
+    """The journal failed (a full disk) at row 10, the catalog writer went on to row 30, then
+    the process was killed: recover() used to replace the catalog's 30 rows by the journal's 10."""
+    from bluesky_tiled_plugins import TiledWriter
+
+    docs = [d for d in _documents() if d[0] != "stop"]
+    uid = docs[0][1]["uid"]
+    catalog = open_catalog(tmp_path / "runs")
+    writer = TiledWriter(catalog, batch_size=1, max_array_size=0)  # what reached it before the kill
+    for name, doc in docs[:_rows_end(docs, 30)]:
+        writer(name, doc)
+    journal = tmp_path / "runs" / "journal"
+    _write_journal(journal / f"{uid}.journal.incomplete", docs[:_rows_end(docs, 10)])
+    assert recover(catalog) == [uid]
+    data = load_run(catalog[uid])
+    assert len(data.order) == 30 and data.exit_status == "abort"
+    assert data.stop["num_events"]["primary"] == 30
+    assert not list(journal.iterdir())  # every journaled event is in the catalog's copy
+    # a complete journal (the usual case) still replaces a shorter catalog copy
+    _write_journal(journal / f"{uid}.journal", docs)
+    catalog.delete_contents(uid, recursive=True, external_only=False)
+    writer = TiledWriter(catalog, batch_size=1, max_array_size=0)
+    for name, doc in docs[:_rows_end(docs, 5)]:
+        writer(name, doc)
+    assert recover(catalog) == [uid]
+    n_rows = sum(1 for n, d in docs if n == "event" and "detector_line" in d["data"])
+    assert len(load_run(catalog[uid]).order) == n_rows > 5
+
+
+def test_a_damaged_journal_neither_stops_recover_nor_hides_the_others(tmp_path):
+    """One bad journal used to make recover() raise (TokenError, TypeError from a flipped bit,
+    or the writer refusing its documents): no other run was recovered, and a profile that
+    recovers at start did not start."""
+    docs = [d for d in _documents() if d[0] != "stop"]
+    uid = docs[0][1]["uid"]
+    journal = tmp_path / "runs" / "journal"
+    _write_journal(journal / f"{uid}.journal", docs)
+    # decodable up to a record whose map has a list as key (msgpack: unhashable)
+    flipped = journal / "0000aaaa-flipped.journal"
+    _write_journal(flipped, docs[:1])
+    flipped.write_bytes(flipped.read_bytes() + b"\x81\x91\x01\x01")
+    assert [n for n, _ in read_journal(flipped)] == ["start"]  # the good prefix, no exception
+    # decodable, but documents the catalog writer refuses
+    refused = journal / "0000bbbb-refused.journal"
+    _write_journal(refused, [("start", {"uid": "0000bbbb-refused"}), ("event", {"x": 1})])
+    catalog = open_catalog(tmp_path / "runs")
+    with pytest.warns(RuntimeWarning, match="could not recover the journal .*0000bbbb-refused"):
+        done = recover(catalog)
+    assert uid in done and len(load_run(catalog[uid]).order) == sum(
+        1 for n, d in docs if n == "event" and "detector_line" in d["data"])
+    assert refused.exists() and not (journal / f"{uid}.journal").exists()
+
+
+def test_recover_holds_the_journal_while_it_writes_it(tmp_path, monkeypatch):
+    """Two recover() at once (IPython and the queue worker starting the same profile) used to
+    write the same run twice: one failed with a 409 or 404 from the catalog."""
+    from curiss.store import _journal
+
+    docs = [d for d in _documents() if d[0] != "stop"]
+    uid = docs[0][1]["uid"]
+    path = tmp_path / "runs" / "journal" / f"{uid}.journal"
+    _write_journal(path, docs)
+    seen = []
+    original = _journal._recover_one
+
+    def spy(catalog, p, *args):
+        seen.append(_journal._claim(p))  # what a second recover() would get now
+        return original(catalog, p, *args)
+
+    monkeypatch.setattr(_journal, "_recover_one", spy)
+    catalog = open_catalog(tmp_path / "runs")
+    assert recover(catalog) == [uid] and seen == [None]
+    assert recover(catalog) == []  # and once done, nothing is left to claim
+
+
+def test_resume_refuses_a_run_that_was_not_recovered(tmp_path):
+    """A killed run without a stop document, before recover(): resume used to rebuild it from the
+    catalog's rows alone and measure again the rows that only the journal held (7 of 47)."""
+    from bluesky_tiled_plugins import TiledWriter
+
+    docs = [d for d in _documents() if d[0] != "stop"]
+    uid = docs[0][1]["uid"]
+    catalog = open_catalog(tmp_path / "runs")
+    writer = TiledWriter(catalog, batch_size=1, max_array_size=0)
+    for name, doc in docs[:_rows_end(docs, 12)]:
+        writer(name, doc)
+    _write_journal(tmp_path / "runs" / "journal" / f"{uid}.journal", docs[:_rows_end(docs, 15)])
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    with pytest.raises(ValueError, match="no stop document.*recover"):
+        RE(resume(uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    assert len(catalog) == 1  # nothing was opened, nothing moved
+    assert recover(catalog) == [uid]
+    old = load_run(catalog[uid])
+    assert len(old.order) == 15 and old.exit_status == "abort"
+    new_uid, = RE(resume(uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    assert new.reused == 15 and not set(map(tuple, new.order[15:])) & set(map(tuple, old.order))

@@ -84,6 +84,13 @@ BAD_CALLS = [
     (_curiss(md={"file": Path("a.h5")}), TypeError, "md['file'] is a PosixPath"),
     (_curiss(md={"t": [1.0, float("nan")]}), TypeError, "md['t'] is nan, not a finite number"),
     (_curiss(md={"uid": "abc"}), ValueError, "md must not set ['uid']"),
+    # the journal (msgpack) holds 64-bit integers and UTF-8 text: 2**64 switched the journal
+    # off for the run, a lone surrogate failed after the detector was staged
+    (_curiss(md={"note": 2**64}), TypeError, "md['note'] is 18446744073709551616, beyond 64-bit"),
+    (_curiss(md={"n": [-2**63 - 1]}), TypeError, "md['n'] is -9223372036854775809, beyond 64-bit"),
+    (_curiss(md={"sample": "fe\udcff"}), TypeError, "md['sample'] is 'fe\\udcff', a str that is not valid UTF-8"),
+    (_curiss(md={"meta": {"fe\udcff": 1}}), TypeError, "md['meta'] has a key that is not a str"),
+    (_curiss(md={1: "a"}), TypeError, "md keys must be str"),
     (_curiss(md={"scan_id": "abc"}), TypeError, "md['scan_id'] must be an int"),
     # a run that records no int seed can be neither resumed nor recomputed
     (_unseeded(None), TypeError, "the planner's seed must be an int (it is None)"),

@@ -410,6 +410,12 @@ def test_bad_arguments(catalog, tmp_path):
         writer_for(catalog, batch_size=2.5)
     with pytest.raises(TypeError, match="Tiled container"):
         writer_for(object())
+    # a '#' or '?' in the path: the catalog opened, then every write failed (the rows of each
+    # run were in the journal only)
+    for name in ("runs#1", "runs?x"):
+        with pytest.raises(ValueError, match="storage URIs cannot hold"):
+            open_catalog(tmp_path / name)
+        assert not (tmp_path / name).exists()
 
 
 def test_non_curiss_run_is_refused(RE, catalog):

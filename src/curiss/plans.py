@@ -294,6 +294,8 @@ def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
         raise ValueError(f"md must not set {clash}: curiss records these to rebuild and recompute "
                          f"the run (reserved: {list(_RESERVED_MD)})")
     for key, value in md.items():
+        if not isinstance(key, str) or not _utf8(key):
+            raise TypeError(f"md keys must be str (valid UTF-8); got {key!r}")
         problem = _unstorable(value)
         if problem:
             raise TypeError(f"md[{key!r}] {problem}: the start document must be stored as JSON "
@@ -307,12 +309,24 @@ def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
     return {**base, **md}
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. from os.fsdecode of a bad file name
+        return False
+    return True
+
+
 def _unstorable(value, depth: int = 0) -> str | None:
     """Why ``value`` cannot go into a start document (JSON, also the journal), else None."""
-    if value is None or isinstance(value, (str, bool)):
+    if value is None or isinstance(value, (bool, np.bool_)):
         return None
+    if isinstance(value, str):
+        return None if _utf8(value) else f"is {value!r}, a str that is not valid UTF-8"
     if isinstance(value, (float, np.floating)):
         return None if np.isfinite(value) else f"is {value!r}, not a finite number"
+    if isinstance(value, numbers.Integral):  # msgpack (the journal) stores 64-bit integers
+        return None if -2**63 <= int(value) < 2**64 else f"is {value!r}, beyond 64-bit integers"
     if isinstance(value, numbers.Real):
         return None
     if depth < 32:  # containers, to a sane depth
@@ -321,8 +335,8 @@ def _unstorable(value, depth: int = 0) -> str | None:
         if isinstance(value, (list, tuple)):
             return next((why for v in value if (why := _unstorable(v, depth + 1))), None)
         if isinstance(value, Mapping):
-            if not all(isinstance(k, str) for k in value):
-                return "has a key that is not a str"
+            if not all(isinstance(k, str) and _utf8(k) for k in value):
+                return "has a key that is not a str (or not valid UTF-8)"
             return next((why for v in value.values() if (why := _unstorable(v, depth + 1))), None)
     return f"is a {type(value).__name__}"
 
@@ -704,9 +718,11 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     ----------
     run : curiss.store.RunData or catalog entry or str
         The interrupted run (``exit_status`` "abort" or "fail"; "success" from ``RE.stop()``
-        before its planner finished; or no stop document, e.g. one put back by
-        :func:`curiss.store.recover` after its process was killed): its data, its catalog
-        entry, or its uid (then give ``catalog``).
+        before its planner finished; a run whose process was killed once
+        :func:`curiss.store.recover` has put it back, with ``exit_status`` "abort"): its data,
+        its catalog entry, or its uid (then give ``catalog``). A run without a stop document is
+        refused: it is still being written, or its process died and its journal, which may hold
+        rows the catalog lacks, has not been recovered yet.
     detector, mono, stage
         The devices, as for :func:`subsampled_scan`; the stage positions and reading keys of
         the old run are used (``y_positions``, ``line_key`` and ``i0_key`` from its start
@@ -726,7 +742,8 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     Raises
     ------
     ValueError
-        Before anything moves: the run's planner finished, the run is not a curiss run,
+        Before anything moves: the run's planner finished, it has no stop document (not
+        recovered yet, or still being written), the run is not a curiss run,
         recorded no seed, or its rows cannot be retraced by its planner (another curiss
         version).
     """
@@ -734,6 +751,12 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     from .store._recompute import _planner_for, _replay_records
 
     data = run if isinstance(run, RunData) else load_run(run, catalog)
+    if data.stop is None:
+        raise ValueError(
+            f"run {data.uid} has no stop document: it is still being written (by this or another "
+            "process), or its process died and the catalog may lack its last rows. If no process "
+            "is writing it, run curiss.store.recover(catalog) first (it puts the journaled rows "
+            "back and closes the run), then resume it")
     planner = _planner_for(data)
     pending = _replay_records(planner, data)
     if data.exit_status == "success" and pending is None:

@@ -127,6 +127,11 @@ def _open_directory(directory: str):
     from tiled.server.app import build_app
 
     d = Path(directory)
+    bad = sorted({c for c in "#?" if c in str(d.absolute())})
+    if bad:  # Tiled makes file:// URIs of these paths, where # and ? end the path
+        raise ValueError(f"store {str(d.absolute())!r} contains {' and '.join(bad)}, which the "
+                         f"catalog's storage URIs cannot hold (every write would fail); choose "
+                         f"a folder whose path has neither")
     if d.exists() and not d.is_dir():
         raise ValueError(f"store {directory!r} exists and is not a directory")
     d.mkdir(parents=True, exist_ok=True)
@@ -156,9 +161,14 @@ def _open_profile(name: str):
 
 
 def _open_uri(uri: str):
+    import httpx
     from tiled.client import from_uri
 
-    return from_uri(uri)
+    try:
+        return from_uri(uri)
+    except httpx.TransportError as exc:  # refused, timed out, unknown host
+        raise ValueError(f"cannot reach the Tiled server at {uri} ({type(exc).__name__}: "
+                         f"{exc}); is it running, and is the address right?") from exc
 
 
 def open_catalog(store: str | os.PathLike):
@@ -193,7 +203,9 @@ def open_catalog(store: str | os.PathLike):
     TypeError
         ``store`` is neither a string nor a path.
     ValueError
-        ``store`` is empty, a file, or a bare name that is neither a directory nor a profile.
+        ``store`` is empty, a file, a bare name that is neither a directory nor a profile, a
+        directory whose path holds ``#`` or ``?``, or the URI of a server that cannot be
+        reached.
     """
     kind, target = _resolve(store)
     key = (kind, target)
@@ -257,6 +269,17 @@ def writer_for(catalog, *, batch_size: int = DEFAULT_BATCH_SIZE, journal=True):
         SQLite storage break it). Boolean arrays are stored as declared in the descriptor's
         ``dtype_numpy`` (``|b1`` or ``|u1`` both work); without it they come back as float64,
         which :func:`curiss.store.load_run` casts back.
+
+    Notes
+    -----
+    Subscribe it before any other callback. The RunEngine hands each document to its callbacks
+    in the order they were subscribed, and a callback that raises stops that document there:
+    with a faulty callback first, the row being emitted reaches neither the journal nor the
+    catalog.
+
+    An embedded catalog directory stores its files by absolute path (Tiled's ``file://``
+    asset URIs, in ``catalog.db``): move or rename the directory and its runs can no longer be
+    read (Tiled refuses files outside its storage).
     """
     if isinstance(catalog, (str, os.PathLike)):
         catalog = open_catalog(catalog)

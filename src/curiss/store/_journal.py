@@ -38,6 +38,8 @@ logger = logging.getLogger("curiss.store")
 
 _EXT_NDARRAY = 1
 _SUFFIX = ".journal"
+_INCOMPLETE = ".incomplete"  # appended to a journal whose writing failed during its run
+_KEPT = ".kept"  # appended by recover() to a journal it could not merge with the catalog's copy
 
 
 def default_journal_dir() -> Path:
@@ -94,8 +96,9 @@ def read_journal(path: str | os.PathLike) -> list[tuple[str, dict]]:
             for rec in unpacker:
                 if isinstance(rec, list) and len(rec) == 2 and isinstance(rec[0], str):
                     out.append((rec[0], rec[1]))
-        except (msgpack.OutOfData, ValueError) as exc:  # a truncated last record
-            logger.warning("journal %s ends with an incomplete record (%s); ignored", path, exc)
+        except Exception as exc:  # a truncated last record, or a damaged one (any decoding error)
+            logger.warning("journal %s ends with an incomplete or damaged record (%s: %s); the %d "
+                           "documents before it are kept", path, type(exc).__name__, exc, len(out))
     return out
 
 
@@ -145,6 +148,16 @@ class JournaledWriter:
         if fcntl is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
+    def _mark_incomplete(self) -> None:
+        """Rename the journal of this run to ``UID.journal.incomplete``: it holds the run only up
+        to its failure, so :func:`recover` must not take it for the whole run."""
+        if self._path is None:
+            return
+        try:
+            self._path = self._path.rename(self._path.with_name(self._path.name + _INCOMPLETE))
+        except OSError:  # pragma: no cover - recover() also compares it with the catalog's copy
+            logger.exception("cannot mark the journal %s incomplete", self._path)
+
     def _close(self, *, delete: bool) -> None:
         if self._file is not None:
             self._file.close()  # releases the lock
@@ -175,6 +188,7 @@ class JournaledWriter:
                               RuntimeWarning, stacklevel=2)
                 self._file.close()
                 self._file = None
+                self._mark_incomplete()
         if self._writer_failed is None:
             try:
                 self.writer(name, doc)
@@ -193,20 +207,31 @@ class JournaledWriter:
         return f"JournaledWriter({self.writer!r}, directory={str(self.directory)!r})"
 
 
-def _is_locked(path: Path) -> bool:
+def _claim(path: Path):
+    """Open ``path`` and hold an exclusive lock on it; None if another process holds it (a live
+    run, or another recover) or the file is gone."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
     if fcntl is None:  # pragma: no cover
-        return time.time() - path.stat().st_mtime < 60
-    with open(path, "rb") as f:
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-    return False
+        if time.time() - path.stat().st_mtime < 60:
+            f.close()
+            return None
+        return f
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # another recover may have finished and removed this file between our open and our lock
+        if os.fstat(f.fileno()).st_ino != os.stat(path).st_ino:
+            raise FileNotFoundError(path)
+    except OSError:
+        f.close()
+        return None
+    return f
 
 
-def _stop_for(docs: list[tuple[str, dict]], reason: str) -> dict:
-    start = docs[0][1]
+def _counts(docs: list[tuple[str, dict]]) -> dict[str, int]:
+    """Events per stream name in a document sequence."""
     streams = {d["uid"]: d.get("name", "primary") for n, d in docs if n == "descriptor"}
     num: dict[str, int] = {}
     for n, d in docs:
@@ -216,6 +241,24 @@ def _stop_for(docs: list[tuple[str, dict]], reason: str) -> dict:
         elif n == "event_page":
             s = streams.get(d["descriptor"], "primary")
             num[s] = num.get(s, 0) + len(d["seq_num"])
+    return num
+
+
+def _catalog_counts(run) -> dict[str, int]:
+    """Complete events per stream of a run in the catalog."""
+    from ._load import _read_stream, _stream_nodes
+
+    out = {}
+    for name, node in _stream_nodes(run).items():
+        cols, times = _read_stream(node)
+        lengths = [len(v) for v in cols.values()] + ([len(times)] if times is not None else [])
+        out[name] = max(lengths, default=0)
+    return out
+
+
+def _stop_for(docs: list[tuple[str, dict]], reason: str) -> dict:
+    start = docs[0][1]
+    num = _counts(docs)
     last = max((d.get("time", start["time"]) for _, d in docs), default=start["time"])
     return {"uid": str(uuid.uuid4()), "time": float(last), "run_start": start["uid"],
             "exit_status": "abort", "reason": reason, "num_events": num}
@@ -224,10 +267,18 @@ def _stop_for(docs: list[tuple[str, dict]], reason: str) -> dict:
 def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: int = 100) -> list[str]:
     """Write into ``catalog`` every run whose journal was left behind by a dead process.
 
-    For each journal file not held by a live process: the run's partial copy in the catalog
-    (if any) is replaced by the journal's full copy, written through the same writer as a
-    normal run; a run that had no stop document gets one with ``exit_status="abort"`` and a
-    ``reason`` saying it was recovered. The journal file is deleted once written.
+    For each journal file not held by a live process (nor by another ``recover``, which holds
+    the file's lock while it works): the run's partial copy in the catalog (if any) is replaced
+    by the journal's full copy, written through the same writer as a normal run; a run that had
+    no stop document gets one with ``exit_status="abort"`` and a ``reason`` saying it was
+    recovered. The journal file is deleted once written.
+
+    A journal whose writing failed during its run (a full disk) was renamed
+    ``UID.journal.incomplete`` by the writer. Whenever the catalog's copy holds more events of a
+    stream than the journal, that copy is never replaced: it is closed with a stop document, and
+    the journal is deleted if the catalog holds all of it, else kept with ``.kept`` appended to its name, with a
+    warning. A journal that cannot be read or written is left in place with a warning, and the
+    other journals are still recovered.
 
     Parameters
     ----------
@@ -263,35 +314,76 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
     if not folder.is_dir():
         return []
     done = []
-    for path in sorted(folder.glob(f"*{_SUFFIX}"), key=lambda p: p.stat().st_mtime):
-        if _is_locked(path):
-            logger.info("journal %s belongs to a run in progress; left alone", path)
+    paths = list(folder.glob(f"*{_SUFFIX}")) + list(folder.glob(f"*{_SUFFIX}{_INCOMPLETE}"))
+    for path in sorted(paths, key=lambda p: p.stat().st_mtime):
+        f = _claim(path)
+        if f is None:
+            logger.info("journal %s belongs to a run in progress (or another recover); left alone",
+                        path)
             continue
-        docs = read_journal(path)
-        if not docs or docs[0][0] != "start":
-            logger.warning("journal %s has no start document; left alone", path)
-            continue
-        uid = docs[0][1]["uid"]
-        existing = None
         try:
-            existing = catalog[uid]
-        except KeyError:
-            pass
-        if existing is not None:
-            if existing.metadata.get("stop"):
-                # the writer wrote the stop document: the catalog's copy is complete (the
-                # process died before deleting the journal, or the journal itself failed)
-                path.unlink()
-                continue
-            catalog.delete_contents(uid, recursive=True, external_only=False)
-        if docs[-1][0] != "stop":
-            docs.append(("stop", _stop_for(
-                docs, "recovered from the curiss journal: the process writing this run stopped "
-                      "before the run's end (killed, crashed, or the catalog was unavailable)")))
-        writer = TiledWriter(catalog, batch_size=batch_size, max_array_size=0)
-        for name, doc in docs:
-            writer(name, doc)
-        path.unlink()
-        done.append(uid)
-        logger.warning("recovered run %s from its journal (%d documents)", uid, len(docs))
+            uid = _recover_one(catalog, path, batch_size, TiledWriter)
+        except Exception as exc:  # one bad file must not stop the others (nor a profile's start)
+            logger.exception("could not recover the journal %s", path)
+            warnings.warn(f"could not recover the journal {path} ({type(exc).__name__}: {exc}); "
+                          "it is left in place", RuntimeWarning, stacklevel=2)
+            continue
+        finally:
+            f.close()
+        if uid is not None:
+            done.append(uid)
     return done
+
+
+def _recover_one(catalog, path: Path, batch_size: int, writer_cls) -> str | None:
+    """Recover one journal file (locked by the caller); the run's uid, or None if nothing to do."""
+    incomplete = path.name.endswith(_INCOMPLETE)
+    docs = read_journal(path)
+    if not docs or docs[0][0] != "start":
+        logger.warning("journal %s has no start document; left alone", path)
+        return None
+    uid = docs[0][1]["uid"]
+    reason = ("recovered from the curiss journal: the process writing this run stopped before "
+              "the run's end (killed, crashed, or the catalog was unavailable)")
+    if incomplete:
+        reason += "; the journal itself had failed during the run, so it may lack the last rows"
+    existing = None
+    try:
+        existing = catalog[uid]
+    except KeyError:
+        pass
+    if existing is not None:
+        if existing.metadata.get("stop"):
+            # the writer wrote the stop document: the catalog's copy is complete (the process
+            # died before deleting the journal, or the journal itself failed)
+            path.unlink()
+            return None
+        have, mine = _catalog_counts(existing), _counts(docs)
+        if any(n > mine.get(name, 0) for name, n in have.items()):
+            # the catalog's copy holds events the journal lacks (the journal failed first):
+            # never replace it; give it a stop document
+            stop = dict(docs[-1][1]) if docs[-1][0] == "stop" else _stop_for(docs, reason)
+            stop["num_events"] = {k: max(have.get(k, 0), mine.get(k, 0))
+                                  for k in set(have) | set(mine)}
+            existing.update_metadata(metadata={"stop": stop}, drop_revision=True)
+            if all(have.get(name, 0) >= n for name, n in mine.items()):
+                path.unlink()  # every event of the journal is in the catalog's copy
+            else:
+                kept = path.rename(path.with_name(path.name + _KEPT))
+                warnings.warn(
+                    f"run {uid}: the catalog and the journal each hold events the other lacks "
+                    f"(events per stream: catalog {have}, journal {mine}); the catalog's copy was "
+                    f"kept and closed, and the journal is kept as {kept} (read_journal reads it)",
+                    RuntimeWarning, stacklevel=3)
+            logger.warning("closed run %s in the catalog (its copy has more events than the "
+                           "journal %s)", uid, path)
+            return uid
+        catalog.delete_contents(uid, recursive=True, external_only=False)
+    if docs[-1][0] != "stop":
+        docs.append(("stop", _stop_for(docs, reason)))
+    writer = writer_cls(catalog, batch_size=batch_size, max_array_size=0)
+    for name, doc in docs:
+        writer(name, doc)
+    path.unlink()
+    logger.warning("recovered run %s from its journal (%d documents)", uid, len(docs))
+    return uid
