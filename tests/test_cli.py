@@ -341,3 +341,17 @@ def test_compare_subtract_pre_edge(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["compare", str(path), "--subtract-pre-edge", "-3"])
     assert "--subtract-pre-edge" in capsys.readouterr().err
+
+
+def test_an_unreachable_tiled_server_is_one_line_not_a_traceback(capsys):
+    """The CLI printed httpx's traceback (exit 1) for a server that is not running."""
+    code = main(["show", "0123abcd", "--store", "http://127.0.0.1:9/"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "cannot reach the Tiled server at http://127.0.0.1:9/" in err
+
+
+def test_compare_refuses_an_empty_strategy_list(capsys):
+    """--strategies "" ran all seven strategies (an empty string counted as not given)."""
+    assert main(["compare", "phantom", "--strategies", "", "--seeds", "1"]) == 2
+    assert "--strategies is empty" in capsys.readouterr().err

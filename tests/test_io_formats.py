@@ -532,3 +532,88 @@ def test_a_failed_hdf5_write_leaves_no_partial_file_and_the_old_one_intact(tmp_p
         write_dataexchange(old, st)
     assert sorted(x.name for x in tmp_path.iterdir()) == ["old.h5"]
     assert old.read_bytes() == before
+
+
+def test_a_failed_npz_write_leaves_no_partial_file_and_the_old_one_intact(tmp_path, monkeypatch):
+    """save_stack wrote straight onto the target: a full disk left a truncated .npz that
+    load_stack refused ("not a complete zip archive"), and the old file was gone."""
+    from curiss.io import save_stack
+
+    st = Stack(energies=[700.0, 710.0, 720.0], cube=np.ones((3, 2, 2)))
+    save_stack(tmp_path / "old.npz", st)
+    before = (tmp_path / "old.npz").read_bytes()
+    real = np.savez_compressed
+
+    def fail(fh, **arrays):
+        real(fh, **arrays)
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(np, "savez_compressed", fail)
+    with pytest.raises(OSError, match="File too large"):
+        save_stack(tmp_path / "old.npz", Stack(energies=[700.0, 710.0], cube=np.zeros((2, 4, 4))))
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["old.npz"]
+    assert (tmp_path / "old.npz").read_bytes() == before
+    monkeypatch.setattr(np, "savez_compressed", real)
+    save_stack(tmp_path / "run", st)  # the suffix numpy used to add is still added
+    np.testing.assert_array_equal(load_stack(tmp_path / "run.npz").cube, st.cube)
+
+
+@pytest.mark.parametrize("writer", ["save_stack", "write_dataexchange", "write_nexus"])
+def test_writers_refuse_what_their_readers_would_refuse_and_name_the_destination(tmp_path, writer):
+    """A NaN cube was written and then refused by load_stack; a folder or a missing folder as
+    destination was reported under the temporary file's name (.x.nxs.6422.part)."""
+    import curiss.io as cio
+
+    def write(path, cube):
+        st = Stack(energies=[700.0, 710.0], cube=cube)
+        if writer == "write_nexus":
+            return cio.write_nexus(path, energies=st.energies, completed=st.cube)
+        return getattr(cio, writer)(path, st)
+
+    bad = np.ones((2, 3, 3))
+    bad[1, 2, 0] = np.nan
+    if writer != "write_nexus":  # (write_nexus has always refused it)
+        with pytest.raises(ValueError, match="stack.cube contains NaN/Inf"):
+            write(tmp_path / "nan.x", bad)
+    folder = tmp_path / "d.npz"  # (save_stack would add .npz to another name)
+    folder.mkdir()
+    with pytest.raises(ValueError, match=f"{folder}: is a directory"):
+        write(folder, np.ones((2, 3, 3)))
+    folder.rmdir()
+    missing = tmp_path / "nodir" / ("x.npz" if writer == "save_stack" else "x.h5")
+    with pytest.raises(ValueError, match=f"{missing}: its folder .* does not exist"):
+        write(missing, np.ones((2, 3, 3)))
+    assert sorted(x.name for x in tmp_path.iterdir()) == []
+
+
+def test_an_hdf5_file_laid_out_wrongly_is_a_value_error_naming_it(tmp_path):
+    """h5py opened these, then TypeError/RuntimeError escaped (a traceback from the CLI)."""
+    group = tmp_path / "group.h5"
+    with h5py.File(group, "w") as f:
+        f.create_group("exchange/data")  # a group where the dataset belongs
+        f["exchange/energy"] = np.arange(3.0)
+    with pytest.raises(ValueError, match=f"{group}: damaged or unsupported HDF5 layout"):
+        load_stack(group)
+    axes = tmp_path / "axes.nxs"
+    with h5py.File(axes, "w") as f:
+        entry = f.create_group("entry1")
+        entry.attrs["NX_class"] = "NXentry"
+        data = entry.create_group("counter0")
+        data.attrs["NX_class"] = "NXdata"
+        data.attrs["signal"] = "data"
+        data.attrs["axes"] = np.int64(3)  # not a list of names
+        data["data"] = np.ones((2, 3, 3))
+        data["energy"] = np.arange(2.0)
+    with pytest.raises(ValueError, match=f"{axes}: damaged or unsupported HDF5 layout"):
+        load_stack(axes)
+
+
+def test_an_npz_stack_error_names_the_file_and_an_empty_name_falls_back_to_it(tmp_path):
+    from curiss.io import save_stack
+
+    p = tmp_path / "descending.npz"
+    np.savez(p, energies=np.array([720.0, 710.0]), cube=np.ones((2, 2, 2)))
+    with pytest.raises(ValueError, match=f"{p}: energies must be strictly increasing"):
+        load_stack(p)
+    save_stack(tmp_path / "unnamed.npz", Stack(energies=[700.0, 710.0], cube=np.ones((2, 2, 2))))
+    assert load_stack(tmp_path / "unnamed.npz").name == "unnamed"  # not ""

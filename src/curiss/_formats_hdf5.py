@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import json
 import os
 from collections.abc import Iterator
@@ -130,6 +131,27 @@ def _open(path: Path, mode: str = "r") -> h5py.File:
         ) from None
 
 
+def check_destination(path: Path) -> None:
+    """Refuse a destination that cannot be written, naming it (not the temporary file)."""
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory; give a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"{path}: its folder {path.parent} does not exist")
+
+
+def _damaged(func):
+    """Report a file that h5py can open but not read as a ``ValueError`` naming it (a damaged
+    file, or one laid out differently: a group where a dataset belongs, an integer ``axes``)."""
+    @functools.wraps(func)
+    def wrapper(path, *args, **kwargs):
+        try:
+            return func(path, *args, **kwargs)
+        except (OSError, RuntimeError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ValueError(f"{path}: damaged or unsupported HDF5 layout "
+                             f"({type(exc).__name__}: {exc})") from exc
+    return wrapper
+
+
 @contextlib.contextmanager
 def _create(path: Path) -> Iterator[h5py.File]:
     """A new HDF5 file at ``path``, written whole or not at all.
@@ -137,6 +159,7 @@ def _create(path: Path) -> Iterator[h5py.File]:
     It is written next to ``path`` under a temporary name and renamed over ``path`` once
     closed, so a failure half-way leaves neither a partial file nor a changed old one.
     """
+    check_destination(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
         with _open(tmp, "w") as f:
@@ -146,6 +169,7 @@ def _create(path: Path) -> Iterator[h5py.File]:
         tmp.unlink(missing_ok=True)
 
 
+@_damaged
 def hdf5_kind(path: Path) -> str:
     """``"dataexchange"``, ``"nxstxm"`` or ``"unknown"`` from the file's content."""
     with _open(path) as f:
@@ -162,6 +186,7 @@ def hdf5_kind(path: Path) -> str:
 # ---------------------------------------------------------------------- data-exchange
 
 
+@_damaged
 def read_dataexchange(path: Path) -> dict:
     """Read a MANTiS data-exchange file into arrays in curiss order (E, y, x).
 
@@ -328,6 +353,7 @@ def _find_axis(grp: h5py.Group, canon: str) -> str | None:
     return None
 
 
+@_damaged
 def read_nxstxm(path: Path, entry: str | None = None, channel: str | None = None) -> dict:
     """Read one NXstxm image stack into arrays in curiss order (E, y, x).
 
@@ -498,6 +524,7 @@ def write_results(path: Path, arrays: dict, metadata: dict | None, title: str) -
         note.create_dataset("data", data=json.dumps(metadata or {}, sort_keys=True))
 
 
+@_damaged
 def read_results(path: Path) -> dict:
     """Read a file written by :func:`write_results`."""
     with _open(path) as f:

@@ -81,6 +81,9 @@ def _compare(args) -> int:
     from .compare import STRATEGIES, format_table, run_trials, summarise
 
     name, energies, cube, dictionary, truth = _load_for_compare(args)
+    if args.strategies is not None and not args.strategies.strip():
+        raise ValueError(f"--strategies is empty; give a comma-separated list of "
+                         f"{', '.join(STRATEGIES)} (or leave the option out for all)")
     strategies = args.strategies.split(",") if args.strategies else STRATEGIES
     seeds = range(args.seed0, args.seed0 + args.seeds)
     print(f"stack {name}: {len(energies)} energies x {cube.shape[1]} x {cube.shape[2]} pixels; "

@@ -353,12 +353,15 @@ def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
     names: tuple[str, ...] = ()
     if dictionary is not None and "dictionary_names" in z.files:
         names = tuple(str(n) for n in np.atleast_1d(z["dictionary_names"]))
-    name = str(z["name"]) if "name" in z.files else p.stem
+    name = (str(z["name"]) if "name" in z.files else "") or p.stem
     i0 = z["i0"] if "i0" in z.files else None
     x_um = z["x_um"] if "x_um" in z.files else None
     y_um = z["y_um"] if "y_um" in z.files else None
-    return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
-                 dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
+    try:
+        return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
+                     dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
+    except ValueError as exc:  # e.g. energies not increasing: say which file
+        raise ValueError(f"{p}: {exc}") from None
 
 
 def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
@@ -404,11 +407,24 @@ def save_stack(path: str | os.PathLike, stack: Stack) -> None:
     Parameters
     ----------
     path : str or path-like
-        Destination; numpy appends ``.npz`` if missing.
+        Destination; ``.npz`` is appended if missing (as numpy does). Written whole or not at
+        all: under a temporary name next to it, renamed when complete, so a failure (a full
+        disk) leaves an existing file unchanged.
     stack : Stack
+
+    Raises
+    ------
+    ValueError
+        The cube or the energies hold NaN/Inf (:func:`load_stack` would refuse the file), or
+        the destination is a folder or in a folder that does not exist.
     """
     if not isinstance(stack, Stack):
         raise TypeError(f"stack must be a curiss.io.Stack, got {type(stack).__name__}")
+    _check_finite_stack(stack)
+    dest = Path(path)
+    if not dest.name.endswith(".npz"):
+        dest = dest.with_name(dest.name + ".npz")
+    _h5.check_destination(dest)
     arrays: dict[str, np.ndarray] = {
         "energies": stack.energies,
         "cube": stack.cube,
@@ -423,7 +439,21 @@ def save_stack(path: str | os.PathLike, stack: Stack) -> None:
         arrays["x_um"] = stack.x_um
     if stack.y_um is not None:
         arrays["y_um"] = stack.y_um
-    np.savez_compressed(path, **arrays)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _check_finite_stack(stack: Stack) -> None:
+    """A stack the readers would refuse is not written."""
+    for name in ("energies", "cube"):
+        if not np.all(np.isfinite(getattr(stack, name))):
+            raise ValueError(f"stack.{name} contains NaN/Inf values; load_stack would refuse "
+                             f"the file")
 
 
 def interpolate_dictionary(ref_energies: Any, ref_spectra: Any, energies: Any) -> np.ndarray:
@@ -771,9 +801,16 @@ def write_dataexchange(path: str | os.PathLike, stack: Stack) -> Path:
     -------
     Path
         The file written.
+
+    Raises
+    ------
+    ValueError
+        The cube or the energies hold NaN/Inf (:func:`load_stack` would refuse the file), or
+        the destination is a folder or in a folder that does not exist.
     """
     if not isinstance(stack, Stack):
         raise TypeError(f"stack must be a curiss.io.Stack, got {type(stack).__name__}")
+    _check_finite_stack(stack)
     p = Path(path)
     _h5.write_dataexchange(p, energies=stack.energies, od=stack.cube, i0=stack.i0,
                            x=stack.x_um, y=stack.y_um, name=stack.name,
