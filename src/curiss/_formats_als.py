@@ -117,7 +117,8 @@ def read_xim(path: Path, n_y: int, n_x: int) -> np.ndarray:
             data = np.loadtxt(path, dtype=np.float64, ndmin=2, encoding="latin-1")
         problem = None
     except ValueError as exc:  # ragged rows or a non-number
-        data, problem = None, str(exc).splitlines()[0]
+        # (numpy's advice after ";" is about loadtxt's own options, not the user's file)
+        data, problem = None, str(exc).splitlines()[0].split("; use `usecols`")[0]
     if data is None or data.shape != (n_y, n_x):
         found = problem if data is None else f"found shape {data.shape}"
         hint = " (rows and columns swapped?)" if data is not None and data.shape == (n_x, n_y) else ""

@@ -720,8 +720,9 @@ def read_als_hdr(path: str | os.PathLike, *, i0: Any = None,
         default = p.parent / "i0.xsp"
         if not default.is_file():
             raise ValueError(
-                f"{p}: no I0: {default.name} not found next to the header; pass i0= "
-                "(a two-column .xsp file or an array with one value per energy)"
+                f"{p}: no I0: {default.name} not found next to the header; put it there, or "
+                "give load_stack(path, i0=...) a two-column .xsp file or an array with one value "
+                "per energy"
             )
         i0 = default
     i0v = _i0_on_grid(i0, energies, p)
