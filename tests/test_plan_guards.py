@@ -53,7 +53,46 @@ def _repeated_y(sample, stxm):
                              sampling_ratio=0.2, seed=0)
 
 
+class _MoveOnly:
+    """A Movable that cannot be read (the plans record the energy of each row)."""
+
+    name = "mono"
+
+    def set(self, value):
+        from ophyd.status import Status
+
+        st = Status()
+        st.set_finished()
+        return st
+
+
+class _AsyncDetector:
+    """An ophyd-async style detector: describe() and read() are coroutines."""
+
+    name = "det"
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def trigger(self):
+        return self.inner.trigger()
+
+    async def describe(self):
+        return self.inner.describe()
+
+    async def read(self):
+        return self.inner.read()
+
+
 BAD_CALLS = [
+    # devices the plans would find unusable only once the run was open
+    (lambda sample, stxm: plans.curiss_scan(stxm.detector, _MoveOnly(), stxm.stage, sample.energies,
+                                            y_positions=stxm.y_positions, sampling_ratio=0.2),
+     TypeError, "mono must be a movable, readable energy positioner"),
+    (lambda sample, stxm: plans.curiss_scan(_AsyncDetector(stxm.detector), stxm.mono, stxm.stage,
+                                            sample.energies, y_positions=stxm.y_positions,
+                                            sampling_ratio=0.2),
+     TypeError, "is asynchronous (its describe() is a coroutine"),
     (_curiss(energies=lambda e: e + 100.0), ValueError, "outside the monochromator limits"),
     (_curiss(y=lambda y: y + 1000.0), ValueError, "outside the stage y limits"),
     (_curiss(sampling_ratio=1e-4), ValueError, "ratio too small: minimum is"),

@@ -1,5 +1,7 @@
 """Bluesky plans: same method as offline replay, message sequence, validation before anything moves."""
 
+import json
+
 import numpy as np
 import pytest
 from bluesky import RunEngine
@@ -149,8 +151,13 @@ def test_message_sequence_without_hardware(sample):
     msgs = sim.simulate_plan(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
                                                y_positions=stxm.y_positions, sampling_ratio=0.2, seed=1))
     cmds = [m.command for m in msgs]
-    assert cmds[0] == "stage" and cmds[1] == "open_run"
-    assert cmds[-2:] == ["close_run", "unstage"]
+    # the detector, the mono and the stage are staged (as bluesky's scans stage their detectors
+    # and motors: stage_sigs applied; staging stage.y stages its root device), unstaged in
+    # reverse order
+    assert cmds[:4] == ["stage"] * 3 + ["open_run"]
+    assert [m.obj for m in msgs[:3]] == [stxm.detector, stxm.mono, stxm.stage]
+    assert cmds[-4:] == ["close_run"] + ["unstage"] * 3
+    assert [m.obj for m in msgs[-3:]] == [stxm.stage, stxm.mono, stxm.detector]
     # every detector trigger is preceded by a checkpoint and a stage move, and read into 'primary'
     trig = [i for i, m in enumerate(msgs) if m.command == "trigger" and m.obj is stxm.detector]
     assert trig
@@ -209,3 +216,39 @@ def test_the_planner_stream_records_the_absorbed_dose_recompute_reports(sample):
     assert 0 < pl[-1]["dose_absorbed"] < pl[-1]["dose"]
     absorbed = [d["dose_absorbed"] for d in pl]
     assert absorbed == sorted(absorbed) and absorbed[0] == 0.0  # nothing measured at the first
+
+
+@pytest.mark.parametrize("plan, kw", [
+    ("raster_scan", {}),
+    ("random_rows_scan", {"sampling_ratio": 0.3}),
+    ("riss_scan", {"sampling_ratio": 0.2, "dictionary": "spectra"}),
+    ("curiss_scan", {"sampling_ratio": 0.2, "dictionary": "spectra"}),
+    ("acuriss_scan", {"sampling_ratio": 0.4, "initial_ratio": 0.13, "dictionary": "spectra"}),
+])
+def test_plan_args_run_the_plan_again(sample, plan, kw):
+    """plan_args listed planner keywords that are not the plan's (raster_scan(seed=...) and
+    random_rows_scan(row_budget=...) raised TypeError) and left out the dictionary (the plan
+    called again built another planner)."""
+    stxm = make_stxm(sample, noise=False)
+    kw = {k: (sample.spectra if v == "spectra" else v) for k, v in kw.items()}
+    func = getattr(plans, plan)
+    docs = run_collect(func(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                            y_positions=stxm.y_positions, **kw))
+    start = docs[0][1]
+    args = json.loads(json.dumps(start["plan_args"]))  # as a catalog gives them back
+    for name in ("detector", "mono", "stage"):
+        assert isinstance(args.pop(name), str)  # (a repr)
+    again = run_collect(func(stxm.detector, stxm.mono, stxm.stage, **args))[0][1]
+    assert again["planner_kwargs"] == start["planner_kwargs"]
+    assert again["energies"] == start["energies"] and again["shape"] == start["shape"]
+
+
+def test_user_hints_are_merged_and_the_raster_says_how_many_rows(sample):
+    """md={"hints": ...} replaced the plan's hints (the energy axis of live plots was lost)."""
+    stxm = make_stxm(sample, noise=False)
+    start = run_collect(plans.raster_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                                          y_positions=stxm.y_positions, analysis=False,
+                                          md={"hints": {"gridding": "rectilinear"}}))[0][1]
+    assert start["hints"]["gridding"] == "rectilinear"
+    assert [list(d) for d in start["hints"]["dimensions"]] == [[["mono_energy"], "primary"]]
+    assert start["num_points"] == sample.energies.size * sample.shape[0]

@@ -169,7 +169,8 @@ def test_default_store_is_the_one_of_the_command_line(platform, env, expected, t
 
 
 @pytest.mark.parametrize("text, ok", [("12,5,6", (12, 5, 6)), ("12x5x6", (12, 5, 6)),
-                                      ("12,5", None), ("a,b,c", None), ("1,5,6", None)])
+                                      ("12,5", None), ("a,b,c", None), ("1,5,6", None),
+                                      ("4,3,3", None)])  # the phantom needs n_y, n_x >= 4
 def test_sim_size_variable(text, ok):
     ns = _load_defs("20-devices.py", {"_sim_size"}, {"_os": types.SimpleNamespace(
         environ={"CURISS_SIM_SIZE": text})})

@@ -21,6 +21,7 @@ Documents (the document model, ``schema_version`` 1):
 """
 
 
+import inspect
 import numbers
 import time as _time
 from collections.abc import Mapping
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
-from bluesky.protocols import Movable, Readable, Triggerable
+from bluesky.protocols import Movable, Readable, Stageable, Triggerable
 from bluesky.run_engine import WaitForTimeoutError
 from bluesky.utils import FailedStatus
 
@@ -229,8 +230,14 @@ def _limits(obj) -> tuple[float, float] | None:
 def _describe(detector) -> dict | None:
     try:
         desc = detector.describe()
-    except Exception:  # an async or remote device: cannot ask synchronously
+    except Exception:  # a remote device that cannot answer now: its keys are not checked
         return None
+    if inspect.isawaitable(desc):  # an ophyd-async device: these plans drive ophyd (sync) ones
+        if hasattr(desc, "close"):
+            desc.close()  # never awaited: close it, no "never awaited" warning
+        raise TypeError(f"the detector {getattr(detector, 'name', detector)!r} is asynchronous "
+                        "(its describe() is a coroutine, as in ophyd-async); curiss plans check "
+                        "and drive synchronous (ophyd) devices only")
     return desc if isinstance(desc, Mapping) else None
 
 
@@ -306,7 +313,10 @@ def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
     if "scan_id" in md and (isinstance(md["scan_id"], bool)
                             or not isinstance(md["scan_id"], numbers.Integral)):
         raise TypeError(f"md['scan_id'] must be an int (bluesky's schema); got {md['scan_id']!r}")
-    return {**base, **md}
+    out = {**base, **md}
+    if isinstance(base.get("hints"), Mapping) and isinstance(md.get("hints"), Mapping):
+        out["hints"] = {**base["hints"], **md["hints"]}  # as bluesky's scans merge them
+    return out
 
 
 def _utf8(text: str) -> bool:
@@ -345,8 +355,9 @@ def _check_protocols(detector, mono) -> None:
     if not (isinstance(detector, Readable) and isinstance(detector, Triggerable)):
         raise TypeError("detector must be a triggerable, readable device (bluesky.protocols "
                         f"Readable and Triggerable); got {detector!r}")
-    if not isinstance(mono, Movable):
-        raise TypeError(f"mono must be a movable energy positioner (bluesky.protocols.Movable); got {mono!r}")
+    if not (isinstance(mono, Movable) and isinstance(mono, Readable)):
+        raise TypeError(f"mono must be a movable, readable energy positioner (bluesky.protocols "
+                        f"Movable and Readable: each row records its energy); got {mono!r}")
 
 
 def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line_key,
@@ -370,9 +381,9 @@ def _validate_devices(planner: Planner, detector, mono, stage, y_positions, line
             raise ValueError(f"energies {bad[:5].tolist()} eV are outside the monochromator limits "
                              f"[{lim[0]}, {lim[1]}] eV")
     ymotor = getattr(stage, "y", None)
-    if not isinstance(ymotor, Movable):
-        raise TypeError("stage must have a movable 'y' positioner (the raster's slow axis); "
-                        f"got {stage!r}")
+    if not (isinstance(ymotor, Movable) and isinstance(ymotor, Readable)):
+        raise TypeError("stage must have a movable, readable 'y' positioner (the raster's slow "
+                        f"axis: each row records its position); got {stage!r}")
     lim = _limits(ymotor)
     if lim is not None:
         bad = y[(y < lim[0]) | (y > lim[1])]
@@ -426,11 +437,15 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         A fresh planner; its ``energies`` (eV) and ``shape`` (n_y, n_x) define the raster.
     detector : bluesky.protocols.Readable (and Triggerable)
         Line detector: each trigger measures one spatial row; its reading has the line counts
-        (n_x,) under ``line_key`` and the incident counts per pixel under ``i0_key``.
-    mono : bluesky.protocols.Movable
-        Monochromator energy positioner (eV).
-    stage : device with a ``y`` Movable
-        Raster stage; ``stage.y`` is moved to ``y_positions[row_index]``.
+        (n_x,) under ``line_key`` and the incident counts per pixel under ``i0_key``. A
+        synchronous (ophyd) device: an asynchronous one (ophyd-async) is refused.
+    mono : bluesky.protocols.Movable (and Readable)
+        Monochromator energy positioner (eV); read into every row's event.
+    stage : device with a ``y`` Movable (and Readable)
+        Raster stage; ``stage.y`` is moved to ``y_positions[row_index]`` and read into every
+        row's event. The detector, the mono and the stage (``stage.y``'s root device) are
+        staged for the run when they are ``Stageable``, like the detectors and motors of
+        bluesky's scans.
     y_positions : array_like, shape (n_y,), optional
         Stage y of each spatial row (default ``0, 1, …, n_y − 1``).
     line_key, i0_key : str, optional
@@ -463,7 +478,8 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     Returns
     -------
     str
-        The run uid (bluesky convention). The planner, updated in place, holds the state.
+        The run uid (bluesky convention). The planner, updated in place, holds the state: every
+        row saved to ``primary``, also after a pause followed by ``RE.stop()`` or ``RE.abort()``.
 
     Notes
     -----
@@ -523,6 +539,8 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
                       "stage": repr(stage)},
         # the x axis of live plots: the monochromator's hinted read key (e.g. "mono_energy")
         "hints": {"dimensions": [(_hinted_fields(mono), "primary")]},
+        # rows to measure, when known before the run (progress bars): the raster's
+        **({"num_points": int(planner.energies.size * n_y)} if planner.method == "raster" else {}),
     }
 
 
@@ -624,6 +642,10 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 yield from record_fault(e, r, kind, attempt, exc or f"no answer in {trigger_timeout} s")
                 continue
             od, problem = yield from _once(save_row())
+            if problem is None:
+                # given to the planner before any other message: a pause (then stop or abort)
+                # at the next checkpoint finds the planner holding every row 'primary' holds
+                planner.ingest(e, r, od)
             yield from bps.checkpoint()
             if problem is None:
                 return od
@@ -631,7 +653,9 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
         yield from give_up(e, r, f"no valid reading in {1 + max_retries} attempts", 1 + max_retries)
         return None
 
-    @bpp.stage_decorator([detector])
+    # staged like bluesky's own scans stage their detectors and motors (stage_sigs applied);
+    # a positioner that is not Stageable (a bare Movable) is left alone
+    @bpp.stage_decorator([detector] + [m for m in (mono, stage.y) if isinstance(m, Stageable)])
     @bpp.run_decorator(md=md)
     def inner():
         if reused is not None:
@@ -657,9 +681,8 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 if not (yield from move_mono(e, rows)):
                     continue
                 for r in rows:
-                    od = yield from measure_row(e, r)
+                    od = yield from measure_row(e, r)  # (given to the planner when valid)
                     if od is not None:
-                        planner.ingest(e, r, od)
                         given_up = []
                         continue
                     given_up.append((e, r))
@@ -856,7 +879,12 @@ def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_
     shape = _shape_for(detector, y_positions, shape, plan_kwargs.get("line_key"))
     seed = _resolve_seed(seed)
     planner = cls(energies, shape, seed=seed, **planner_kwargs)
-    args = {k: v for k, v in planner_metadata(planner).items() if k != "dictionary"}
+    # the plan's own arguments, so that plan_name(**plan_args) (devices put back) runs it again
+    args = {k: (asdict(planner.cost_model) if k == "cost_model" and v is not None else
+                np.asarray(v, float).tolist() if k == "dictionary" and v is not None else
+                _jsonable(v)) for k, v in planner_kwargs.items()}
+    if cls is not RasterPlanner:
+        args["seed"] = seed  # as drawn when None was given
     _md = _merge_md({
         "plan_name": plan_name,
         "plan_args": {"detector": repr(detector), "mono": repr(mono), "stage": repr(stage),

@@ -21,8 +21,8 @@ def _sim_size() -> tuple[int, int, int]:
         n_e, n_y, n_x = (int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
         raise ValueError(f"CURISS_SIM_SIZE must be three integers 'n_E,n_y,n_x'; got {text!r}") from None
-    if min(n_e, n_y, n_x) < 2:
-        raise ValueError(f"CURISS_SIM_SIZE must be at least 2 in every dimension; got {text!r}")
+    if n_e < 2 or n_y < 4 or n_x < 4:  # the phantom's own minimum (make_phantom)
+        raise ValueError(f"CURISS_SIM_SIZE must be n_E >= 2 and n_y, n_x >= 4; got {text!r}")
     return n_e, n_y, n_x
 
 
