@@ -168,26 +168,34 @@ def test_a_run_with_rows_given_up_recomputes_from_its_documents(sample, catalog,
     assert np.array_equal(acq.mask, data.mask)
 
 
-def test_an_energy_the_monochromator_never_reaches_ends_the_run_with_its_rows_and_the_reason(sample):
+def test_an_energy_the_monochromator_never_reaches_ends_the_run_with_its_rows_and_the_reason(sample,
+                                                                                           catalog):
     """A dead energy among those not imaged: no CUR completion can exist. The planner used to
     raise from suggest() (a failed run with a generic message); now the stop record names the
-    energy, a 'completion' fault says why there is no analysis, and every measured row is kept."""
+    energy, a 'completion' fault says why there is no analysis, and every measured row is kept.
+    recompute retraces it (it raised "cannot complete yet")."""
+    from curiss.store import load_run, recompute, writer_for
+
     planner = curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
                                    dictionary=sample.spectra, seed=2)
     imaged = set(planner.suggest().pairs[:, 0].tolist())
     dead = next(e for e in range(sample.energies.size) if e not in imaged)
+    stxm = make_stxm(sample, noise=False)
+    move = stxm.mono.move
 
-    def setup(stxm):
-        move = stxm.mono.move
+    def failing_move(position, *args, **kwargs):
+        if position == float(sample.energies[dead]):
+            stxm.mono.fail_next_moves(1)
+        return move(position, *args, **kwargs)
 
-        def failing_move(position, *args, **kwargs):
-            if position == float(sample.energies[dead]):
-                stxm.mono.fail_next_moves(1)
-            return move(position, *args, **kwargs)
-
-        stxm.mono.move = failing_move
-
-    docs = run(sample, setup, max_retries=1)
+    stxm.mono.move = failing_move
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(writer_for(catalog))
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    uid, = RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                          y_positions=stxm.y_positions, sampling_ratio=0.2,
+                          dictionary=sample.spectra, seed=2, max_retries=1))
     stop = [d for d in stream(docs, "planner") if d["kind"] == "stop"]
     assert len(stop) == 1 and f"energies [{dead}]" in stop[0]["stop_reason"]
     faults = stream(docs, "faults")
@@ -196,3 +204,7 @@ def test_an_energy_the_monochromator_never_reaches_ends_the_run_with_its_rows_an
     pairs = primary_pairs(docs)
     assert pairs and dead not in {e for e, _ in pairs} and len(set(pairs)) == len(pairs)
     assert [d for n, d in docs if n == "stop"][0]["exit_status"] == "success"
+    data = load_run(catalog[uid])
+    acq = recompute(data)  # the same decisions; no completion exists
+    assert acq.completed is None and np.array_equal(acq.mask, data.mask)
+    assert f"energies [{dead}]" in acq.history[-1]["stop_reason"]

@@ -5,7 +5,6 @@ import threading
 import numpy as np
 import pytest
 from bluesky import Msg, RunEngine
-from bluesky import plan_stubs as bps
 from bluesky import preprocessors as bpp
 from bluesky.suspenders import SuspendBoolHigh
 from bluesky.utils import RunEngineInterrupted

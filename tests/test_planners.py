@@ -504,6 +504,8 @@ def test_an_energy_no_selected_row_could_be_measured_at_stops_and_names_it(metho
     assert p.done and not p.row_mask[dead].any()
     assert p.stop_reason.startswith("failed rows left no CUR completion")
     assert f"energies [{dead}] ({ph.energies[dead]:g} eV) could not be measured" in p.stop_reason
+    if p.measured_ratio > p.sampling_ratio:  # a replacement row tried first: said (it was not)
+        assert "over sampling_ratio" in p.stop_reason
     with pytest.raises(RuntimeError, match=f"energies \\[{dead}\\]"):
         p.completed()
 
@@ -626,3 +628,31 @@ def test_acuriss_stops_asking_for_a_refinement_that_failed_twice(kind, seed):
     done = p.imaged_energies.size - p.n_images if kind == "image" else None
     assert done is None or done >= 1, p.stop_reason
     assert np.all(np.isfinite(p.completed()))
+
+
+@pytest.mark.parametrize("persistent", [False, True])
+@pytest.mark.parametrize("seed", SEEDS)
+def test_riss_makes_up_for_a_failed_row_so_every_energy_keeps_one(seed, persistent):
+    """RISS never measured a failed row again: with one row per energy (its default budget at
+    small ratios) the energy had none, and the completion raised "energies [e] have no measured
+    row yet" (303 of 2,137 fuzzed failure patterns)."""
+    from curiss.datasets import make_phantom
+
+    ph = make_phantom(40, (24, 20), 3, seed=1, noise=0.02)
+    e0, r0 = (int(v) for v in _first("riss", dict(sampling_ratio=0.1), ph, seed, "rows").pairs[0])
+    p = make_planner("riss", ph.energies, ph.shape, seed=seed, sampling_ratio=0.1)
+    assert p.n_rows == 1
+    tries = []
+
+    def fails(e, r):
+        if (e, r) != (e0, r0):
+            return False
+        tries.append(1)
+        return persistent or len(tries) == 1
+
+    _drive(p, ph.cube, fails)
+    assert p.row_mask[e0].any()  # the energy has a row: the failed one again, or a new one
+    assert bool(p.row_mask[e0, r0]) is (not persistent)  # a transient fault: measured again
+    assert np.all(np.isfinite(p.completed()))
+    if p.measured_ratio > p.sampling_ratio:
+        assert "over sampling_ratio" in p.stop_reason

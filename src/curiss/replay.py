@@ -19,8 +19,11 @@ class Acquisition:
 
     Attributes
     ----------
-    completed : ndarray, shape (n_E, n_y, n_x)
-        The planner's completed cube (OD).
+    completed : ndarray, shape (n_E, n_y, n_x), or None
+        The planner's completed cube (OD). None only from :func:`curiss.store.recompute` of a
+        run whose measured rows cannot be completed (interrupted before CUR had an image and a
+        row at every energy, or failed rows that left an energy unmeasured; ``report`` and the
+        last ``history`` entry say why).
     mask : ndarray of bool, shape (n_E, n_y, n_x)
         True where measured.
     sampling_ratio : float
@@ -34,7 +37,7 @@ class Acquisition:
     raster_cost : curiss.cost.Cost
         Time and dose of the full conventional raster of the same stack. Where the cube was
         not measured everywhere (NaN: a recorded subsampled run), the dose is that of the completed
-        stack.
+        stack (without a completion: of the measured rows alone, a lower bound).
     report : dict
         ``planner.report()`` at the end.
     """
@@ -91,9 +94,15 @@ def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisitio
     return _acquisition(planner, cube)
 
 
-def _acquisition(planner: Planner, cube: np.ndarray) -> Acquisition:
-    """The :class:`Acquisition` of ``planner``'s state; ``cube`` (NaN = never measured) for the dose."""
-    completed = planner.completed()
+def _acquisition(planner: Planner, cube: np.ndarray, *, incomplete_ok: bool = False) -> Acquisition:
+    """The :class:`Acquisition` of ``planner``'s state; ``cube`` (NaN = never measured) for the
+    dose. ``incomplete_ok``: a planner that cannot complete gives ``completed=None``."""
+    try:
+        completed = planner.completed()
+    except RuntimeError:  # "cannot complete": nothing to complete from
+        if not incomplete_ok:
+            raise
+        completed = None
     # the dose reads the cube block by block, NaN (never measured) as OD 0: no copy of the cube
     order = planner.order
     cost = _acquisition_cost(order, planner.shape[1], model=planner.cost_model, od=cube,
@@ -103,7 +112,8 @@ def _acquisition(planner: Planner, cube: np.ndarray) -> Acquisition:
     # not the measured rows' alone (NaN read as OD 0)
     measured_everywhere = bool(np.isfinite(cube).all())
     full = _raster_cost(planner.energies.size, planner.shape, model=planner.cost_model,
-                        od=cube if measured_everywhere else completed, nan_dose=True)
+                        od=cube if measured_everywhere or completed is None else completed,
+                        nan_dose=True)
     mask = planner.mask
     return Acquisition(
         completed=completed,

@@ -132,8 +132,11 @@ def images_first_budget(n_energies: int, shape: tuple[int, int], ratio: float, *
 
     ``s_R = n_rows`` and ``s_E`` is the largest count with ``s_E·n_y + (n_E − s_E)·s_R ≤
     ratio·n_E·n_y``; falls back to the authors' rule (:func:`budget`) when that leaves no image.
-    When that count reaches ``n_E − 1`` (every energy but one imaged), the rest of the ratio buys
-    more rows of the last energy: ``s_R = min(n_y, ⌊ratio·n_E·n_y − (n_E − 1)·n_y⌋)`` if larger.
+    ``s_E`` is capped at ``n_E − 1``, and ``s_R`` stays ``n_rows`` whatever is left of the ratio:
+    with very few energies or a ratio near 1 part of the budget is not spent (n_E = 2 at ratio
+    1.0: one image and one row, 0.516 measured). Spending it would change the decisions of runs
+    already recorded, which :func:`curiss.store.recompute` and :func:`curiss.plans.resume`
+    must retrace; give ``budget_rule="authors"`` (:func:`budget`) to spend it.
     One spatial row scan costs about as much as one image when n_E ≈ n_y, and on the measured ALS
     stacks extra images reduce the worst-case error more than extra rows (docs/quality.md). The
     split of CURISS and ACURISS with ``budget_rule="images"`` and of RISS by default.
@@ -168,10 +171,7 @@ def images_first_budget(n_energies: int, shape: tuple[int, int], ratio: float, *
         raise ValueError(f"n_rows must be <= n_y = {n_y}, got {n_rows}")
     total = p * n_e * n_y
     s_e = int(np.floor((total - n_e * n_rows) / (n_y - n_rows) + _EPS)) if n_y > n_rows else 0
-    if s_e >= n_e - 1:
-        # every energy but one imaged: what is left buys rows of that one (not left unspent)
-        s_e = n_e - 1
-        n_rows = max(n_rows, min(n_y, int(np.floor(total - s_e * n_y + _EPS))))
+    s_e = min(s_e, n_e - 1)
     if s_e < 1:
         return budget(n_e, (n_y, n_x), p)
     return s_e, n_rows

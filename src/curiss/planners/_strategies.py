@@ -364,8 +364,9 @@ class CURISSPlanner(_CURISSBase):
           got there), or that failed too, another energy is drawn, but only if a whole image still fits in
           ``sampling_ratio`` with the row step that follows (or if no energy is imaged at all:
           without one nothing can be completed).
-        - A spatial row that failed at some energies is measured again there (not RISS, whose
-          LoopedASD completion uses whatever rows there are).
+        - A spatial row that failed at some energies is measured again there. (RISS, whose
+          LoopedASD completion uses whatever rows there are, measures its failed rows again and
+          gives an energy left without any row a new one: :meth:`_riss_make_up`.)
         - After :attr:`MAX_REPLACEMENTS` such steps, if no spatial row is measured at every
           energy not imaged (CUR needs one), as many rows as failed are chosen by the same rule
           without the failed ones (at most :attr:`MAX_REPLACEMENTS` times; not when an energy
@@ -388,13 +389,15 @@ class CURISSPlanner(_CURISSBase):
                     return dec
             if self.imaged_energies.size == 0:
                 raise RuntimeError(f"no energy could be imaged after {self._replacements} replacements "
-                                   f"(failed rows: {self.failed[:5]}); check the detector and the beam")
+                                   f"(failed rows: {self.failed[:5]}); check the detector and the "
+                                   f"beam{self._over_budget}")
             self._replacements = 0
             dec = self._decide_rows(self.n_rows)
             self._rows_selected = np.unique(dec.pairs[:, 1])
+            self._rows_asked = dec.pairs.copy()
             return dec
         if self.method == "riss":
-            return None
+            return self._riss_make_up()
         live = np.setdiff1d(self._rows_selected, self._rows_replaced)
         retry = grid_pairs(self._energies_not_imaged(), live)
         retry = retry[~self._row_measured[retry[:, 0], retry[:, 1]]]
@@ -437,6 +440,37 @@ class CURISSPlanner(_CURISSBase):
             rest = np.setdiff1d(allowed, new)
             new += [int(r) for r in self._rng.choice(rest, k - len(new), replace=False)]
         return np.array(sorted(new), dtype=int)
+
+    def _riss_make_up(self) -> Decision | None:
+        """RISS's rows lost to failures: measured again (at most :attr:`MAX_REPLACEMENTS`
+        times); then an energy left without any row (LoopedASD cannot complete it) gets a new
+        row, drawn as its rows were, never one that failed there."""
+        asked = self._rows_asked
+        retry = asked[~self._row_measured[asked[:, 0], asked[:, 1]]]
+        if retry.size and self._replacements < self.MAX_REPLACEMENTS:
+            self._replacements += 1
+            return Decision(0, "rows", retry)
+        bare = [int(e) for e in self._energies_not_imaged() if not self._row_measured[e].any()]
+        rounds = getattr(self, "_riss_rounds", 0)
+        if not bare or rounds >= self.MAX_REPLACEMENTS:
+            return None
+        self._riss_rounds = rounds + 1
+        self._replacements = 0
+        new = []
+        for e in bare:
+            tried = np.unique(asked[asked[:, 0] == e, 1])
+            if tried.size < self.shape[0]:
+                new.append((e, int(self._replacement_rows(1, avoid=tried)[0])))
+        if not new:
+            return None
+        pairs = np.array(new, dtype=int)
+        self._rows_asked = np.concatenate([asked, pairs])
+        after = (self._row_measured.sum() + len(pairs)) / self._row_measured.size
+        if after > self.sampling_ratio + 1e-12:
+            self._over_budget = (f"; rows replacing failed ones at energies {bare[:5]} took the "
+                                 f"measured ratio to {after:.4g}, over sampling_ratio "
+                                 f"{self.sampling_ratio:g}")
+        return Decision(0, "rows", pairs)
 
     def _failed_selected_rows(self) -> list[int]:
         """Selected spatial rows not measured at every energy not imaged."""
@@ -508,7 +542,7 @@ class CURISSPlanner(_CURISSBase):
             return dec
         why = self._cannot_complete()
         if why is not None:  # failed rows that no replacement made up for
-            self.stop_reason = f"failed rows left no CUR completion: {why}"
+            self.stop_reason = f"failed rows left no CUR completion: {why}" + self._over_budget
             return None
         self._cur()
         self.stop_reason = "budget reached" + self._over_budget
@@ -1072,7 +1106,7 @@ class ACURISSPlanner(CURISSPlanner):
             self._initial_done = True
         why = self._cannot_complete()
         if why is not None:  # failed rows that no replacement made up for
-            self.stop_reason = f"failed rows left no CUR completion: {why}"
+            self.stop_reason = f"failed rows left no CUR completion: {why}" + self._over_budget
             return None
         prev = self._prev_completion  # before _evaluate replaces it
         res, dc, ds = self._evaluate(None)

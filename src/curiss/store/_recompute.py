@@ -105,17 +105,24 @@ def recompute(data: RunData, *, check: bool = True, rtol: float = 1e-6) -> Acqui
     -------
     curiss.replay.Acquisition
         The replayed acquisition (``.completed`` (n_E, n_y, n_x), ``.mask``, ``.history``).
+        ``.completed`` is None when the measured rows cannot be completed: a run interrupted
+        before CUR had an image and a row at every energy, or one whose failed rows left an
+        energy unmeasured (its ``faults`` stream has a ``completion`` event); the decisions are
+        still checked.
     """
     check = as_bool(check, "check")
     rtol = as_float(rtol, "rtol", minimum=0.0)  # checked before the (long) replay
     planner = _planner_for(data)
     _replay_records(planner, data)
-    acq = _acquisition(planner, data.od)
+    acq = _acquisition(planner, data.od, incomplete_ok=True)
     if check:
         if not np.array_equal(acq.mask, data.mask):
             n = int((acq.mask != data.mask).sum() // max(1, data.shape[1]))
             raise ValueError(f"run {data.uid}: the replayed planner measures {n} rows differently "
                              "from the run")
+        if data.completed is not None and acq.completed is None:
+            raise ValueError(f"run {data.uid}: the run stored a completion but the replayed "
+                             "planner cannot complete")
         if data.completed is not None:
             err = np.linalg.norm(acq.completed - data.completed) / max(np.linalg.norm(data.completed), 1e-300)
             if not err <= rtol:
