@@ -388,9 +388,13 @@ class CURISSPlanner(_CURISSBase):
                     self._replacements += 1
                     return dec
             if self.imaged_energies.size == 0:
+                over = ""
+                if self.measured_ratio > self.sampling_ratio + 1e-12:
+                    over = (f"; the attempts took the measured ratio to {self.measured_ratio:.4g}, "
+                            f"over sampling_ratio {self.sampling_ratio:g}")
                 raise RuntimeError(f"no energy could be imaged after {self._replacements} replacements "
                                    f"(failed rows: {self.failed[:5]}); check the detector and the "
-                                   f"beam{self._over_budget}")
+                                   f"beam{over}")
             self._replacements = 0
             dec = self._decide_rows(self.n_rows)
             self._rows_selected = np.unique(dec.pairs[:, 1])
