@@ -69,10 +69,11 @@ class _MoveOnly:
 class _AsyncDetector:
     """An ophyd-async style detector: describe() and read() are coroutines."""
 
-    name = "det"
+    parent = None
 
     def __init__(self, inner):
         self.inner = inner
+        self.name = inner.name
 
     def trigger(self):
         return self.inner.trigger()
@@ -89,10 +90,7 @@ BAD_CALLS = [
     (lambda sample, stxm: plans.curiss_scan(stxm.detector, _MoveOnly(), stxm.stage, sample.energies,
                                             y_positions=stxm.y_positions, sampling_ratio=0.2),
      TypeError, "mono must be a movable, readable energy positioner"),
-    (lambda sample, stxm: plans.curiss_scan(_AsyncDetector(stxm.detector), stxm.mono, stxm.stage,
-                                            sample.energies, y_positions=stxm.y_positions,
-                                            sampling_ratio=0.2),
-     TypeError, "is asynchronous (its describe() is a coroutine"),
+
     (_curiss(energies=lambda e: e + 100.0), ValueError, "outside the monochromator limits"),
     (_curiss(y=lambda y: y + 1000.0), ValueError, "outside the stage y limits"),
     (_curiss(sampling_ratio=1e-4), ValueError, "ratio too small: minimum is"),
@@ -365,3 +363,19 @@ def test_an_analysis_that_fails_on_complete_data_does_not_fail_the_run():
     (fault,) = [d for d in _stream(docs, "faults") if d["kind"] == "analysis"]
     assert "analysis skipped" in fault["message"] and "k-means" in fault["message"]
     assert not _stream(docs, "analysis")
+
+
+def test_an_asynchronous_detector_runs_without_a_never_awaited_coroutine(sample, recwarn):
+    """The key check called an ophyd-async style describe() and dropped the coroutine: a
+    "coroutine ... was never awaited" RuntimeWarning at every plan call. It is closed now; the
+    RunEngine drives the device (its keys are not checked before the run, as documented)."""
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    RE(plans.curiss_scan(_AsyncDetector(stxm.detector), stxm.mono, stxm.stage, sample.energies,
+                         y_positions=stxm.y_positions, shape=sample.shape, sampling_ratio=0.2,
+                         seed=0, analysis=False))
+    assert not [w for w in recwarn if "never awaited" in str(w.message)]
+    assert [d["exit_status"] for n, d in docs if n == "stop"] == ["success"]
+    assert sum(1 for n, d in docs if n == "event" and "detector_line" in d["data"]) > 0

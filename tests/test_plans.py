@@ -252,3 +252,22 @@ def test_user_hints_are_merged_and_the_raster_says_how_many_rows(sample):
     assert start["hints"]["gridding"] == "rectilinear"
     assert [list(d) for d in start["hints"]["dimensions"]] == [[["mono_energy"], "primary"]]
     assert start["num_points"] == sample.energies.size * sample.shape[0]
+
+
+def test_supplemental_data_records_a_baseline_with_the_plans(sample):
+    """docs/howto-own-devices.md: extra signals go through bluesky's SupplementalData."""
+    from bluesky.preprocessors import SupplementalData
+    from ophyd import Signal
+
+    ring = Signal(name="ring_current", value=500.0)
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    RE.preprocessors.append(SupplementalData(baseline=[ring]))
+    docs = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                         y_positions=stxm.y_positions, sampling_ratio=0.2, seed=0, analysis=False))
+    base = {d["uid"] for n, d in docs if n == "descriptor" and d["name"] == "baseline"}
+    values = [d["data"]["ring_current"] for n, d in docs if n == "event" and d["descriptor"] in base]
+    assert values == [500.0, 500.0]  # at the start and at the end
+    assert [d["exit_status"] for n, d in docs if n == "stop"] == ["success"]

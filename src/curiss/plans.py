@@ -232,12 +232,10 @@ def _describe(detector) -> dict | None:
         desc = detector.describe()
     except Exception:  # a remote device that cannot answer now: its keys are not checked
         return None
-    if inspect.isawaitable(desc):  # an ophyd-async device: these plans drive ophyd (sync) ones
+    if inspect.isawaitable(desc):  # an ophyd-async device: cannot be asked before the run
         if hasattr(desc, "close"):
-            desc.close()  # never awaited: close it, no "never awaited" warning
-        raise TypeError(f"the detector {getattr(detector, 'name', detector)!r} is asynchronous "
-                        "(its describe() is a coroutine, as in ophyd-async); curiss plans check "
-                        "and drive synchronous (ophyd) devices only")
+            desc.close()  # never awaited: closed, so no "coroutine never awaited" warning
+        return None
     return desc if isinstance(desc, Mapping) else None
 
 
@@ -437,8 +435,9 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         A fresh planner; its ``energies`` (eV) and ``shape`` (n_y, n_x) define the raster.
     detector : bluesky.protocols.Readable (and Triggerable)
         Line detector: each trigger measures one spatial row; its reading has the line counts
-        (n_x,) under ``line_key`` and the incident counts per pixel under ``i0_key``. A
-        synchronous (ophyd) device: an asynchronous one (ophyd-async) is refused.
+        (n_x,) under ``line_key`` and the incident counts per pixel under ``i0_key``. (An
+        asynchronous one, as in ophyd-async, is driven through the RunEngine, but its reading
+        keys and line length cannot be checked before the run.)
     mono : bluesky.protocols.Movable (and Readable)
         Monochromator energy positioner (eV); read into every row's event.
     stage : device with a ``y`` Movable (and Readable)
