@@ -454,6 +454,19 @@ def _drive(p, cube, fails, max_steps=60):
     raise AssertionError(f"no stop after {max_steps} steps: {[d.kind for d in p.history]}")
 
 
+def _fails_at(pair, persistent):
+    """A failure predicate for :func:`_drive`: ``pair`` fails every time, or only the first."""
+    tries = []
+
+    def fails(e, r):
+        if (e, r) != pair:
+            return False
+        tries.append(1)
+        return persistent or len(tries) == 1
+
+    return fails
+
+
 _FAULT_PLANNERS = [("curiss", dict(sampling_ratio=0.1)), ("riss", dict(sampling_ratio=0.1)),
                    ("acuriss", dict(sampling_ratio=0.3, initial_ratio=0.07))]
 
@@ -521,15 +534,7 @@ def test_a_failed_image_row_is_measured_again_at_its_energy_within_the_budget(me
     e0, r0 = (int(v) for v in _first(method, kw, ph, seed, "image").pairs[0])
     for persistent in (False, True):
         p = make_planner(method, ph.energies, ph.shape, seed=seed, **kw)
-        tries = []
-
-        def fails(e, r):
-            if (e, r) != (e0, r0):
-                return False
-            tries.append(1)
-            return persistent or len(tries) == 1
-
-        _drive(p, ph.cube, fails)
+        _drive(p, ph.cube, _fails_at((e0, r0), persistent))
         assert p.history[1].kind == "image"
         assert p.history[1].pairs.tolist() == [[e0, r0]]  # only the lost row, at its energy
         assert p.measured_ratio <= p.sampling_ratio + 1e-12, p.stop_reason
@@ -642,15 +647,7 @@ def test_riss_makes_up_for_a_failed_row_so_every_energy_keeps_one(seed, persiste
     e0, r0 = (int(v) for v in _first("riss", dict(sampling_ratio=0.1), ph, seed, "rows").pairs[0])
     p = make_planner("riss", ph.energies, ph.shape, seed=seed, sampling_ratio=0.1)
     assert p.n_rows == 1
-    tries = []
-
-    def fails(e, r):
-        if (e, r) != (e0, r0):
-            return False
-        tries.append(1)
-        return persistent or len(tries) == 1
-
-    _drive(p, ph.cube, fails)
+    _drive(p, ph.cube, _fails_at((e0, r0), persistent))
     assert p.row_mask[e0].any()  # the energy has a row: the failed one again, or a new one
     assert bool(p.row_mask[e0, r0]) is (not persistent)  # a transient fault: measured again
     assert np.all(np.isfinite(p.completed()))

@@ -601,12 +601,17 @@ def test_live_callback_says_when_the_cached_completion_predates_the_latest_rows(
     assert axes_by_label(cb.figure)["image"].get_title().startswith("latest completion\n")
 
 
+def _empty_run():
+    """A RunData-like run with nothing measured yet (4 energies, 3 x 2 pixels)."""
+    return types.SimpleNamespace(energies=energies(4), shape=(3, 2), order=np.zeros((0, 2), int),
+                                 history=[], mask=None, od=np.full((4, 3, 2), np.nan),
+                                 completed=None, analysis=None)
+
+
 @pytest.mark.parametrize("prefix", ["../x-", "sub/x-", ".."])
 def test_figures_for_run_keeps_its_files_in_outdir(tmp_path, prefix):
     """A prefix with a path separator used to write the figures outside outdir."""
-    data = types.SimpleNamespace(energies=energies(4), shape=(3, 2), order=np.zeros((0, 2), int),
-                                 history=[], mask=None, od=np.full((4, 3, 2), np.nan),
-                                 completed=None, analysis=None)
+    data = _empty_run()
     with pytest.raises(ValueError, match="prefix must be a file-name prefix"):
         viz.figures_for_run(data, tmp_path / "out", prefix=prefix)
     assert not (tmp_path / "out").exists()
@@ -615,9 +620,7 @@ def test_figures_for_run_keeps_its_files_in_outdir(tmp_path, prefix):
 @pytest.mark.parametrize("dpi", [True, "100", 0, -5, float("nan")])
 def test_figures_for_run_refuses_a_bad_dpi_before_writing(tmp_path, dpi):
     """``dpi=True`` used to fail inside matplotlib after outdir was made; a string likewise."""
-    data = types.SimpleNamespace(energies=energies(4), shape=(3, 2), order=np.zeros((0, 2), int),
-                                 history=[], mask=None, od=np.full((4, 3, 2), np.nan),
-                                 completed=None, analysis=None)
+    data = _empty_run()
     with pytest.raises(ValueError, match="dpi must be a positive number"):
         viz.figures_for_run(data, tmp_path / "out", dpi=dpi)
     assert not (tmp_path / "out").exists()
