@@ -104,10 +104,10 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
     """Baseline of Townsend et al. 2022: uniformly random spatial rows at every energy + LoopedASD.
 
     The row budget ``floor(sampling_ratio · n_E · n_y)`` (never more than the ratio) is spread
-    as evenly as possible over the energies (every energy gets at least one row). Rows are drawn at random with balanced
-    coverage: each energy takes the spatial rows measured least often so far (random tie-break),
-    so every spatial row is measured at some energy once the budget allows it — without this a
-    pixel column can stay unobserved and no completion can recover it.
+    as evenly as possible over the energies (every energy gets at least one row). Rows are drawn
+    at random with balanced coverage: each energy takes the spatial rows measured least often so
+    far (random tie-break), so every spatial row is measured at some energy once the budget
+    allows it — without this a pixel column can stay unobserved and no completion can recover it.
 
     Parameters
     ----------
@@ -320,9 +320,9 @@ class CURISSPlanner(_CURISSBase):
     failed at some energies is measured there again, and if no row is measured at every energy
     not imaged after three such steps, other rows are chosen (CUR cannot complete without one;
     the stop reason says if this went over the budget). ACURISS asks for a refinement image or
-    row scan that failed once more, then avoids that energy or row while others are left. An energy at which two or more
-    selected rows all failed cannot be completed: the acquisition stops and its stop reason
-    names the energy.
+    row scan that failed once more, then avoids that energy or row while others are left. An
+    energy at which two or more selected rows all failed cannot be completed: the acquisition
+    stops and its stop reason names the energy.
     """
 
     method = "curiss"
@@ -361,9 +361,9 @@ class CURISSPlanner(_CURISSBase):
 
         - An image with failed rows is completed at its own energy when some of its rows were
           measured there (the fault was the row's; once); when none was (the monochromator never
-          got there), or that failed too, another energy is drawn, but only if a whole image still fits in
-          ``sampling_ratio`` with the row step that follows (or if no energy is imaged at all:
-          without one nothing can be completed).
+          got there), or that failed too, another energy is drawn, but only if a whole image
+          still fits in ``sampling_ratio`` with the row step that follows (or if no energy is
+          imaged at all: without one nothing can be completed).
         - A spatial row that failed at some energies is measured again there. (RISS, whose
           LoopedASD completion uses whatever rows there are, measures its failed rows again and
           gives an energy left without any row a new one: :meth:`_riss_make_up`.)
