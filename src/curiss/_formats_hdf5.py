@@ -153,20 +153,25 @@ def _damaged(func):
 
 
 @contextlib.contextmanager
-def _create(path: Path) -> Iterator[h5py.File]:
-    """A new HDF5 file at ``path``, written whole or not at all.
-
-    It is written next to ``path`` under a temporary name and renamed over ``path`` once
-    closed, so a failure half-way leaves neither a partial file nor a changed old one.
-    """
+def written_whole(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` to write the file to; renamed over ``path`` when the
+    block ends without error, removed otherwise: a failure half-way leaves neither a partial
+    file nor a changed old one. The destination is checked first (:func:`check_destination`)."""
     check_destination(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
-        with _open(tmp, "w") as f:
-            yield f
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _create(path: Path) -> Iterator[h5py.File]:
+    """A new HDF5 file at ``path``, written whole or not at all (:func:`written_whole`)."""
+    with written_whole(path) as tmp:
+        with _open(tmp, "w") as f:
+            yield f
 
 
 @_damaged

@@ -424,7 +424,6 @@ def save_stack(path: str | os.PathLike, stack: Stack) -> None:
     dest = Path(path)
     if not dest.name.endswith(".npz"):
         dest = dest.with_name(dest.name + ".npz")
-    _h5.check_destination(dest)
     arrays: dict[str, np.ndarray] = {
         "energies": stack.energies,
         "cube": stack.cube,
@@ -439,13 +438,8 @@ def save_stack(path: str | os.PathLike, stack: Stack) -> None:
         arrays["x_um"] = stack.x_um
     if stack.y_um is not None:
         arrays["y_um"] = stack.y_um
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _h5.written_whole(dest) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
 
 
 def _check_finite_stack(stack: Stack) -> None:

@@ -166,6 +166,15 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
         return Decision(0, "rows", pairs, row_weights=np.full(n_y, 1.0 / n_y))
 
 
+def _basis_without(V: np.ndarray, rows) -> np.ndarray:
+    """An orthonormal basis of ``V`` (n, c) with its ``rows`` set to zero, shape (n, c' <= c):
+    ARP on it never picks one of ``rows`` (their residual is zero)."""
+    b = V.copy()
+    b[np.asarray(rows, dtype=int)] = 0.0
+    u, sv, _ = np.linalg.svd(b, full_matrices=False)
+    return u[:, :int(np.count_nonzero(sv > 1e-8 * max(sv.max(initial=0.0), 1e-300)))]
+
+
 class _CURISSBase(Planner):
     """Shared first steps of (A)CURISS and RISS: leverage-sampled images, then ARP rows."""
 
@@ -216,10 +225,7 @@ class _CURISSBase(Planner):
             r = int(np.count_nonzero(sv > 1e-8 * sv[0]))
             basis = U[:, :r]
             if avoid.size:  # the dictionary without the avoided energies: ARP never picks them
-                b = basis.copy()
-                b[avoid] = 0.0
-                ub, sb, _ = np.linalg.svd(b, full_matrices=False)
-                basis = ub[:, :int(np.count_nonzero(sb > 1e-8 * max(sb.max(initial=0.0), 1e-300)))]
+                basis = _basis_without(basis, avoid)
                 r = basis.shape[1]
             pre = list(imaged[:r])
             k = min(r, len(pre) + n)
@@ -419,11 +425,9 @@ class CURISSPlanner(_CURISSBase):
             self._rows_selected = np.union1d(self._rows_selected, new)
             self._replacements = 0
             dec = Decision(0, "rows", grid_pairs(self._energies_not_imaged(), new))
-            after = (self._row_measured.sum() + len(dec.pairs)) / self._row_measured.size
-            if after > self.sampling_ratio + 1e-12:
-                self._over_budget = (f"; row(s) {new.tolist()} replaced the failed row(s) {failed} "
-                                     f"and took the measured ratio to {after:.4g}, over "
-                                     f"sampling_ratio {self.sampling_ratio:g}")
+            self._over_budget = self._over_sampling_ratio(
+                len(dec.pairs), f"row(s) {new.tolist()} replaced the failed row(s) {failed}"
+            ) or self._over_budget
             return dec
         return None
 
@@ -434,10 +438,7 @@ class CURISSPlanner(_CURISSBase):
         n_y = self.shape[0]
         allowed = np.setdiff1d(np.arange(n_y), avoid)
         k = min(k, allowed.size)
-        V = row_basis(self._images(), k).copy()
-        V[avoid] = 0.0
-        u, sv, _ = np.linalg.svd(V, full_matrices=False)
-        basis = u[:, :int(np.count_nonzero(sv > 1e-8 * max(sv.max(initial=0.0), 1e-300)))]
+        basis = _basis_without(row_basis(self._images(), k), avoid)
         picked = self._pick_rows(basis, basis.shape[1]) if basis.shape[1] else np.zeros(0, int)
         new = [int(r) for r in picked if r in set(allowed.tolist())][:k]
         if len(new) < k:  # the images span too few directions outside the failed rows
@@ -469,12 +470,27 @@ class CURISSPlanner(_CURISSBase):
             return None
         pairs = np.array(new, dtype=int)
         self._rows_asked = np.concatenate([asked, pairs])
-        after = (self._row_measured.sum() + len(pairs)) / self._row_measured.size
-        if after > self.sampling_ratio + 1e-12:
-            self._over_budget = (f"; rows replacing failed ones at energies {bare[:5]} took the "
-                                 f"measured ratio to {after:.4g}, over sampling_ratio "
-                                 f"{self.sampling_ratio:g}")
+        self._over_budget = self._over_sampling_ratio(
+            len(pairs), f"rows replaced failed ones at energies {bare[:5]}") or self._over_budget
         return Decision(0, "rows", pairs)
+
+    def _asks(self, kinds: tuple[str, ...], axis: int) -> dict[int, int]:
+        """How many steps of ``kinds`` asked for each energy (``axis`` 0) or spatial row (1)."""
+        asks: dict[int, int] = {}
+        for d in self.history:
+            if d.kind in kinds:
+                for i in np.unique(d.pairs[:, axis]).tolist():
+                    asks[i] = asks.get(i, 0) + 1
+        return asks
+
+    def _over_sampling_ratio(self, n_new: int, what: str) -> str:
+        """The stop-reason note for a step of ``n_new`` rows (``what`` it does) that takes the
+        measured ratio over ``sampling_ratio``; "" when it does not."""
+        after = (self._row_measured.sum() + n_new) / self._row_measured.size
+        if after <= self.sampling_ratio + 1e-12:
+            return ""
+        return (f"; {what} and took the measured ratio to {after:.4g}, over sampling_ratio "
+                f"{self.sampling_ratio:g}")
 
     def _failed_selected_rows(self) -> list[int]:
         """Selected spatial rows not measured at every energy not imaged."""
@@ -508,11 +524,7 @@ class CURISSPlanner(_CURISSBase):
         """A step that makes up for ``missing`` images lost to failed rows, or None if none fits."""
         n_e, n_y = self.energies.size, self.shape[0]
         imaged = set(self.imaged_energies.tolist())
-        asks: dict[int, int] = {}  # image steps that asked for each energy
-        for d in self.history:
-            if d.kind == "image":
-                for e in np.unique(d.pairs[:, 0]):
-                    asks[int(e)] = asks.get(int(e), 0) + 1
+        asks = self._asks(("image",), 0)  # image steps that asked for each energy
         asked = set(asks)
         # energies reached (some rows measured) but not imaged: measure their missing rows, once
         partial = sorted(e for e in asked - imaged
@@ -1248,11 +1260,7 @@ class ACURISSPlanner(CURISSPlanner):
         """Energies (``axis`` 0) or spatial rows (``axis`` 1) that steps of ``kinds`` asked for
         twice or more without completing them (failed rows): not chosen again while others are
         left, so that a persistent fault cannot take every refinement."""
-        asks: dict[int, int] = {}
-        for d in self.history:
-            if d.kind in kinds:
-                for i in np.unique(d.pairs[:, axis]).tolist():
-                    asks[i] = asks.get(i, 0) + 1
+        asks = self._asks(kinds, axis)
         done = set((self.imaged_energies if axis == 0 else self._chosen_rows()).tolist())
         return np.array(sorted(i for i, n in asks.items() if n >= 2 and i not in done), dtype=int)
 

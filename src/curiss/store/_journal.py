@@ -250,9 +250,8 @@ def _catalog_counts(run) -> dict[str, int]:
 
     out = {}
     for name, node in _stream_nodes(run).items():
-        cols, times = _read_stream(node)
-        lengths = [len(v) for v in cols.values()] + ([len(times)] if times is not None else [])
-        out[name] = max(lengths, default=0)
+        cols, times = _read_stream(node)  # (cut to the events complete in every column)
+        out[name] = len(times) if times is not None else len(next(iter(cols.values()), ()))
     return out
 
 
@@ -276,9 +275,9 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
     A journal whose writing failed during its run (a full disk) was renamed
     ``UID.journal.incomplete`` by the writer. Whenever the catalog's copy holds more events of a
     stream than the journal, that copy is never replaced: it is closed with a stop document, and
-    the journal is deleted if the catalog holds all of it, else kept with ``.kept`` appended to its name, with a
-    warning. A journal that cannot be read or written is left in place with a warning, and the
-    other journals are still recovered.
+    the journal is deleted if the catalog holds all of it, else kept with ``.kept`` appended to
+    its name, with a warning. A journal that cannot be read or written is left in place with a
+    warning, and the other journals are still recovered.
 
     Parameters
     ----------
@@ -300,8 +299,6 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
     ValueError
         ``journal`` is a file (a ``.journal`` file itself), not its folder.
     """
-    from bluesky_tiled_plugins import TiledWriter
-
     from ._catalog import journal_dir_for, open_catalog
 
     if isinstance(catalog, (str, os.PathLike)):
@@ -322,7 +319,7 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
                         path)
             continue
         try:
-            uid = _recover_one(catalog, path, batch_size, TiledWriter)
+            uid = _recover_one(catalog, path, batch_size)
         except Exception as exc:  # one bad file must not stop the others (nor a profile's start)
             logger.exception("could not recover the journal %s", path)
             warnings.warn(f"could not recover the journal {path} ({type(exc).__name__}: {exc}); "
@@ -335,8 +332,10 @@ def recover(catalog, journal: str | os.PathLike | None = None, *, batch_size: in
     return done
 
 
-def _recover_one(catalog, path: Path, batch_size: int, writer_cls) -> str | None:
+def _recover_one(catalog, path: Path, batch_size: int) -> str | None:
     """Recover one journal file (locked by the caller); the run's uid, or None if nothing to do."""
+    from bluesky_tiled_plugins import TiledWriter
+
     incomplete = path.name.endswith(_INCOMPLETE)
     docs = read_journal(path)
     if not docs or docs[0][0] != "start":
@@ -381,7 +380,7 @@ def _recover_one(catalog, path: Path, batch_size: int, writer_cls) -> str | None
         catalog.delete_contents(uid, recursive=True, external_only=False)
     if docs[-1][0] != "stop":
         docs.append(("stop", _stop_for(docs, reason)))
-    writer = writer_cls(catalog, batch_size=batch_size, max_array_size=0)
+    writer = TiledWriter(catalog, batch_size=batch_size, max_array_size=0)
     for name, doc in docs:
         writer(name, doc)
     path.unlink()
