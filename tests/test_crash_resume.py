@@ -323,17 +323,22 @@ def test_a_failing_journal_warns_and_the_run_goes_on_to_the_catalog(tmp_path):
     assert not list(path.parent.iterdir())  # the partial journal is removed once the catalog has the run
 
 
+# a smaller run for the tests that write documents row by row (60 rows; each row written alone
+# costs tens of milliseconds, and the killed run's 240-row sample made these the suite's slowest)
+SHORT = dict(n_energies=24, shape=(10, 10), n_materials=3, seed=1)
+
+
 def _documents(seed=3):
-    """The documents of a short CURISS run, as emitted (deep copies)."""
+    """The documents of a short CURISS run (60 rows) on ``SHORT``, as emitted (deep copies)."""
     import copy
 
-    sample = PhantomSample(**SAMPLE)
+    sample = PhantomSample(**SHORT)
     stxm = make_stxm(sample, noise=False)
     docs = []
     RE = RunEngine({})
     RE.subscribe(lambda name, doc: docs.append((name, copy.deepcopy(doc))))
     RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
-                   y_positions=stxm.y_positions, dictionary=sample.spectra, sampling_ratio=0.5,
+                   y_positions=stxm.y_positions, dictionary=sample.spectra, sampling_ratio=0.25,
                    seed=seed))
     return docs
 
@@ -355,22 +360,22 @@ def _rows_end(docs, n):
 
 
 def test_recover_never_replaces_catalog_rows_with_a_shorter_journal(tmp_path):
-    """The journal failed (a full disk) at row 10, the catalog writer went on to row 30, then
-    the process was killed: recover() used to replace the catalog's 30 rows by the journal's 10."""
+    """The journal failed (a full disk) at row 10, the catalog writer went on to row 20, then
+    the process was killed: recover() used to replace the catalog's 20 rows by the journal's 10."""
     from bluesky_tiled_plugins import TiledWriter
 
     docs = [d for d in _documents() if d[0] != "stop"]
     uid = docs[0][1]["uid"]
     catalog = open_catalog(tmp_path / "runs")
     writer = TiledWriter(catalog, batch_size=1, max_array_size=0)  # what reached it before the kill
-    for name, doc in docs[:_rows_end(docs, 30)]:
+    for name, doc in docs[:_rows_end(docs, 20)]:
         writer(name, doc)
     journal = tmp_path / "runs" / "journal"
     _write_journal(journal / f"{uid}.journal.incomplete", docs[:_rows_end(docs, 10)])
     assert recover(catalog) == [uid]
     data = load_run(catalog[uid])
-    assert len(data.order) == 30 and data.exit_status == "abort"
-    assert data.stop["num_events"]["primary"] == 30
+    assert len(data.order) == 20 and data.exit_status == "abort"
+    assert data.stop["num_events"]["primary"] == 20
     assert not list(journal.iterdir())  # every journaled event is in the catalog's copy
     # a complete journal (the usual case) still replaces a shorter catalog copy
     _write_journal(journal / f"{uid}.journal", docs)
@@ -441,7 +446,7 @@ def test_resume_refuses_a_run_that_was_not_recovered(tmp_path):
     for name, doc in docs[:_rows_end(docs, 12)]:
         writer(name, doc)
     _write_journal(tmp_path / "runs" / "journal" / f"{uid}.journal", docs[:_rows_end(docs, 15)])
-    sample = PhantomSample(**SAMPLE)
+    sample = PhantomSample(**SHORT)
     stxm = make_stxm(sample, noise=False)
     RE = RunEngine({})
     RE.subscribe(writer_for(catalog))
