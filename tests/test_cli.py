@@ -49,11 +49,17 @@ def test_demo_show_export(demo, capsys):
     assert res["mask"].dtype == bool and 0 < res["mask"].mean() < 1
 
 
-def test_unknown_run_is_a_clear_error(demo, capsys):
-    (demo / "catalog").mkdir(exist_ok=True)
-    code = main(["show", "0123456789abcdef", "--store", str(demo / "catalog")])
+def test_unknown_run_is_a_clear_error(tmp_path, capsys):
+    from curiss.store import open_catalog
+
+    store = tmp_path / "catalog"
+    open_catalog(store)  # an existing catalog without that run
+    code = main(["show", "0123456789abcdef", "--store", str(store)])
     assert code == 2
-    assert "error" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"no run '0123456789abcdef' in the catalog at {store}" in err
+    assert main(["export", "0123456789abcdef", "--store", str(store)]) == 2
+    assert "no run '0123456789abcdef' in the catalog" in capsys.readouterr().err
 
 
 def test_compare_prints_a_table(capsys):

@@ -271,7 +271,7 @@ _READER = textwrap.dedent("""
 """)
 
 
-def test_tiled_server_profile_write_and_read_back(tiled_server, tmp_path, monkeypatch):
+def test_tiled_server_profile_write_and_read_back(tiled_server, tmp_path, monkeypatch, capsys):
     """A run written through a Tiled profile (API key) is read back by another process."""
     url, key = tiled_server["url"], tiled_server["api_key"]
     # Authentication is enforced: no key or a wrong key is refused, the key is accepted.
@@ -338,6 +338,17 @@ def test_tiled_server_profile_write_and_read_back(tiled_server, tmp_path, monkey
     monkeypatch.delenv("TILED_API_KEY")
     with pytest.raises(Exception, match="(?i)api key|401|unauthori"):
         from_uri(url)
+    # ... and the command line says so on one line (it printed Tiled's traceback)
+    from curiss.cli import main
+
+    assert main(["show", uid, "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "requires an API key: set TILED_API_KEY" in err
+    monkeypatch.setenv("TILED_API_KEY", key[::-1] + "x")
+    assert main(["show", uid, "--store", url]) == 2
+    err = capsys.readouterr().err
+    assert "refused the API key (401" in err and "check TILED_API_KEY" in err
+    monkeypatch.delenv("TILED_API_KEY")
 
     # The run's arrays are in the server's storage; on PostgreSQL its nodes are in the catalog DB
     # and its event tables in the tables DB.

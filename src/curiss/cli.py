@@ -163,12 +163,20 @@ def _catalog(args):
     return store, open_catalog(store)
 
 
+def _run(catalog, uid: str, store: str):
+    """``catalog[uid]``; a miss says which catalog was searched (a server's bare key did not)."""
+    try:
+        return catalog[uid]
+    except KeyError as exc:
+        raise ValueError(f"no run {uid!r} in the catalog at {store} ({_message(exc)})") from exc
+
+
 def _show(args) -> int:
     from .store import load_run
     from .viz import figures_for_run
 
     store, catalog = _catalog(args)
-    data = load_run(catalog[args.uid])
+    data = load_run(_run(catalog, args.uid, store))
     start = data.start
     print(f"run {data.uid}: {start.get('plan_name')} ({start.get('method')}), "
           f"{len(data.energies)} energies x {data.shape[0]} x {data.shape[1]}; "
@@ -189,8 +197,8 @@ def _export(args) -> int:
     from .io import write_nexus
     from .store import load_run
 
-    _, catalog = _catalog(args)
-    data = load_run(catalog[args.uid])
+    store, catalog = _catalog(args)
+    data = load_run(_run(catalog, args.uid, store))
     if data.completed is None:
         raise ValueError(f"run {data.uid} has no analysis stream (interrupted?); nothing completed to export")
     ana = data.analysis or {}

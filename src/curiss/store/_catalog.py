@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -157,7 +158,8 @@ def _open_profile(name: str):
 
     with warnings.catch_warnings():  # a profile with an in-line ("direct") app warns the same way
         warnings.filterwarnings("ignore", message=_STARLETTE_MESSAGE)
-        return from_profile(name)
+        with _refusals(f"Tiled profile {name!r}"):
+            return from_profile(name)
 
 
 def _open_uri(uri: str):
@@ -165,10 +167,36 @@ def _open_uri(uri: str):
     from tiled.client import from_uri
 
     try:
-        return from_uri(uri)
+        with _refusals(f"the Tiled server at {uri}"):
+            return from_uri(uri)
     except httpx.TransportError as exc:  # refused, timed out, unknown host
         raise ValueError(f"cannot reach the Tiled server at {uri} ({type(exc).__name__}: "
                          f"{exc}); is it running, and is the address right?") from exc
+
+
+@contextlib.contextmanager
+def _refusals(what: str):
+    """Turn a server's refusal to let us in into a ``ValueError`` that says what to set.
+
+    Tiled raises a ``RuntimeError`` ("This server requires API key authentication ...") when no
+    key is given and a ``ClientError`` (401/403) for a key it does not accept; both used to reach
+    the command line as a traceback.
+    """
+    from tiled.client.utils import ClientError
+
+    try:
+        yield
+    except RuntimeError as exc:
+        if "api key" not in str(exc).lower():
+            raise
+        raise ValueError(f"{what} requires an API key: set TILED_API_KEY (or api_key in the "
+                         f"Tiled profile)") from exc
+    except ClientError as exc:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        if status not in (401, 403):
+            raise
+        raise ValueError(f"{what} refused the API key ({str(exc).split(' http')[0]}); "
+                         f"check TILED_API_KEY (or api_key in the Tiled profile)") from exc
 
 
 def open_catalog(store: str | os.PathLike):
@@ -204,8 +232,8 @@ def open_catalog(store: str | os.PathLike):
         ``store`` is neither a string nor a path.
     ValueError
         ``store`` is empty, a file, a bare name that is neither a directory nor a profile, a
-        directory whose path holds ``#`` or ``?``, or the URI of a server that cannot be
-        reached.
+        directory whose path holds ``#`` or ``?``, the URI of a server that cannot be
+        reached, or a server (URI or profile) that wants an API key and got none or a wrong one.
     """
     kind, target = _resolve(store)
     key = (kind, target)
