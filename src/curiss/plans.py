@@ -435,7 +435,7 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         A fresh planner; its ``energies`` (eV) and ``shape`` (n_y, n_x) define the raster.
     detector : bluesky.protocols.Readable (and Triggerable)
         Line detector: each trigger measures one spatial row; its reading has the line counts
-        (n_x,) under ``line_key`` and the incident counts per pixel under ``i0_key``. (An
+        (n_x,) under ``line_key`` and the incident counts (one scalar per row) under ``i0_key``. (An
         asynchronous one, as in ophyd-async, is driven through the RunEngine, but its reading
         keys and line length cannot be checked before the run.)
     mono : bluesky.protocols.Movable (and Readable)
