@@ -15,7 +15,12 @@ Reported: the peak resident set size (``resource.getrusage(RUSAGE_SELF).ru_maxrs
 ``VmHWM``), and the peak of traced allocations (``tracemalloc``, which numpy reports its arrays to),
 per phase of the replay: the planner's steps (``suggest``), ``replay``'s own end (the completion it
 returns, the cost of the acquisition and of the full raster). Everything is expressed in units of
-the cube's float64 size; the goal is peak RSS ≤ baseline + 4 × cube.
+the cube's float64 size; the goal is peak RSS ≤ baseline + 4 × cube. The two replays are also
+compared: same decisions (the kind and the (energy, row) pairs of every decision, in order), same
+final mask, and how far the doses agree.
+
+The planner starts from ``initial_ratio=0.02``, raised to just above the stack's minimum ratio when
+0.02 is below it (small stacks, e.g. ``--size 40x32x32``; the output then says so).
 
 Run from the repository root::
 
@@ -27,6 +32,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
@@ -39,6 +45,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 MiB = 2**20
+INITIAL_RATIO = 0.02  # ACURISS's initial ratio (raised to the stack's minimum for small stacks)
 
 
 def _rss_now() -> tuple[float, float]:
@@ -60,16 +67,16 @@ def _maxrss() -> float:
 
 def child(size: str, iterations: int, seed: int, src: str | None) -> dict:
     """Run in the subprocess: measure and return a JSON-able dict (bytes, seconds)."""
+    import importlib
     import tracemalloc
 
     import numpy as np
-    import scipy.linalg  # noqa: F401
-    import sklearn.cluster  # noqa: F401
 
+    for lib in ("scipy.linalg", "sklearn.cluster"):  # in the baseline: imported, not used here
+        importlib.import_module(lib)
     if src:  # an earlier implementation, first on the path (before the editable install's finder)
         sys.path.insert(0, src)
     import curiss
-    import importlib
 
     replay_mod = importlib.import_module("curiss.replay")
     from curiss.planners import ACURISSPlanner, Planner
@@ -128,7 +135,12 @@ def child(size: str, iterations: int, seed: int, src: str | None) -> dict:
     off = {"tol_completion": 0.0, "tol_spectral": 0.0}  # every stop test off: run max_iterations
     if "stop_rule" in inspect.signature(ACURISSPlanner).parameters:  # not in the baseline
         off.update(stop_rule="variation", images_per_row=3)  # the default order, no early stop
-    planner = ACURISSPlanner(energies, (n_y, n_x), sampling_ratio=0.5, initial_ratio=0.02,
+    # 0.02, raised to just above the stack's minimum ratio (one image and one row at every other
+    # energy) when it is below it, as benchmarks/quality.py does: small stacks (below about 100
+    # energies) refuse 0.02; the same formula as curiss.linalg.minimum_ratio, in any version
+    p0 = max(INITIAL_RATIO, 1.001 * (n_y + n_e - 1) / (n_e * n_y))
+    rec["initial_ratio"] = p0
+    planner = ACURISSPlanner(energies, (n_y, n_x), sampling_ratio=0.5, initial_ratio=p0,
                              max_iterations=iterations, seed=seed, **off)
     tracemalloc.reset_peak()
     t0 = time.perf_counter()
@@ -149,6 +161,15 @@ def child(size: str, iterations: int, seed: int, src: str | None) -> dict:
     rec["dose_total"] = acq.cost.dose_total
     rec["raster_dose_total"] = acq.raster_cost.dose_total
     rec["decisions"] = len(acq.history)
+    # what was decided, compared between src and the baseline: the (energy, row) pairs of every
+    # decision in order (with its kind), and the final mask, as digests
+    h = hashlib.sha256()
+    for d in acq.history:
+        h.update(str(d["kind"]).encode() + b";")
+        h.update(np.ascontiguousarray(np.asarray(d["pairs"], dtype=np.int64).reshape(-1, 2)).tobytes() + b";")
+    rec["decisions_sha256"] = h.hexdigest()
+    rec["mask_sha256"] = hashlib.sha256(np.packbits(np.asarray(acq.mask, bool)).tobytes()
+                                        + str(acq.mask.shape).encode()).hexdigest()
     rec["stop_reason"] = acq.report.get("stop_reason")
     rec["sampling_ratio"] = acq.sampling_ratio
     rec["loadavg"] = os.getloadavg()
@@ -172,6 +193,9 @@ def report(label: str, rec: dict) -> None:
     print(f"\n--- {label}: {rec['decisions']} decisions, stop: {rec['stop_reason']!r}, sampling ratio "
           f"{rec['sampling_ratio']:.3f}, replay {rec['replay_seconds']:.1f} s; load average "
           + " ".join(f"{v:.2f}" for v in rec["loadavg"]))
+    if rec.get("initial_ratio", INITIAL_RATIO) != INITIAL_RATIO:
+        print(f"    initial_ratio raised from {INITIAL_RATIO:g} to {rec['initial_ratio']:.3g}, "
+              f"just above this stack's minimum ratio")
     print(f"    cube (float64)                 {cube / MiB:9.0f} MiB  = 1.00 cube")
     print(f"    baseline (interpreter + libs)  {base / MiB:9.0f} MiB  (ru_maxrss after imports)")
     print(f"    after building the cube        {rec['after_cube_maxrss'] / MiB:9.0f} MiB  "
@@ -221,9 +245,10 @@ def main(argv=None):
               f"{(rec['peak_maxrss'] - rec['baseline_maxrss']) / cube:.2f} vs "
               f"{(old['peak_maxrss'] - old['baseline_maxrss']) / cube:.2f} cube "
               f"(ratio {(rec['peak_maxrss'] - rec['baseline_maxrss']) / (old['peak_maxrss'] - old['baseline_maxrss']):.2f}); "
-              f"replay {rec['replay_seconds']:.1f} s vs {old['replay_seconds']:.1f} s; same decisions: "
-              f"{rec['decisions'] == old['decisions'] and rec['sampling_ratio'] == old['sampling_ratio']}; "
-              f"doses agree to {rel:.1e}")
+              f"replay {rec['replay_seconds']:.1f} s vs {old['replay_seconds']:.1f} s; same decisions "
+              f"(kind and (energy, row) pairs of every decision, in order): "
+              f"{rec['decisions_sha256'] == old['decisions_sha256']}; same mask: "
+              f"{rec['mask_sha256'] == old['mask_sha256']}; doses agree to {rel:.1e}")
     la = os.getloadavg()
     print(f"\nfinished; load average {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}")
 

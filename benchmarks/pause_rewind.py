@@ -20,23 +20,29 @@ checkout's ``src`` first on ``PYTHONPATH``: 1 repeated and 29 differing rows in 
 """
 
 import argparse
+import sys
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from bluesky import RunEngine
 from bluesky.utils import RunEngineInterrupted
 
 import numpy as np
 
-from curiss import CURISSPlanner
-from curiss.plans import subsampled_scan
-from curiss.store._load import line_od
-from sim_devices import PhantomSample, make_stxm
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sim_devices lives at the repository root
+
+from curiss import CURISSPlanner  # noqa: E402
+from curiss.plans import subsampled_scan  # noqa: E402
+from curiss.store._load import line_od  # noqa: E402
+from sim_devices import PhantomSample, make_stxm  # noqa: E402
 
 
 def one(sample, n_pause, delay):
-    """(repeated rows, rows whose saved reading differs from the planner's) of one paused run."""
+    """(repeated rows, rows whose saved reading differs from the planner's, whether the run was
+    paused) of one run with a pause requested ``delay`` s after its ``n_pause``-th row; no pause
+    happens when the run has fewer rows, or ends before the request lands."""
     stxm = make_stxm(sample, noise=True)
     planner = CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
                             dictionary=sample.spectra, seed=2)
@@ -56,13 +62,15 @@ def one(sample, n_pause, delay):
                 threading.Thread(target=pause).start()
 
     RE.subscribe(cb)
+    paused = False
     try:
         RE(subsampled_scan(planner, stxm.detector, stxm.mono, stxm.stage,
                            y_positions=stxm.y_positions))
     except RunEngineInterrupted:
+        paused = True
         RE.resume()
     differ = sum(not np.allclose(od, planner.measured[e, r]) for (e, r), od in zip(rows, saved))
-    return sum(v - 1 for v in Counter(rows).values()), differ
+    return sum(v - 1 for v in Counter(rows).values()), differ, paused
 
 
 def main():
@@ -73,13 +81,16 @@ def main():
     args = ap.parse_args()
     sample = PhantomSample(24, (12, 10), 3, seed=4)
     delays = [float(d) for d in args.delays.split(",")]
-    repeated = differ = pauses = 0
+    repeated = differ = pauses = requested = 0
     for n in range(3, 3 + 2 * args.points, 2):
         for d in delays:
-            r, f = one(sample, n, d)
-            repeated, differ, pauses = repeated + r, differ + f, pauses + 1
+            r, f, paused = one(sample, n, d)
+            repeated, differ = repeated + r, differ + f
+            pauses, requested = pauses + paused, requested + 1
     print(f"{repeated} repeated row(s) and {differ} row(s) whose saved reading is not the "
-          f"planner's in {pauses} immediate pauses")
+          f"planner's in {pauses} immediate pauses"
+          + ("" if pauses == requested else
+             f" ({requested - pauses} of the {requested} pause points fell after the run's end: no pause)"))
 
 
 if __name__ == "__main__":

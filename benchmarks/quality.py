@@ -2,12 +2,15 @@
 
 Prints, for each stack, strategy and sampling ratio, the median and worst over seeds of the signal
 error, raw error, ARI, cluster-spectra error, and the time and dose as fractions of the full
-raster (docs/methods.md, Quality measures); then an ablation of the CURISS choices at one ratio; writes error-vs-ratio
-plots. Run from the repository root:
+raster (docs/methods.md, Quality measures). Before those tables it prints an ablation of the CURISS
+choices at one ratio and the ACURISS rows (``--acuriss-p0``, ``--acuriss-cap`` and
+``--acuriss-configs`` apply to them with or without ``--acuriss-only``). With the strategy x ratio
+tables it writes error-vs-ratio plots to ``benchmarks/out/quality_<stack>.png`` (gitignored).
+Run from the repository root:
 
     .venv/bin/python benchmarks/quality.py                      # everything (slow: ~30 min)
     .venv/bin/python benchmarks/quality.py --stacks phantom --ratios 0.04,0.06 --seeds 3
-    .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10
+    .venv/bin/python benchmarks/quality.py --ablation-only --stacks 71214078 --seeds 10  # the ablation only
     .venv/bin/python benchmarks/quality.py --acuriss-only --seeds 10   # ACURISS rows only
     .venv/bin/python benchmarks/quality.py --acuriss-only --acuriss-p0 0.02,0.04 --acuriss-configs 0,7
     .venv/bin/python benchmarks/quality.py --acuriss-only --acuriss-configs 0,9 --first-seed 10 --seeds 10
@@ -89,6 +92,9 @@ def summary_line(name, rows):
 ABLATION = [
     ("authors (leverage energies, authors' split)", dict(energy_sampling="leverage", budget_rule="authors")),
     ("+ volume-sampled energies", dict(energy_sampling="volume", budget_rule="authors")),
+    # Not cumulative with the row above: the authors' row with only the split changed (energies
+    # still by leverage scores, budget_rule="images"). The label is kept as it is because
+    # docs/quality.md's ablation table quotes this row under the same text.
     ("+ images-first split", dict(energy_sampling="leverage", budget_rule="images")),
     ("volume + balanced split (default)", dict(energy_sampling="volume", budget_rule="balanced")),
     ("default + core rank 3", dict(energy_sampling="volume", budget_rule="balanced", core_rank=3)),
@@ -147,13 +153,14 @@ ACURISS_CONFIGS = [
 
 
 def acuriss_rows(name, energies, cube, dictionary, truth, seeds, configs=None, p0=0.02, cap=0.10):
-    """ACURISS from ``p0`` (cap ``cap``), each configuration to its own stop."""
+    """ACURISS from ``p0`` (cap ``cap``), each configuration to its own stop; ``configs``: indices
+    into ``ACURISS_CONFIGS`` (None: all), run in the list's order."""
     ref = cube if truth is None else truth
     full = spectral_analysis(ref, n_components=3, n_clusters=4, seed=0)
     p0 = max(p0, 1.001 * minimum_ratio(len(energies), cube.shape[1:]))
     print(f"\n## ACURISS from p0 = {p0:.3g} (cap {cap:g}) on {name} ({len(seeds)} seeds; median / worst)")
-    for label, kw in ACURISS_CONFIGS:
-        if configs is not None and str(ACURISS_CONFIGS.index((label, kw))) not in configs:
+    for index, (label, kw) in enumerate(ACURISS_CONFIGS):
+        if configs is not None and index not in configs:
             continue
         t0 = time.perf_counter()
         rows = [measure(ACURISSPlanner(energies, cube.shape[1:], sampling_ratio=cap,
@@ -165,6 +172,13 @@ def acuriss_rows(name, energies, cube, dictionary, truth, seeds, configs=None, p
               f"spectra {' '.join('%.3f' % r['spectra'] for r in rows)}", flush=True)
 
 
+def _acuriss_tables(stack, seeds, args, configs):
+    """The ACURISS rows as ``--acuriss-p0``, ``--acuriss-cap`` and ``--acuriss-configs`` ask (by
+    default: every configuration from p0 = 0.02, cap 0.10), one table per p0."""
+    for p0 in (float(x) for x in args.acuriss_p0.split(",")):
+        acuriss_rows(*stack, seeds, configs, p0=p0, cap=args.acuriss_cap)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--stacks", default="phantom,71214078,71214098")
@@ -174,20 +188,32 @@ def main(argv=None):
                    help="seeds are first-seed .. first-seed + seeds - 1 (a hold-out set: --first-seed 10)")
     p.add_argument("--strategies", default=",".join(STRATEGIES))
     p.add_argument("--ablation-ratio", type=float, default=0.05)
-    p.add_argument("--ablation-only", action="store_true")
+    p.add_argument("--ablation-only", action="store_true",
+                   help="only the CURISS ablation at --ablation-ratio (no ACURISS rows, no sweep)")
     p.add_argument("--acuriss-only", action="store_true",
-                   help="only the ACURISS rows (from p0 = 0.02, cap 0.10)")
+                   help="only the ACURISS rows (--acuriss-p0, --acuriss-cap, --acuriss-configs)")
     p.add_argument("--acuriss-p0", default="0.02",
-                   help="comma-separated initial ratios of the ACURISS rows (default %(default)s)")
+                   help="comma-separated initial ratios of the ACURISS rows (default %(default)s; each "
+                        "raised to just above a stack's minimum ratio when below it)")
     p.add_argument("--acuriss-cap", type=float, default=0.10,
                    help="sampling_ratio cap of the ACURISS rows (default %(default)s)")
     p.add_argument("--acuriss-configs", default=None,
-                   help="comma-separated indices (0-based) of ACURISS_CONFIGS to run (default all)")
+                   help=f"comma-separated indices (0-based, 0-{len(ACURISS_CONFIGS) - 1}) of "
+                        "ACURISS_CONFIGS to run (default all)")
     p.add_argument("--curiss-rows-only", action="store_true",
                    help="only CURISS at the ablation ratio with 1 and 2 ARP rows in the split")
     p.add_argument("--sweep-only", action="store_true",
                    help="only the strategy x ratio tables and plots (no ablation, no ACURISS rows)")
     args = p.parse_args(argv)
+    configs = None
+    if args.acuriss_configs is not None:
+        valid = range(len(ACURISS_CONFIGS))
+        items = [c.strip() for c in args.acuriss_configs.split(",") if c.strip()]
+        bad = [c for c in items if not (c.isdigit() and int(c) in valid)]
+        if bad or not items:
+            p.error(f"unknown --acuriss-configs {bad or [args.acuriss_configs]}; valid indices are "
+                    f"{valid.start}-{valid.stop - 1} (ACURISS_CONFIGS in benchmarks/quality.py)")
+        configs = {int(c) for c in items}
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     ratios = [float(r) for r in args.ratios.split(",")]
     strategies = args.strategies.split(",")
@@ -195,11 +221,9 @@ def main(argv=None):
     for name, energies, cube, dictionary, truth in stacks(args.stacks.split(",")):
         print(f"\n# {name}: {len(energies)} energies x {cube.shape[1]} x {cube.shape[2]}"
               + (" (errors against the noise-free truth)" if truth is not None else ""), flush=True)
+        stack = (name, energies, cube, dictionary, truth)
         if args.acuriss_only:
-            for p0 in (float(x) for x in args.acuriss_p0.split(",")):
-                acuriss_rows(name, energies, cube, dictionary, truth, seeds,
-                             None if args.acuriss_configs is None else args.acuriss_configs.split(","),
-                             p0=p0, cap=args.acuriss_cap)
+            _acuriss_tables(stack, seeds, args, configs)
             continue
         if args.curiss_rows_only:
             ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds,
@@ -207,7 +231,8 @@ def main(argv=None):
             continue
         if not args.sweep_only:
             ablation(name, energies, cube, dictionary, truth, args.ablation_ratio, seeds)
-            acuriss_rows(name, energies, cube, dictionary, truth, seeds)
+            if not args.ablation_only:
+                _acuriss_tables(stack, seeds, args, configs)
         if args.ablation_only:
             continue
         curves = {}

@@ -81,7 +81,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality as Q  # noqa: E402  (the benchmarks folder)
 
 from curiss.analysis import spectra_error, spectral_analysis  # noqa: E402
-from curiss.linalg import pivoted_rows  # noqa: E402
+from curiss.linalg import minimum_ratio, pivoted_rows  # noqa: E402
 from curiss.planners import ACURISSPlanner  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 
@@ -249,9 +249,21 @@ OTHER_ACQUISITIONS = {"ARP refinement rows (previous default)": _ARPRowsACURISS,
 SHIPPED = {"default": ACURISSPlanner, "arp": _ARPRowsACURISS}
 
 
+def _initial_ratio(p0, energies, cube):
+    """``p0`` raised to just above the stack's minimum ratio when it is below it (as quality.py's
+    ACURISS rows do): the planner refuses an initial ratio it cannot spend."""
+    return max(p0, 1.001 * minimum_ratio(len(energies), cube.shape[1:]))
+
+
+def _p0_text(p0, energies, cube):
+    """``p0`` as the headers print it, saying when it was raised to the stack's minimum."""
+    used = _initial_ratio(p0, energies, cube)
+    return f"{p0:g}" if used == p0 else f"{used:.3g} (raised from {p0:g}, below this stack's minimum ratio)"
+
+
 def _planner(energies, cube, dictionary, seed, cap, p0, cls=ACURISSPlanner):
-    return cls(energies, cube.shape[1:], sampling_ratio=cap, initial_ratio=p0,
-               dictionary=dictionary, seed=seed)
+    return cls(energies, cube.shape[1:], sampling_ratio=cap,
+               initial_ratio=_initial_ratio(p0, energies, cube), dictionary=dictionary, seed=seed)
 
 
 def _image_order(planner):
@@ -270,7 +282,7 @@ def _diagnose(name, energies, cube, dictionary, ref, full, seeds, args, k=4):
     S = full.cluster_spectra
     ref2 = ref.reshape(ref.shape[0], -1)
     flab = full.labels.ravel()
-    print(f"\n# {name}: ACURISS from p0 = {args.p0:g}, cap {args.cap:g} "
+    print(f"\n# {name}: ACURISS from p0 = {_p0_text(args.p0, energies, cube)}, cap {args.cap:g} "
           f"(seeds {seeds.start}-{seeds.stop - 1}; cluster-spectra error, median / worst)")
     errs = {e: [] for e in EVALUATIONS}
     last = {"planner's choice": [], "best candidate": [], "median candidate": []}
@@ -382,7 +394,9 @@ def main(argv=None):
     p.add_argument("--first-seed", type=int, default=0,
                    help="seeds are first-seed .. first-seed + seeds - 1 (a hold-out set: --first-seed 10)")
     p.add_argument("--cap", type=float, default=0.05)
-    p.add_argument("--p0", type=float, default=0.02)
+    p.add_argument("--p0", type=float, default=0.02,
+                   help="ACURISS's initial ratio (default %(default)s; raised to just above a stack's "
+                        "minimum ratio when below it, as the headers then say)")
     p.add_argument("--acquisitions-only", action="store_true",
                    help="only the shipped and the other acquisitions (no evaluations, no smoothing)")
     p.add_argument("--per-seed", action="store_true",
@@ -401,7 +415,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.blocks < 0 or args.blocks > args.seeds:
         p.error(f"--blocks must be between 1 and --seeds ({args.seeds}), or 0 for none; got {args.blocks}")
-    unknown = set(filter(None, args.acquisitions.split(","))) - set(OTHER_ACQUISITIONS)
+    others = [a for a in args.acquisitions.split(",") if a]  # empty names ignored ("a,", "")
+    unknown = set(others) - set(OTHER_ACQUISITIONS)
     if unknown:
         p.error(f"unknown --acquisitions {sorted(unknown)}; choose from {list(OTHER_ACQUISITIONS)}")
     k = 4
@@ -410,7 +425,7 @@ def main(argv=None):
         ref = cube if truth is None else truth
         full = spectral_analysis(ref, n_components=3, n_clusters=k, seed=0)
         if args.acquisitions_only:
-            print(f"\n# {name}: ACURISS from p0 = {args.p0:g}, cap {args.cap:g} "
+            print(f"\n# {name}: ACURISS from p0 = {_p0_text(args.p0, energies, cube)}, cap {args.cap:g} "
                   f"(seeds {seeds.start}-{seeds.stop - 1})")
             shipped = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0, SHIPPED[args.shipped]),
                                  cube, ref, full)
@@ -419,7 +434,7 @@ def main(argv=None):
             shipped = _diagnose(name, energies, cube, dictionary, ref, full, seeds, args)
         print(f"\n## {name}: other acquisitions, same seeds (median / worst)")
         _print_summary("shipped", shipped, args.per_seed, blocks=args.blocks)
-        for label in args.acquisitions.split(",") if args.acquisitions else ():
+        for label in others:
             cls = OTHER_ACQUISITIONS[label]
             rows = [Q.measure(_planner(energies, cube, dictionary, s, args.cap, args.p0, cls), cube, ref, full)
                     for s in seeds]
