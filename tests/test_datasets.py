@@ -164,6 +164,8 @@ def test_arrays_are_read_only():
         (dict(noise=-0.1), ValueError, "noise"),
         (dict(noise="0.1"), TypeError, "noise"),
         (dict(seed=1.5), TypeError, "seed"),
+        (dict(seed=True), TypeError, "seed must be None, an int"),  # was drawn as seed 1
+        (dict(seed=-1), ValueError, "seed must be a non-negative int"),  # numpy's message
     ],
 )
 def test_bad_arguments(kwargs, error, match):

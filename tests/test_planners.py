@@ -400,6 +400,31 @@ def test_run_trials_refuses_seeds_and_ratios_it_would_reinterpret(seeds, ratio, 
         run_trials(e, cube, ratio=ratio, seeds=seeds, strategies=("raster",))
 
 
+@pytest.mark.parametrize("kw, exc, match", [
+    (dict(seeds=0), TypeError, r"seeds must be an iterable of ints \(e.g. range\(10\)\), got 0"),
+    (dict(seeds=[]), ValueError, "seeds is empty"),
+    (dict(seeds=[3, 1, 3]), ValueError, r"seeds must be distinct; \[3\] given more than once"),
+    (dict(seeds=[-1]), ValueError, "each seed must be >= 0"),
+    (dict(strategies="curiss"), TypeError, r"strategies must be a list of names, e.g. \['curiss'\]"),
+    (dict(strategies=["raster", "curis"]), ValueError, r"unknown strategies \['curis'\]; choose from"),
+    (dict(strategies=[]), ValueError, "strategies is empty; choose from"),
+    (dict(progress=3), TypeError, "progress must be a callable"),
+    (dict(skipped=[]), TypeError, r"skipped must be a dict"),
+    (dict(truth=np.zeros((12, 4, 6))), ValueError, r"truth has shape \(12, 4, 6\); it must be the cube's"),
+])
+def test_run_trials_checks_everything_before_the_first_replay(kw, exc, match, monkeypatch):
+    """An unknown strategy was reported after the ones before it had run (their results lost);
+    "curiss" as strategies ran 'c'; seeds=0 and skipped=[] failed with Python errors; progress=3
+    after the first trial; a wrong truth after the replay; a repeated seed counted twice."""
+    from curiss import compare
+
+    e, cube, _ = low_rank_cube(n_e=12, shape=(8, 6))
+    monkeypatch.setattr(compare, "replay", lambda *a, **k: pytest.fail("replayed before checking"))
+    args = dict(seeds=[0], strategies=("raster",)) | kw
+    with pytest.raises(exc, match=match):
+        compare.run_trials(e, cube, ratio=0.3, **args)
+
+
 def test_replay_and_ingest_refuse_what_they_would_misread():
     """replay(max_requests="5") gave a Python error and 0 'did not finish'; a bool row counted
     as OD 1/0."""
@@ -413,6 +438,32 @@ def test_replay_and_ingest_refuse_what_they_would_misread():
     with pytest.raises(TypeError, match="must be real numbers"):
         p.ingest(e0, r0, np.ones(cube.shape[2], bool))
     p.ingest(e0, r0, np.ones(cube.shape[2], np.int64))  # integer counts of OD are fine
+
+
+def test_replay_refuses_a_used_planner_and_a_cube_that_is_not_real_numbers():
+    """replay() of a finished planner on another cube returned the first cube's decisions and
+    completion with the second cube's cost; a complex cube lost its imaginary part with a
+    warning, a bool cube was read as OD 0/1, a planner's name failed with AttributeError."""
+    e, cube, spectra = low_rank_cube()
+    fresh = planner_for("curiss", e, cube.shape[1:], 0, spectra)
+    for bad in (cube.astype(complex), cube > cube.mean(), cube.astype(str)):
+        with pytest.raises(TypeError, match="cube must be real optical densities"):
+            curiss.replay(fresh, bad)
+    with pytest.raises(TypeError, match="planner must be a curiss planner"):
+        curiss.replay("curiss", cube)
+    assert not fresh.history  # nothing was decided by the refused calls
+    first = curiss.replay(fresh, cube)
+    with pytest.raises(ValueError, match=r"replay needs a fresh planner; this CURISSPlanner has made "
+                                         rf"{len(first.history)} decision\(s\)"):
+        curiss.replay(fresh, 2 * cube)
+    half = planner_for("curiss", e, cube.shape[1:], 0, spectra)
+    (e0, r0), = half.suggest().pairs[:1]  # asked, not yet measured: pending
+    with pytest.raises(ValueError, match="fresh planner"):
+        curiss.replay(half, cube)
+    again = curiss.replay(curiss.make_planner(fresh.method, fresh.energies, fresh.shape,
+                                              **fresh.get_params()), 2 * cube)
+    assert np.array_equal(again.mask, first.mask)  # the advice in the message works
+    assert np.allclose(again.completed, 2 * first.completed)
 
 
 @pytest.mark.parametrize("kw, exc, match", [({"rtol": "0.1"}, TypeError, "rtol must be a real number"),

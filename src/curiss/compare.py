@@ -28,6 +28,9 @@ STRATEGIES = ("raster", "random_rows", "riss", "curiss_authors", "curiss", "acur
 #: planner keywords that reproduce the authors' MATLAB code
 AUTHORS = {"energy_sampling": "leverage", "budget_rule": "authors"}
 
+#: strategies :func:`strategy_kwargs` knows besides ``STRATEGIES`` (earlier defaults, ablations)
+_OTHER_STRATEGIES = ("curiss_images", "acuriss_energies", "acuriss_variation")
+
 
 @dataclass(frozen=True)
 class Trial:
@@ -51,6 +54,30 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
     """Method name and planner keywords used by the comparison for ``strategy`` at ``ratio``.
 
     ACURISS starts at half the ratio (or the minimum ratio) and may refine up to twice it.
+
+    Parameters
+    ----------
+    strategy : str
+        One of :data:`STRATEGIES`, or ``"curiss_images"``, ``"acuriss_energies"``,
+        ``"acuriss_variation"``.
+    ratio : float
+        Target sampling ratio, in (0, 1].
+    n_energies : int
+        n_E of the stack.
+    shape : tuple of int
+        ``(n_y, n_x)`` of the stack.
+
+    Returns
+    -------
+    method : str
+        The :func:`curiss.make_planner` method.
+    kwargs : dict
+        Its keywords (without ``dictionary`` and ``seed``).
+
+    Raises
+    ------
+    ValueError
+        An unknown ``strategy``.
     """
     if strategy == "raster":
         return "raster", {}
@@ -71,7 +98,7 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
             kw.update(mode="energies", stop_rule="variation", **AUTHORS)
         return "acuriss", kw
     raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES} (or "
-                     "curiss_images, acuriss_energies, acuriss_variation)")
+                     f"{', '.join(_OTHER_STRATEGIES)})")
 
 
 def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=None,
@@ -88,9 +115,18 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     ratio : float
         Target sampling ratio.
     seeds : iterable of int
+        The planners' seeds, distinct (e.g. ``range(10)``); each strategy runs every seed (the
+        raster, which draws nothing, the first only).
     dictionary : array_like, shape (n_E, n_refs), optional
+        Reference spectra (OD) for the planners that use one (RISS, CURISS, ACURISS).
     truth : array_like, shape (n_E, n_y, n_x), optional
         Noise-free cube when known (synthetic samples): errors are then measured against it.
+    strategies : sequence of str
+        Which strategies, in table order (default :data:`STRATEGIES`); see
+        :func:`strategy_kwargs` for the others it knows.
+    n_components, n_clusters : int
+        Components and k-means clusters of the spectral analysis (of the reference and of each
+        completion), as in :func:`curiss.spectral_analysis`.
     k : int
         Rank of the truncation used by the signal error.
     progress : callable, optional
@@ -99,13 +135,50 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
         If given, a strategy whose planner refuses ``ratio`` for this stack (below its minimum
         ratio, e.g. the authors' budget rule at 0.02) is left out and recorded here as
         ``{strategy: reason}``; without it the planner's ``ValueError`` is raised.
+
+    Returns
+    -------
+    list of Trial
+        One per strategy and seed, in the order run.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Checked before any replay: ``seeds`` not an iterable of distinct non-negative ints,
+        ``strategies`` a string, empty or naming an unknown strategy, ``ratio`` outside (0, 1],
+        ``truth`` of another shape than ``cube``, ``progress`` not callable, ``skipped`` not a
+        dict. A planner's refusal of ``ratio`` is raised when that strategy is reached, unless
+        ``skipped`` is given.
     """
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds must be an iterable of ints (e.g. range(10)), got {seeds!r}")
     # a list: a one-shot iterable serves every strategy, not only the first; ints: 0.7 or "1"
     # used to run as seed 0 or 1
-    seeds = [as_int(s, "each seed") for s in seeds]
+    seeds = [as_int(s, "each seed", minimum=0) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds is empty; give at least one seed")
+    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    if twice:  # one seed would count twice in the medians
+        raise ValueError(f"seeds must be distinct; {twice} given more than once")
+    if isinstance(strategies, (str, bytes)):  # "curiss" was read as 'c', 'u', ...
+        raise TypeError(f"strategies must be a list of names, e.g. [{strategies!r}]; got the "
+                        f"string {strategies!r}")
+    strategies = list(strategies)
+    unknown = [s for s in strategies if s not in STRATEGIES + _OTHER_STRATEGIES]
+    if unknown or not strategies:  # before the strategies ahead of it have run
+        what = f"unknown strategies {unknown}" if unknown else "strategies is empty"
+        raise ValueError(f"{what}; choose from {STRATEGIES} (or {', '.join(_OTHER_STRATEGIES)})")
+    if progress is not None and not callable(progress):
+        raise TypeError(f"progress must be a callable (called with each Trial) or None, got "
+                        f"{type(progress).__name__}")
+    if skipped is not None and not isinstance(skipped, dict):
+        raise TypeError(f"skipped must be a dict (filled with {{strategy: reason}}) or None, got "
+                        f"{type(skipped).__name__}")
     ratio = validate_ratio("ratio", ratio)
     cube = np.asarray(cube, dtype=float)
     ref = cube if truth is None else np.asarray(truth, dtype=float)
+    if ref.shape != cube.shape:
+        raise ValueError(f"truth has shape {ref.shape}; it must be the cube's {cube.shape}")
     full = spectral_analysis(ref, n_components=n_components, n_clusters=n_clusters, seed=0)
     shape = cube.shape[1:]
     out = []
@@ -166,6 +239,13 @@ def summarise(trials) -> dict[str, dict[str, tuple[float, float]]]:
     trials : iterable of Trial
         As returned by :func:`run_trials`.
 
+    Returns
+    -------
+    dict
+        ``{strategy: {attribute: (median, worst)}}``, strategies in first-seen order; the
+        attributes are the :class:`Trial` measures (``sampling_ratio``, ``signal_error``, ...,
+        ``seconds``); worst is the largest, or the smallest for ``ari``.
+
     Raises
     ------
     TypeError
@@ -190,7 +270,18 @@ def summarise(trials) -> dict[str, dict[str, tuple[float, float]]]:
 
 
 def format_table(summary) -> str:
-    """A plain-text table, ``median / worst`` per cell."""
+    """A plain-text table, ``median / worst`` per cell.
+
+    Parameters
+    ----------
+    summary : dict
+        As returned by :func:`summarise`.
+
+    Returns
+    -------
+    str
+        One header line and one line per strategy, columns aligned.
+    """
     head = ["strategy"] + [name for name, _, _ in _MEASURES]
     rows = [head]
     for strategy, row in summary.items():

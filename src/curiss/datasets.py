@@ -105,10 +105,14 @@ class Phantom:
 
 
 def _as_rng(seed) -> np.random.Generator:
-    if seed is not None and not isinstance(seed, (Integral, np.random.Generator)):
-        raise TypeError(
-            f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}"
+    if isinstance(seed, (bool, np.bool_)) or (
+            seed is not None and not isinstance(seed, (Integral, np.random.Generator))):
+        raise TypeError(  # (True was drawn as seed 1)
+            f"seed must be None, an int or a numpy.random.Generator, got {seed!r} "
+            f"({type(seed).__name__})"
         )
+    if isinstance(seed, Integral) and seed < 0:  # numpy's message does not name the argument
+        raise ValueError(f"seed must be a non-negative int, got {seed}")
     return np.random.default_rng(seed)
 
 

@@ -73,9 +73,32 @@ def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisitio
     Returns
     -------
     Acquisition
+
+    Raises
+    ------
+    TypeError
+        ``planner`` is not a :class:`~curiss.planners.Planner`, or ``cube`` is not real numbers
+        (complex, bool, text).
+    ValueError
+        ``planner`` is not fresh (it has decided or measured already: its completion would be
+        another cube's), ``cube`` has another shape, or a requested row is NaN/Inf.
+    RuntimeError
+        The planner did not stop within ``max_requests`` decisions.
     """
+    if not isinstance(planner, Planner):
+        raise TypeError(f"planner must be a curiss planner (e.g. curiss.CURISSPlanner), got "
+                        f"{type(planner).__name__}")
+    if planner.history or len(planner.order) or planner.pending:
+        raise ValueError(  # the old decisions and completion would come back with the new cube's cost
+            f"replay needs a fresh planner; this {type(planner).__name__} has made "
+            f"{len(planner.history)} decision(s) and holds {len(planner.order)} measured row(s): "
+            f"build a new one, e.g. curiss.make_planner(p.method, p.energies, p.shape, "
+            f"**p.get_params())")
     max_requests = as_int(max_requests, "max_requests", minimum=1)
-    cube = np.asarray(cube, dtype=float)
+    arr = np.asarray(cube)
+    if arr.dtype == bool or np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
+        raise TypeError(f"cube must be real optical densities, got dtype {arr.dtype}")
+    cube = np.asarray(arr, dtype=float)
     expected = (planner.energies.size, *planner.shape)
     if cube.shape != expected:
         raise ValueError(f"cube has shape {cube.shape}; the planner expects (n_E, n_y, n_x) = {expected}")
