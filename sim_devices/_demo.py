@@ -14,6 +14,11 @@ import numpy as np
 
 __all__ = ["register", "default_data_dir", "run_demo"]
 
+#: Fraction of the stack the demo measures (``sampling_ratio`` of its ACURISS scan).
+DEMO_RATIO = 0.3
+#: make_phantom's smallest number of rows and of pixels per row.
+_PHANTOM_MIN_SIZE = 4
+
 
 def default_data_dir() -> Path:
     """Per-user data directory: ``$CURISS_DATA_DIR``, else ``$XDG_DATA_HOME/curiss``, else
@@ -41,8 +46,12 @@ def register(sub) -> None:
                         f"($CURISS_DATA_DIR, else $XDG_DATA_HOME/curiss, else ~/.local/share/curiss), "
                         f"where `curiss show` looks without --store; figures go to "
                         f"{default_data_dir()}/figures)")
-    p.add_argument("--energies", type=int, default=40, help="energies of the phantom (default 40)")
-    p.add_argument("--size", type=int, default=48, help="pixels per side of the phantom (default 48)")
+    p.add_argument("--energies", type=int, default=40,
+                   help="energies of the phantom, >= 5 (default 40)")
+    p.add_argument("--size", type=int, default=48,
+                   help=f"pixels per side of the phantom (default 48); the smallest that works "
+                        f"depends on --energies: {_smallest_size(40)} for 40 energies, "
+                        f"{_smallest_size(6)} for 6, {_smallest_size(5)} for 5")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the phantom, detector and planner, >= 0 (default 0)")
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
@@ -93,12 +102,75 @@ def _check_folder(data_dir: Path) -> None:
             return
 
 
+def _initial_ratio(n_energies: int, size: int) -> float:
+    """The demo's ACURISS ``initial_ratio``: 1.2 x the minimum ratio (one image plus one row at
+    every other energy) of an ``n_energies`` x ``size`` x ``size`` stack, at least 0.05."""
+    from curiss.linalg import minimum_ratio
+
+    return max(0.05, 1.2 * minimum_ratio(n_energies, (size, size)))
+
+
+def _smallest_size(n_energies: int) -> int | None:
+    """Smallest ``--size`` the demo runs with for ``n_energies`` energies; None when no size is
+    enough (n_E <= 4: one image alone is 1/n_E >= 0.25 of the stack, and 1.2 x 0.25 = 0.3)."""
+    if n_energies < 2:
+        return None
+    # the minimum ratio 1/n_E + (1 - 1/n_E)/size decreases with size: the first size that fits
+    # is the answer; for n_E >= 5 it is at most 16
+    for size in range(_PHANTOM_MIN_SIZE, 1025):
+        if _initial_ratio(n_energies, size) <= DEMO_RATIO:
+            return size
+    return None
+
+
+def _check_phantom_size(n_energies: int, size: int) -> None:
+    """Refuse ``--energies``/``--size`` whose first ACURISS pass would not fit in the demo's
+    sampling ratio (it used to fail after the catalog was made, naming ``initial_ratio``)."""
+    why = (f"the demo measures {DEMO_RATIO} of the stack, and its first pass (1.2 x one image "
+           f"plus one row at every other energy)")
+    smallest = _smallest_size(n_energies)
+    if smallest is None:
+        fewest = next(n for n in range(2, 1025) if _smallest_size(n) is not None)
+        raise ValueError(f"--energies {n_energies} is too small: {why} needs more than that at "
+                         f"any --size; use --energies {fewest} or more")
+    if size < smallest:
+        need = (f"needs {_initial_ratio(n_energies, size):.3g}" if size >= 1
+                else "needs more than that")
+        raise ValueError(f"--size {size} is too small for --energies {n_energies}: {why} {need}; "
+                         f"use --size {smallest} or more with {n_energies} energies")
+
+
 def run_demo(args) -> int:
-    """Run the demo; prints what a scientist asks first. Returns the exit code."""
+    """Run ACURISS on a simulated STXM phantom into the catalog, print a summary and figures.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The ``curiss demo`` options: ``energies`` (int, number of energies n_E of the phantom,
+        >= 5), ``size`` (int, pixels per side: an n_E x size x size stack, at least the
+        smallest size whose first ACURISS pass fits in the demo's sampling ratio of 0.3, e.g. 5
+        for 40 energies, 10 for 6), ``seed`` (int >= 0: phantom, detector noise and planner),
+        ``data_dir`` (pathlib.Path or None: the catalog is ``DATA_DIR/catalog``, figures go to
+        ``DATA_DIR/figures/UID8``; None: the default store and data folder) and
+        ``no_figures`` (bool).
+
+    Returns
+    -------
+    int
+        The exit code, 0. Prints the run uid, the sampling ratio reached, the stop reason, the
+        modelled time (s) and dose relative to a full raster, and the relative error of the
+        completed stack against the truth.
+
+    Raises
+    ------
+    ValueError
+        ``--energies``/``--size`` too small (naming the smallest that works) or a
+        ``--data-dir`` that is a file: raised before the catalog is opened or created (the CLI
+        prints it on one line, exit status 2).
+    """
     from bluesky import RunEngine
 
     from curiss.cost import acquisition_cost, raster_cost
-    from curiss.linalg import minimum_ratio
     from curiss.plans import acuriss_scan
     from curiss.store import load_run, open_catalog, writer_for
 
@@ -107,6 +179,7 @@ def run_demo(args) -> int:
     t0 = time.perf_counter()
     from curiss.store._catalog import default_store
 
+    _check_phantom_size(args.energies, args.size)
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()
     _check_folder(data_dir)
     # --data-dir names the catalog; without it, the catalog `curiss show` reads without --store
@@ -118,13 +191,13 @@ def run_demo(args) -> int:
           f"x {args.size} x {args.size} pixels")
     print(f"catalog: {store} (opening...)", flush=True)
     catalog = open_catalog(store)
-    p0 = max(0.05, 1.2 * minimum_ratio(sample.energies.size, sample.shape))
+    p0 = _initial_ratio(args.energies, args.size)
     RE = RunEngine({})
     RE.subscribe(writer_for(catalog))
     RE.subscribe(_Progress())
     (uid,) = RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
                              y_positions=stxm.y_positions, dictionary=sample.spectra,
-                             seed=args.seed, initial_ratio=p0, sampling_ratio=0.3,
+                             seed=args.seed, initial_ratio=p0, sampling_ratio=DEMO_RATIO,
                              md={"sample": "curiss demo phantom", "demo": True}))
     data = load_run(catalog[uid])
     n_e, (n_y, n_x) = sample.energies.size, sample.shape

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 from ophyd import Component as Cpt
@@ -20,6 +20,7 @@ from ophyd.positioner import PositionerBase
 from ophyd.status import DeviceStatus
 from ophyd.utils import LimitError
 
+from ._checks import check_bool, check_count, check_i0, check_seed
 from ._samples import SampleBase
 
 __all__ = ["LineDetector", "Monochromator", "RasterStage", "STXM", "SimPositioner", "make_stxm"]
@@ -32,6 +33,31 @@ def _nonneg_float(name: str, value) -> float:
     if not (np.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be a finite float >= 0, got {value}")
     return value
+
+
+def _init_position(name: str, value) -> float:
+    """An initial position: a finite real number (a NaN readback would be read as a position)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        raise TypeError(f"{name}: init_pos must be a finite number, got {value!r} "
+                        f"({type(value).__name__})")
+    if not np.isfinite(value):
+        raise ValueError(f"{name}: init_pos must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _init_pair(name: str, value) -> tuple[float, float]:
+    """An initial stage position ``(y, x)``: two finite real numbers."""
+    what = f"{name}: init_pos must be a pair of finite numbers (y, x) in µm, got {value!r}"
+    try:
+        pair = tuple(value)
+    except TypeError:
+        raise TypeError(what) from None
+    if len(pair) != 2 or any(isinstance(v, (bool, np.bool_)) or not isinstance(v, Real)
+                             for v in pair):
+        raise TypeError(what)
+    if not all(np.isfinite(v) for v in pair):
+        raise ValueError(what)
+    return float(pair[0]), float(pair[1])
 
 
 def _check_limits(limits) -> tuple[float, float]:
@@ -66,9 +92,18 @@ class SimPositioner(Device, PositionerBase):
         never blocks).  The setpoint changes at once, the readback when the
         move finishes.
     init_pos : float, default 0.0
-        Initial position (not checked against the limits).
+        Initial position, in ``egu``: a finite real number (not checked against the limits).
     readback_name : str, optional
         Read key of the readback (default: the device name).
+    **kwargs
+        Passed to :class:`ophyd.Device` (``read_attrs``, ``parent``, ...).
+
+    Raises
+    ------
+    TypeError
+        ``init_pos`` not a real number (a str, a bool, None).
+    ValueError
+        ``init_pos`` NaN or infinite; ``limits`` or ``move_time`` out of range.
     """
 
     readback = Cpt(Signal, value=0.0, kind="hinted")
@@ -77,6 +112,7 @@ class SimPositioner(Device, PositionerBase):
     def __init__(self, prefix: str = "", *, name: str, limits=(0.0, 0.0), egu: str = "",
                  move_time: float = 0.0, init_pos: float = 0.0,
                  readback_name: str | None = None, **kwargs) -> None:
+        init_pos = _init_position(name, init_pos)
         super().__init__(prefix, name=name, **kwargs)
         self.readback.name = readback_name if readback_name is not None else self.name
         self.setpoint.name = f"{self.readback.name}_setpoint"
@@ -87,7 +123,6 @@ class SimPositioner(Device, PositionerBase):
         self._timer: threading.Timer | None = None
         self._token = 0
         self._status = None  # the latest move's status (a superseded one must not stop the next)
-        init_pos = float(init_pos)
         self.setpoint.put(init_pos)
         self.readback.put(init_pos)
 
@@ -148,16 +183,87 @@ class SimPositioner(Device, PositionerBase):
     # --------------------------------------------------------------- moving
     def set(self, new_position: float, *, timeout: float | None = None,
             moved_cb=None, wait: bool = False):
-        """Start a move to ``new_position``; return its :class:`ophyd.status.MoveStatus`."""
+        """Start a move to ``new_position`` (the bluesky ``Movable`` protocol: ``bps.mv``).
+
+        Parameters
+        ----------
+        new_position : float
+            Target, in :attr:`egu` (eV for a :class:`Monochromator`, µm for a stage axis): a
+            finite real number within :attr:`limits`.
+        timeout : float, optional
+            Seconds after which the move's status fails if it has not finished (ophyd's
+            ``MoveStatus`` timeout); None: no timeout.
+        moved_cb : callable, optional
+            Called as ``moved_cb(status, obj=self)`` when the move finishes (ophyd convention).
+        wait : bool, default False
+            Block until the move has finished.
+
+        Returns
+        -------
+        ophyd.status.MoveStatus
+            Finished at once when :attr:`move_time` is 0, otherwise after ``move_time``
+            seconds; failed if the move is superseded by another move or stopped. A move made
+            to fail by :meth:`fail_next_moves` returns a failed ``DeviceStatus`` at once
+            (nothing moves, ``wait`` does not block, ``moved_cb`` is not called).
+
+        Raises
+        ------
+        TypeError
+            If ``new_position`` is not a real number.
+        ValueError
+            If it is NaN or infinite; :class:`ophyd.utils.LimitError` (a ValueError) if it is
+            outside the limits. Nothing moves.
+        """
         return self.move(new_position, wait=wait, moved_cb=moved_cb, timeout=timeout)
 
     def fail_next_moves(self, count: int = 1) -> None:
-        """Fault injection: the next ``count`` moves fail (their status fails, nothing moves)."""
-        self._failing_moves = getattr(self, "_failing_moves", 0) + int(count)
+        """Fault injection: make the next ``count`` moves fail (their status fails, nothing moves).
+
+        Parameters
+        ----------
+        count : int, default 1
+            Number of moves to fail, added to those already queued: a non-negative integer
+            (numpy integers too; 0 adds none). A float, a string or a bool is refused, not
+            truncated or converted.
+
+        Raises
+        ------
+        TypeError
+            If ``count`` is not an integer.
+        ValueError
+            If it is negative. Nothing is queued.
+        """
+        count = check_count(count)
+        self._failing_moves = getattr(self, "_failing_moves", 0) + count
 
     def move(self, position: float, wait: bool = False, timeout: float | None = None,
              moved_cb=None):
-        """Move to ``position`` (see :meth:`set`); block only when ``wait`` is True."""
+        """Move to ``position``; block only when ``wait`` is True (as :meth:`set`).
+
+        Parameters
+        ----------
+        position : float
+            Target in :attr:`egu`: a finite real number within :attr:`limits`.
+        wait : bool, default False
+            Block until the move has finished.
+        timeout : float, optional
+            Seconds after which the status fails if the move has not finished; None: none.
+        moved_cb : callable, optional
+            Called as ``moved_cb(status, obj=self)`` when the move finishes.
+
+        Returns
+        -------
+        ophyd.status.MoveStatus
+            The move's status (a failed ``DeviceStatus`` for a move failed by
+            :meth:`fail_next_moves`); see :meth:`set`.
+
+        Raises
+        ------
+        TypeError
+            If ``position`` is not a real number.
+        ValueError
+            If it is not finite or (:class:`ophyd.utils.LimitError`) outside the limits.
+        """
         self.check_value(position)
         position = float(position)
         if getattr(self, "_failing_moves", 0) > 0:
@@ -214,7 +320,17 @@ class SimPositioner(Device, PositionerBase):
             self._timer = None
 
     def stop(self, *, success: bool = False) -> None:
-        """Stop a move in progress: the readback stays where it was."""
+        """Stop a move in progress: the readback stays where it was.
+
+        The setpoint is set back to the readback and the move's status finishes. Without a move
+        in progress, nothing happens.
+
+        Parameters
+        ----------
+        success : bool, default False
+            Whether the stopped move's status counts as a success (ophyd convention); False
+            fails it.
+        """
         with self._move_lock:
             self._cancel_timer()
             self._token += 1
@@ -253,6 +369,8 @@ class RasterStage(Device):
 
     Parameters
     ----------
+    prefix : str
+        Unused (ophyd convention).
     name : str
         Device name.
     x_limits, y_limits : (float, float)
@@ -260,7 +378,16 @@ class RasterStage(Device):
     move_time : float, default 0.0
         Seconds each axis move takes.
     init_pos : (float, float), default (0.0, 0.0)
-        Initial (y, x) in µm.
+        Initial (y, x) in µm: two finite real numbers.
+    **kwargs
+        Passed to :class:`ophyd.Device`.
+
+    Raises
+    ------
+    TypeError
+        ``init_pos`` not a pair of real numbers.
+    ValueError
+        ``init_pos`` with a NaN or an infinite value; limits or ``move_time`` out of range.
     """
 
     x = Cpt(SimPositioner, egu="um")
@@ -268,13 +395,32 @@ class RasterStage(Device):
 
     def __init__(self, prefix: str = "", *, name: str, x_limits=(0.0, 0.0), y_limits=(0.0, 0.0),
                  move_time: float = 0.0, init_pos=(0.0, 0.0), **kwargs) -> None:
+        y0, x0 = _init_pair(name, init_pos)
         super().__init__(prefix, name=name, **kwargs)
-        y0, x0 = (float(v) for v in init_pos)
         for axis, limits, pos in ((self.x, x_limits, x0), (self.y, y_limits, y0)):
             axis.limits = limits
             axis.move_time = move_time
             axis.setpoint.put(pos)
             axis.readback.put(pos)
+
+
+class _BoolSignal(Signal):
+    """A soft signal that holds True or False: a put of anything else (``"False"``, 0) raises."""
+
+    def check_value(self, value, **kwargs) -> None:
+        super().check_value(value, **kwargs)
+        check_bool(self.name, value)
+
+
+class _I0Signal(Signal):
+    """A soft signal for the incident photons per pixel: a put must be a float in (0, 1e18].
+
+    (The ``"i0_zero"`` fault puts 0 with ``force=True``: beam loss is a reading, not a setting.)
+    """
+
+    def check_value(self, value, **kwargs) -> None:
+        super().check_value(value, **kwargs)
+        check_i0(value, self.name)
 
 
 class LineDetector(Device):
@@ -286,16 +432,10 @@ class LineDetector(Device):
     them into ``line``.  Errors (energy off the sample's grid range, y between
     or outside rows) are raised from ``trigger()``.
 
-    Signals (read keys for ``name="detector"``)
-    -----------------------------------------------
-    line : ``detector_line``, array (n_x,) of counts
-    i0 : ``detector_i0``, incident photons per pixel (default 1e4, so ~1 % Poisson noise)
-    dwell : ``detector_dwell``, seconds per pixel (default 1e-3; metadata only)
-    noise : ``detector_noise`` (configuration), draw Poisson counts (True) or
-        return the expectation ``i0 * exp(-OD)`` (False)
-
     Parameters
     ----------
+    prefix : str
+        Unused (ophyd convention).
     name : str
         Device name.
     sample : SampleBase
@@ -304,15 +444,41 @@ class LineDetector(Device):
         Source of the energy (its readback).
     stage : RasterStage
         Source of the row position (``stage.y`` readback).
-    i0, dwell, noise
-        Initial values of the signals of the same names.
+    i0 : float, default 1e4
+        Incident photons per pixel: finite, > 0 and at most 1e18 (numpy's Poisson sampling
+        handles expected counts up to about 9.2e18). A bool or a string is refused.
+    dwell : float, default 1e-3
+        Seconds per pixel, >= 0 (recorded; does not change the counts).
+    noise : bool, default True
+        True or False only (``"False"`` would count as True).
     seed : None, int or numpy.random.Generator
-        Seed of the detector's own noise generator.
+        Seed of the detector's own noise generator (an int >= 0; a bool is refused).
+    **kwargs
+        Passed to :class:`ophyd.Device`.
 
     Attributes
     ----------
+    line : ophyd.Signal
+        Read key ``<name>_line`` (``detector_line``): the counts of the last row, array of
+        shape (n_x,), float64.
+    i0 : ophyd.Signal
+        Read key ``<name>_i0``: incident photons per pixel (default 1e4, so ~1 % Poisson noise).
+        A put is checked like the ``i0`` parameter.
+    dwell : ophyd.Signal
+        Read key ``<name>_dwell``: seconds per pixel (default 1e-3; metadata only).
+    noise : ophyd.Signal
+        Configuration key ``<name>_noise``: draw Poisson counts (True) or return the
+        expectation ``i0 * exp(-OD)`` (False). A put of anything but True or False raises.
     fault : None
         Kept for compatibility; must be None. Use :meth:`inject_fault`.
+
+    Raises
+    ------
+    TypeError
+        ``sample`` not a :class:`SampleBase`; ``i0``, ``dwell``, ``noise`` or ``seed`` of the
+        wrong type.
+    ValueError
+        ``i0`` not in (0, 1e18], ``dwell`` negative or not finite, a negative ``seed``.
 
     Notes
     -----
@@ -325,9 +491,9 @@ class LineDetector(Device):
     FAULTS = ("nan", "short", "zeros", "i0_zero", "timeout")
 
     line = Cpt(Signal, value=np.zeros(1), kind="normal")
-    i0 = Cpt(Signal, value=1e4, kind="normal")
+    i0 = Cpt(_I0Signal, value=1e4, kind="normal")
     dwell = Cpt(Signal, value=1e-3, kind="normal")
-    noise = Cpt(Signal, value=True, kind="config")
+    noise = Cpt(_BoolSignal, value=True, kind="config")
 
     def __init__(self, prefix: str = "", *, name: str, sample: SampleBase, mono: SimPositioner,
                  stage: RasterStage, i0: float = 1e4, dwell: float = 1e-3, noise: bool = True,
@@ -335,18 +501,17 @@ class LineDetector(Device):
         if not isinstance(sample, SampleBase):
             raise TypeError(f"sample must be a SampleBase (PhantomSample, ReplaySample), "
                             f"got {type(sample).__name__}")
+        i0 = check_i0(i0)
+        dwell = _nonneg_float("dwell", dwell)
+        noise = check_bool("noise", noise)  # "False" would count as True
+        seed = check_seed("seed", seed)
         super().__init__(prefix, name=name, **kwargs)
         self._sample = sample
         self._mono = mono
         self._stage = stage
-        i0 = float(i0)
-        if not (np.isfinite(i0) and i0 > 0):
-            raise ValueError(f"i0 must be a finite float > 0, got {i0}")
         self.i0.put(i0)
-        self.dwell.put(_nonneg_float("dwell", dwell))
-        if not isinstance(noise, (bool, np.bool_)):  # "False" would count as True
-            raise TypeError(f"noise must be True or False, got {noise!r}")
-        self.noise.put(bool(noise))
+        self.dwell.put(dwell)
+        self.noise.put(noise)
         self.line.put(np.zeros(sample.shape[1]))
         self.reseed(seed)
         self.fault = None
@@ -354,10 +519,29 @@ class LineDetector(Device):
         self._i0_restore: float | None = None
 
     def inject_fault(self, kind: str, count: int = 1) -> None:
-        """Make the next ``count`` triggers produce the fault ``kind`` (see the class notes)."""
+        """Make the next ``count`` triggers produce the fault ``kind`` (see the class notes).
+
+        Parameters
+        ----------
+        kind : str
+            One of :attr:`FAULTS`: ``"nan"``, ``"short"``, ``"zeros"``, ``"i0_zero"``,
+            ``"timeout"``.
+        count : int, default 1
+            Number of triggers that produce it, queued after the faults already pending
+            (:attr:`pending_faults`): a non-negative integer (numpy integers too; 0 queues
+            none). A float, a string or a bool is refused, not truncated or converted.
+
+        Raises
+        ------
+        ValueError
+            An unknown ``kind``, or a negative ``count``. Nothing is queued.
+        TypeError
+            ``count`` not an integer.
+        """
         if kind not in self.FAULTS:
             raise ValueError(f"unknown fault {kind!r}; choose from {self.FAULTS}")
-        self._faults.extend([kind] * int(count))
+        count = check_count(count)
+        self._faults.extend([kind] * count)
 
     @property
     def pending_faults(self) -> list[str]:
@@ -370,12 +554,22 @@ class LineDetector(Device):
         return self._sample
 
     def reseed(self, seed: None | int | np.random.Generator = None) -> None:
-        """Replace the noise generator with ``numpy.random.default_rng(seed)``."""
-        if seed is not None and not isinstance(seed, (Integral, np.random.Generator)):
-            raise TypeError(
-                f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}"
-            )
-        self._rng = np.random.default_rng(seed)
+        """Replace the noise generator with ``numpy.random.default_rng(seed)``.
+
+        Parameters
+        ----------
+        seed : None, int or numpy.random.Generator, default None
+            None: fresh entropy (not reproducible); an int >= 0: that seed; a Generator: used
+            as is (shared, not copied). A bool, a float or a negative int is refused.
+
+        Raises
+        ------
+        TypeError
+            ``seed`` of the wrong type (a bool, a float, a str).
+        ValueError
+            A negative ``seed``. The generator is unchanged.
+        """
+        self._rng = np.random.default_rng(check_seed("seed", seed))
 
     def describe(self) -> dict:
         """As :meth:`ophyd.Device.describe`, with ``dtype_numpy`` of the line (float64 counts)."""
@@ -385,7 +579,29 @@ class LineDetector(Device):
         return desc
 
     def trigger(self) -> DeviceStatus:
-        """Measure the row at the current energy and y; return a finished status."""
+        """Measure the row at the current energy and y into :attr:`line`.
+
+        Reads the monochromator's energy readback (eV) and the stage's y readback (µm), asks the
+        sample for that row (:meth:`SampleBase.measure_row` with the ``i0`` and ``noise``
+        signals and the detector's generator; this adds the row's dose) and puts the counts,
+        shape (n_x,), into :attr:`line`. The next queued fault (:meth:`inject_fault`), if any,
+        replaces or spoils that reading.
+
+        Returns
+        -------
+        ophyd.status.DeviceStatus
+            Finished (successfully) on return, except after a ``"timeout"`` fault: that status
+            never finishes and nothing is measured.
+
+        Raises
+        ------
+        ValueError
+            From :meth:`SampleBase.measure_row`: the energy is outside the sample's grid, y is
+            not within half a pixel of a row, or (with noise) the expected counts are beyond
+            numpy's Poisson sampling. Raised here, not through the status; no dose is added.
+        NotImplementedError
+            If :attr:`fault` was set (use :meth:`inject_fault`).
+        """
         if self.fault is not None:
             raise NotImplementedError("LineDetector.fault is reserved; use inject_fault()")
         fault = self._faults.pop(0) if self._faults else None
@@ -401,7 +617,7 @@ class LineDetector(Device):
         if fault == "i0_zero":
             counts = np.zeros(self._sample.shape[1])
             self._i0_restore = i0
-            self.i0.put(0.0)
+            self.i0.put(0.0, force=True)  # a reading (beam loss), not a setting: not checked
         else:
             counts = self._sample.measure_row(energy, y, i0=i0, rng=self._rng,
                                               noise=bool(self.noise.get()))
@@ -463,13 +679,14 @@ def make_stxm(sample: SampleBase, *, move_time: float = 0.0, i0: float = 1e4,
     move_time : float, default 0.0
         Seconds every monochromator and stage move takes (0: instantaneous).
     i0 : float, default 1e4
-        Incident photons per pixel.
+        Incident photons per pixel, in (0, 1e18] (numpy's Poisson sampling handles expected
+        counts up to about 9.2e18); a bool or a string is refused.
     dwell : float, default 1e-3
-        Dwell per pixel in seconds (recorded, does not change the counts).
+        Dwell per pixel in seconds, >= 0 (recorded, does not change the counts).
     noise : bool, default True
-        Poisson noise on (True) or expected counts (False).
+        Poisson noise on (True) or expected counts (False); True or False only.
     seed : None, int or numpy.random.Generator
-        Seed of the detector's noise generator.
+        Seed of the detector's noise generator (an int >= 0; a bool is refused).
 
     Returns
     -------
@@ -477,11 +694,24 @@ def make_stxm(sample: SampleBase, *, move_time: float = 0.0, i0: float = 1e4,
         With ``mono`` (limits: energy grid range padded by 1 eV, at the first
         energy), ``stage`` (limits: rows/pixels padded by one pixel, at pixel
         (0, 0)), ``detector`` and ``sample``.
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type (``i0`` a bool or a string, ``noise`` not a bool, ``seed``
+        a bool or a float, ...).
+    ValueError
+        A value out of range (``i0`` not in (0, 1e18], a negative ``move_time``, ``dwell`` or
+        ``seed``). Checked before any device is made.
     """
     if not isinstance(sample, SampleBase):
         raise TypeError(f"sample must be a SampleBase (PhantomSample, ReplaySample), "
                         f"got {type(sample).__name__}")
     move_time = _nonneg_float("move_time", move_time)
+    i0 = check_i0(i0)
+    dwell = _nonneg_float("dwell", dwell)
+    noise = check_bool("noise", noise)
+    seed = check_seed("seed", seed)
     e = sample.energies
     mono = Monochromator(name="mono", limits=(e[0] - 1.0, e[-1] + 1.0), move_time=move_time,
                          init_pos=e[0])

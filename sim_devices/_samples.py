@@ -9,30 +9,16 @@ absorbed dose per pixel.
 from __future__ import annotations
 
 import threading
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 
 from curiss.datasets import Phantom, make_phantom
 
+from ._checks import POISSON_LAM_MAX, check_bool, check_real, check_seed
+from ._checks import positive_float as _positive_float
+
 __all__ = ["PhantomSample", "ReplaySample", "SampleBase"]
-
-
-def _as_rng(rng) -> np.random.Generator:
-    if rng is not None and not isinstance(rng, (Integral, np.random.Generator)):
-        raise TypeError(
-            f"rng must be None, an int or a numpy.random.Generator, got {type(rng).__name__}"
-        )
-    return np.random.default_rng(rng)
-
-
-def _positive_float(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a positive float, got {type(value).__name__}")
-    value = float(value)
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite float > 0, got {value}")
-    return value
 
 
 class SampleBase:
@@ -137,14 +123,26 @@ class SampleBase:
 
     # ------------------------------------------------------------- geometry
     def row_index(self, y_position: float) -> int:
-        """Index of the row at stage position ``y_position`` (µm).
+        """Index of the row at stage position ``y_position``.
+
+        Parameters
+        ----------
+        y_position : float
+            Stage y in µm (a real number: a bool or a string is refused).
+
+        Returns
+        -------
+        int
+            The row in ``0 .. n_y-1`` whose position (:attr:`y_positions`) is nearest.
 
         Raises
         ------
+        TypeError
+            If ``y_position`` is not a real number.
         ValueError
-            If the position is farther than half a pixel from every row.
+            If it is not finite, or farther than half a pixel from every row.
         """
-        y = float(y_position)
+        y = check_real("y_position", y_position, "stage y in µm")
         if not np.isfinite(y):
             raise ValueError(f"y_position must be finite, got {y_position!r}")
         i = int(np.argmin(np.abs(self._y - y)))
@@ -174,10 +172,12 @@ class SampleBase:
 
         Raises
         ------
+        TypeError
+            If ``energy`` is not a real number or ``row_index`` not an int.
         ValueError
             If the energy is outside the grid range or the row does not exist.
         """
-        e = float(energy)
+        e = check_real("energy", energy, "eV")
         grid = self._energies
         n_y = self._cube.shape[1]
         if isinstance(row_index, bool) or not isinstance(row_index, Integral):
@@ -216,14 +216,27 @@ class SampleBase:
         i0 : float
             Incident photons per pixel (> 0).
         rng : None, int or numpy.random.Generator
-            Source of the Poisson noise.
+            Source of the Poisson noise (an int is a seed, >= 0; a bool is refused). Checked even
+            when ``noise`` is False.
         noise : bool, default True
-            Draw ``Poisson(i0 * exp(-OD))``; when False return the expectation.
+            Draw ``Poisson(i0 * exp(-OD))``; when False return the expectation. True or False
+            only (the string ``"False"`` is refused, not taken as true).
 
         Returns
         -------
         ndarray of float, shape (n_x,)
             Counts per pixel.
+
+        Raises
+        ------
+        TypeError
+            An argument of the wrong type (``energy``/``y_position`` not real numbers, ``noise``
+            not a bool, ``rng`` a bool or a float, ``i0`` not a number).
+        ValueError
+            ``i0`` not finite and > 0, a negative ``rng`` seed, an energy or a position off the
+            sample (:meth:`od_at`, :meth:`row_index`), or, with noise, expected counts above what
+            numpy's Poisson sampling handles (about 9.2e18). Nothing is measured and the dose is
+            unchanged.
 
         Notes
         -----
@@ -231,12 +244,21 @@ class SampleBase:
         absorbed dose is never negative, also where a pre-edge-subtracted OD is (the cost model,
         :mod:`curiss.cost`, clips OD at 0 the same way).
         """
+        noise = check_bool("noise", noise)
+        rng = check_seed("rng", rng)
         i0 = _positive_float("i0", i0)
         row = self.row_index(y_position)
         od = self.od_at(energy, row)
         expected = i0 * np.exp(-od)
         if noise:
-            counts = _as_rng(rng).poisson(expected).astype(float)
+            peak = float(expected.max())
+            if not peak <= POISSON_LAM_MAX:
+                raise ValueError(
+                    f"expected counts up to {peak:.3g} in this row (i0 = {i0:.3g} times exp(-OD)) "
+                    f"are more than numpy's Poisson sampling handles (about "
+                    f"{POISSON_LAM_MAX:.2g}); lower i0, or pass noise=False"
+                )
+            counts = np.random.default_rng(rng).poisson(expected).astype(float)
         else:
             counts = expected
         with self._lock:

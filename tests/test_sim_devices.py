@@ -13,7 +13,15 @@ from bluesky import RunEngine
 from ophyd.utils import LimitError
 
 from curiss.datasets import make_phantom
-from sim_devices import PhantomSample, ReplaySample, make_stxm
+from sim_devices import (
+    LineDetector,
+    Monochromator,
+    PhantomSample,
+    RasterStage,
+    ReplaySample,
+    SimPositioner,
+    make_stxm,
+)
 
 SEEDS = [0, 1, 42]
 
@@ -369,3 +377,165 @@ def test_replay_recorded_als_stack(RE):
     events = _events(_run(RE, _rows_plan(stxm, pairs)))
     for (k, y), ev in zip(pairs, events):
         np.testing.assert_allclose(_od(ev), od[k, y], rtol=1e-10, atol=1e-10)
+
+
+# ------------------------------------------------------- bad input: refused, not reinterpreted
+@pytest.mark.parametrize("bad, error, match", [
+    (-1, ValueError, ">= 0"),
+    (2.5, TypeError, "integer"),
+    ("3", TypeError, "integer"),
+    ("x", TypeError, "integer"),
+    (True, TypeError, "integer"),
+    (None, TypeError, "integer"),
+])
+def test_fault_injection_counts_are_non_negative_integers(bad, error, match):
+    """``fail_next_moves`` and ``inject_fault`` counts: -1 used to make the move counter negative
+    (a later ``fail_next_moves(1)`` then injected nothing), 2.5/2.7 were truncated, "3" and True
+    were read as 3 and 1, 'x' failed with int()'s message, ``inject_fault('nan', -2)`` did
+    nothing. Refused now, naming ``count``, and nothing is queued."""
+    s = PhantomSample(10, (4, 5), 2, seed=1)
+    stxm = make_stxm(s, noise=False, seed=0)
+    with pytest.raises(error, match=f"count.*{match}"):
+        stxm.mono.fail_next_moves(bad)
+    with pytest.raises(error, match=f"count.*{match}"):
+        stxm.detector.inject_fault("nan", bad)
+    assert stxm.detector.pending_faults == []
+    # a refused count leaves the counter alone: the next injection still works
+    stxm.mono.fail_next_moves(1)
+    st = stxm.mono.set(float(s.energies[3]))
+    assert st.done and not st.success and stxm.mono.position == s.energies[0]
+    st = stxm.mono.set(float(s.energies[3]))
+    assert st.done and st.success
+    # numpy integers and 0 are counts
+    stxm.mono.fail_next_moves(np.int64(0))
+    assert stxm.mono.set(float(s.energies[4])).success
+    stxm.detector.inject_fault("zeros", np.int32(2))
+    stxm.detector.inject_fault("nan", 0)
+    assert stxm.detector.pending_faults == ["zeros", "zeros"]
+
+
+def _refusals_of_a_seed(s, stxm):
+    return {
+        "PhantomSample": ("seed", lambda seed: PhantomSample(5, (4, 4), 1, seed=seed)),
+        "make_stxm": ("seed", lambda seed: make_stxm(s, seed=seed)),
+        "reseed": ("seed", lambda seed: stxm.detector.reseed(seed)),
+        "measure_row": ("rng", lambda seed: s.measure_row(s.energies[0], 0.0, i0=10.0, rng=seed)),
+        "measure_row noise off": ("rng", lambda seed: s.measure_row(s.energies[0], 0.0, i0=10.0,
+                                                                     rng=seed, noise=False)),
+    }
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (True, TypeError, r"got True \(bool\)"),
+    (np.True_, TypeError, r"got (np\.)?True_? \((numpy\.)?bool_?\)"),
+    (-1, ValueError, "non-negative int, got -1"),
+    (np.int64(-3), ValueError, "non-negative int, got -3"),
+])
+@pytest.mark.parametrize("where", ["PhantomSample", "make_stxm", "reseed", "measure_row",
+                                   "measure_row noise off"])
+def test_seeds_refuse_bools_and_negatives_naming_the_argument(where, bad, error, match):
+    """A seed of True was drawn as seed 1; -1 failed with numpy's "expected non-negative integer",
+    which does not say which argument. Refused before anything is drawn or measured."""
+    s = ReplaySample([700.0, 701.0], np.full((2, 3, 4), 0.5))
+    stxm = make_stxm(s, noise=False, seed=0)
+    name, call = _refusals_of_a_seed(s, stxm)[where]
+    with pytest.raises(error, match=f"^{name} must be .*{match}"):
+        call(bad)
+    assert np.all(s.dose == 0)
+    for good in (None, 0, np.int64(7), np.random.default_rng(1)):
+        call(good)
+
+
+def test_measure_row_and_the_noise_signal_refuse_strings_and_non_bools():
+    """``noise="False"`` drew Poisson noise (a non-empty string is true); ``energy="700"`` and
+    ``y_position="0"`` were converted with float(); ``detector.noise.put("False")`` switched
+    nothing off either."""
+    s = ReplaySample([700.0, 701.0], np.full((2, 3, 4), 0.5))
+    for bad in ("False", 0, 1, None):
+        with pytest.raises(TypeError, match=f"noise must be True or False, got {bad!r}"):
+            s.measure_row(700.0, 0.0, i0=100.0, noise=bad)
+    for kw, bad in (("energy", "700"), ("energy", True), ("energy", None),
+                    ("y_position", "0"), ("y_position", False), ("y_position", np.array(0.0))):
+        args = {"energy": 700.0, "y_position": 0.0}
+        args[kw] = bad
+        with pytest.raises(TypeError, match=f"^{kw} must be a real number"):
+            s.measure_row(args["energy"], args["y_position"], i0=100.0, noise=False)
+    with pytest.raises(TypeError, match="^y_position must be a real number"):
+        s.row_index("1")
+    with pytest.raises(TypeError, match="^energy must be a real number"):
+        s.od_at("700", 0)
+    assert np.all(s.dose == 0)
+    # numpy scalars are numbers
+    expected = 100.0 * np.exp(-0.5) * np.ones(4)
+    np.testing.assert_allclose(s.measure_row(np.float32(700.0), np.int64(0), i0=100.0,
+                                             noise=np.False_), expected)
+    # at run time: the noise signal refuses a put that is not a bool
+    stxm = make_stxm(s, noise=True, seed=0)
+    for bad in ("False", 0, None):
+        with pytest.raises(TypeError, match=f"detector_noise must be True or False, got {bad!r}"):
+            stxm.detector.noise.put(bad)
+    assert stxm.detector.noise.get() is True
+    stxm.detector.noise.put(False)
+    stxm.detector.trigger()
+    np.testing.assert_allclose(stxm.detector.line.get(), 100 * expected)  # i0 1e4: no noise
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (True, TypeError, r"i0 must be a positive float, got True \(bool\)"),
+    ("1e4", TypeError, r"i0 must be a positive float, got '1e4' \(str\)"),
+    (None, TypeError, r"i0 must be a positive float, got None"),
+    (0.0, ValueError, r"i0 must be a finite float > 0, got 0\.0"),
+    (np.nan, ValueError, r"i0 must be a finite float > 0, got nan"),
+    (1e20, ValueError, r"i0 must be at most 1e\+18 photons per pixel \(numpy's Poisson sampling "
+                       r"handles expected counts up to about 9\.2e\+18\), got 1e\+20"),
+])
+def test_detector_i0_is_refused_at_construction_if_it_cannot_be_measured(bad, error, match):
+    """i0=True was taken as 1.0 and "1e4" as 1e4; i0=1e20 was accepted and every trigger then
+    failed with numpy's "lam value too large". Refused when the detector is built (and when the
+    signal is set at run time), before any device exists or anything is measured."""
+    s = PhantomSample(5, (4, 4), 1, seed=0)
+    with pytest.raises(error, match=match):
+        make_stxm(s, i0=bad)
+    stxm = make_stxm(s, seed=0)
+    with pytest.raises(error, match=match):
+        LineDetector(name="d2", sample=s, mono=stxm.mono, stage=stxm.stage, i0=bad)
+    with pytest.raises(error, match=match.replace("i0", "detector_i0", 1)):
+        stxm.detector.i0.put(bad)
+    assert stxm.detector.i0.get() == 1e4
+    assert np.all(s.dose == 0)
+
+
+def test_the_largest_i0_is_measured_and_measure_row_names_poisson_limits():
+    s = PhantomSample(5, (4, 4), 1, seed=0)
+    stxm = make_stxm(s, i0=1e18, seed=0)  # the largest accepted: still sampled
+    stxm.detector.trigger()
+    assert np.all(np.isfinite(stxm.detector.line.get()))
+    # measure_row directly: an expectation numpy cannot sample is refused before the dose counts
+    s.reset_dose()
+    with pytest.raises(ValueError, match=r"expected counts up to 1e\+20 .*Poisson.*9\.2e\+18"):
+        s.measure_row(s.energies[0], 0.0, i0=1e20 / np.exp(-s.cube[0, 0].min()), noise=True)
+    assert np.all(s.dose == 0)
+    assert np.all(np.isfinite(s.measure_row(s.energies[0], 0.0, i0=1e20, noise=False)))
+
+
+@pytest.mark.parametrize("bad, error", [(np.nan, ValueError), (np.inf, ValueError),
+                                        (-np.inf, ValueError), ("a", TypeError), ("1", TypeError),
+                                        (True, TypeError), (None, TypeError)])
+def test_positioners_refuse_an_initial_position_that_is_not_a_finite_number(bad, error):
+    """SimPositioner(init_pos=nan) and RasterStage(init_pos=(nan, 0)) were accepted: the readback
+    was NaN."""
+    with pytest.raises(error, match=r"^p: init_pos must be a finite number"):
+        SimPositioner(name="p", init_pos=bad)
+    with pytest.raises(error, match=r"^mono: init_pos must be a finite number"):
+        Monochromator(name="mono", init_pos=bad)
+    for pos in ((bad, 0.0), (0.0, bad)):
+        with pytest.raises(error, match=r"^stage: init_pos must be a pair of finite numbers "
+                                        r"\(y, x\) in µm, got"):
+            RasterStage(name="stage", init_pos=pos)
+    for pos in ((1.0,), (1.0, 2.0, 3.0), 1.0, "ab"):
+        with pytest.raises(TypeError, match=r"^stage: init_pos must be a pair"):
+            RasterStage(name="stage", init_pos=pos)
+    # numbers (numpy included) are positions
+    assert SimPositioner(name="p", init_pos=np.float32(2.5)).position == 2.5
+    stage = RasterStage(name="stage", init_pos=(np.int64(3), 1.5))
+    assert (stage.y.position, stage.x.position) == (3.0, 1.5)
