@@ -20,20 +20,29 @@ def rank3_stack(seed, n_e=40, n_y=20, n_x=20):
     return rng.standard_normal((n_e, 3)) @ rng.standard_normal((3, n_y * n_x)), rng
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
-def test_looped_asd_recovers_rank3_from_row_mask(seed):
-    D, rng = rank3_stack(seed)
-    mask = row_mask(40, 20, 20, 0.3, rng)
-    M = np.where(mask, D, np.nan)  # unobserved entries are ignored, even NaN
-    M_before = M.copy()
-    res = looped_asd(M, mask, rng=seed)
-    assert isinstance(res, ASDResult)
-    err = np.linalg.norm(res.matrix - D) / np.linalg.norm(D)
-    assert err < 1e-3
-    assert res.rank == 3
-    assert res.converged and res.residual <= 1e-6
-    assert res.X.shape == (40, 3) and res.Y.shape == (3, 400)
-    np.testing.assert_array_equal(np.isnan(M), np.isnan(M_before))
+def test_looped_asd_recovers_rank3_from_row_mask(base_seed=0):
+    """Exact rank 3 from 30 % of the rows at each energy. Not every random mask: on 5 of seeds
+    0-199 (44, 71, 110, 139, 169) LoopedASD grew past rank 3 (to 4 or 5) and did not converge
+    (found by a seed audit; seeds 0-4 alone, as this test once had, all recover). So: at least 17
+    of 20 consecutive seeds recover (at 2.5 % per seed a block fails with probability ~0.2 %),
+    and a run that does not recover says so (``converged`` False)."""
+    recovered = 0
+    for seed in range(base_seed, base_seed + 20):
+        D, rng = rank3_stack(seed)
+        mask = row_mask(40, 20, 20, 0.3, rng)
+        M = np.where(mask, D, np.nan)  # unobserved entries are ignored, even NaN
+        M_before = M.copy()
+        res = looped_asd(M, mask, rng=seed)
+        assert isinstance(res, ASDResult)
+        np.testing.assert_array_equal(np.isnan(M), np.isnan(M_before))
+        err = np.linalg.norm(res.matrix - D) / np.linalg.norm(D)
+        if err < 1e-3:
+            recovered += 1
+            assert res.rank == 3 and res.converged and res.residual <= 1e-6, (seed, res.rank)
+            assert res.X.shape == (40, 3) and res.Y.shape == (3, 400)
+        else:  # never a wrong answer reported as converged
+            assert not res.converged, (seed, err, res.rank)
+    assert recovered >= 17, recovered
 
 
 @pytest.mark.parametrize("seed", [0, 1])
