@@ -402,11 +402,14 @@ def two_group_stack(n_e=24, shape=(16, 20), seed=0, noise=1e-3):
     return np.linspace(700, 720, n_e), cube
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_residual_refinement_images_the_energy_the_images_do_not_explain(seed):
-    """After one image and one row, every energy of the imaged energy's group is a multiple of it
-    (nothing left to explain); the residual choice must take the other group, whichever group
-    the initial image fell in. The dictionary-drawn choice has no such guarantee."""
+    """After one image and one row, when the image is of the A-only group every energy of that
+    group is a multiple of it (nothing left to explain): the residual choice must take the A + B
+    group. (An image of the A + B group explains neither group: then any energy may come next;
+    a seed audit found 4 of seeds 0-59 taking another A + B energy, all with the first image in
+    that group. This test once claimed the guarantee both ways, true of seeds 0-5 only.) The
+    dictionary-drawn choice has no such guarantee."""
     e, cube = two_group_stack(seed=seed)
     p0 = 1.001 * minimum_ratio(e.size, cube.shape[1:])  # one image, one row
     p = curiss.ACURISSPlanner(e, cube.shape[1:], sampling_ratio=0.5, initial_ratio=p0, seed=seed)
@@ -422,7 +425,8 @@ def test_residual_refinement_images_the_energy_the_images_do_not_explain(seed):
     first = int(p.imaged_energies[0])
     (new,) = np.unique(req.pairs[:, 0])
     half = e.size // 2
-    assert (new < half) != (first < half), (first, new)
+    if first < half:
+        assert new >= half, (first, new)
     w = req.energy_weights
     assert w.shape == (e.size,) and w.sum() == pytest.approx(1.0) and w[first] == 0 and w[new] == w.max()
 
