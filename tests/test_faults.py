@@ -72,8 +72,11 @@ def test_persistent_fault_marks_the_row_failed_and_the_planner_works_around_it(s
     assert kinds[:2] == ["image", "image"], kinds  # the replacement decision
     completed = np.asarray(ana["completed"])
     assert np.all(np.isfinite(completed))
+    # as good as the run without the fault (an absolute bound held for this seed only: a seed
+    # audit found clean runs of this small phantom at errors 0 to 0.45, the faulty one equal)
     err = np.linalg.norm(completed - sample.cube) / np.linalg.norm(sample.cube)
-    assert err < 0.05  # noise-free data: the completion still recovers the sample without that row
+    clean_done = np.asarray(stream(clean, "analysis")[0]["completed"])
+    assert err <= np.linalg.norm(clean_done - sample.cube) / np.linalg.norm(sample.cube) + 1e-9
 
 
 def test_monochromator_failure_is_retried(sample, clean):
