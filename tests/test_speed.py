@@ -165,7 +165,12 @@ def test_factored_analysis_checks_its_input():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_warm_start_is_deterministic_and_close(seed):
+def test_warm_start_is_deterministic_and_keeps_a_converged_partition(seed):
+    """A warm start repeats itself, and started from the converged centres of the same data it
+    keeps their partition (40 of 40 seeds). It used to be asserted close to a cold start (ARI >
+    0.9) on a changed completion, which seeds 0-2 meet; a seed audit found 4 of 40 seeds where
+    the warm start settles in another local minimum (ARI 0.43-0.78, k-means objective 1.04-1.57x
+    the cold one's): the bias the ``warm_start`` docstring states."""
     _, cube, _ = phase_stack(seed)
     C, R, I, J, row_mask = cur_inputs(seed, cube)
     res = cur_complete(C, R, I, J, rtol=1e-6, dense=False)
@@ -177,7 +182,9 @@ def test_warm_start_is_deterministic_and_close(seed):
     cold = spectral_analysis(res2, image_shape=cube.shape[1:], seed=seed)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert a.cluster_centers.shape == (4, 3)
-    assert adjusted_rand(a.labels, cold.labels) > 0.9
+    assert adjusted_rand(a.labels, cold.labels) > 0  # the same structure, if another optimum
+    same = spectral_analysis(res, image_shape=cube.shape[1:], seed=seed + 1, warm_start=prev)
+    assert adjusted_rand(same.labels, prev.labels) == 1.0
 
 
 # ----------------------------------------------------------------------------- variations
