@@ -144,12 +144,24 @@ def test_curiss_uses_dictionary_leverage():
         assert set(p.imaged_energies) <= set(range(5))
 
 
-def test_random_rows_and_riss_complete_low_rank():
-    e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=2, seed=3)
-    for cls, kw in ((curiss.RandomRowsPlanner, {}), (curiss.RISSPlanner, {"dictionary": spectra})):
-        acq = curiss.replay(cls(e, cube.shape[1:], sampling_ratio=0.35, seed=1, **kw), cube)
-        err = np.linalg.norm(acq.completed - cube) / np.linalg.norm(cube)
-        assert err < 1e-2, (cls.__name__, err)
+def test_random_rows_and_riss_complete_low_rank(first_seed=0):
+    """Exact rank 2 at ratio 0.35. Random rows complete it to 1e-2 on every seed (40 of 40).
+    RISS (images, then one row at each other energy) does on 30 of 40: on the others LoopedASD
+    grows past rank 2 (to 5) and stops on stagnation, error up to 0.048 (measured by a seed
+    audit; this test once asserted 1e-2 for RISS on one seed that meets it). So: random rows
+    always, RISS on at least 2 of 6 seeds and never worse than 0.1."""
+    riss_ok = 0
+    for s in range(first_seed, first_seed + 6):
+        e, cube, spectra = low_rank_cube(n_e=40, shape=(20, 15), rank=2, seed=3 + s)
+        for cls, kw in ((curiss.RandomRowsPlanner, {}), (curiss.RISSPlanner, {"dictionary": spectra})):
+            acq = curiss.replay(cls(e, cube.shape[1:], sampling_ratio=0.35, seed=1 + s, **kw), cube)
+            err = np.linalg.norm(acq.completed - cube) / np.linalg.norm(cube)
+            if cls is curiss.RandomRowsPlanner:
+                assert err < 1e-2, (s, err)
+            else:
+                assert err < 0.1, (s, err)
+                riss_ok += err < 1e-2
+    assert riss_ok >= 2, riss_ok
 
 
 def test_acuriss_stops_on_completion_variation():
