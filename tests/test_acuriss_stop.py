@@ -380,8 +380,10 @@ def test_min_rows_and_budget_rule_are_recorded_and_older_runs_replay_as_before()
     assert new.min_rows == 2 and new.budget_rule == "balanced"
     # the rebuilt planner retraces an earlier version's run decision by decision (the initial
     # step of this configuration differs between the two budget rules: 2 rows vs 1)
+    # (row_refinement too: the rebuilt planner uses "arp", and without it this run differed on 1
+    # of about 120 (data, planner) seed pairs a seed audit tried)
     earlier = dict(min_rows=1, budget_rule="images", energy_refinement="dictionary", tol_prediction=0.30,
-                   n_consecutive=2)
+                   n_consecutive=2, row_refinement="arp")
     a = curiss.replay(curiss.ACURISSPlanner(e, cube.shape[1:], **earlier, **kw), cube)
     b = curiss.replay(old, cube)
     assert [h["kind"] for h in a.history] == [h["kind"] for h in b.history]

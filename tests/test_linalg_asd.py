@@ -74,7 +74,8 @@ def test_asd_partial_mask_residual_decreases(seed):
     D, rng = rank3_stack(seed)
     mask = rng.random(D.shape) < 0.4  # entrywise mask (many column patterns)
     short = asd(D, mask, 3, max_iter=5, tol=0)
-    long = asd(D, mask, 3, max_iter=400, tol=1e-9)
+    # 2000 iterations: 12 of seeds 0-99 needed 403-1203 (a seed audit), and 400 was enough for 0-1
+    long = asd(D, mask, 3, max_iter=2000, tol=1e-9)
     assert long.residual < short.residual
     assert long.converged
     assert np.linalg.norm(long.matrix - D) / np.linalg.norm(D) < 1e-6
