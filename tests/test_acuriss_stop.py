@@ -468,16 +468,21 @@ def test_residual_images_on_the_demo_stxm_poisson_noise(seed):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_stop_at_the_cap_names_what_the_prediction_rule_still_lacked(seed):
     """The cap ends a run the rule would continue: its stop reason says so, with the rule's last
-    prediction error (the number in the stop record), and a capped variation-rule run is unchanged."""
+    prediction error (the number in the stop record), and a capped variation-rule run is unchanged.
+    (The rule cannot pass in 100 consecutive refinements under a cap of 0.3. It once relied on
+    tol_prediction=0 being unreachable with noise; a seed audit found 3 of 60 seeds where the
+    prediction MSE fell below the noise estimate, which the rule reads as error 0, and passed.)"""
     e, cube, spectra = small_stack(2, noise=0.05)
     kw = dict(sampling_ratio=0.3, initial_ratio=0.1, dictionary=spectra, seed=seed)
-    p = curiss.ACURISSPlanner(e, cube.shape[1:], tol_prediction=0.0, **kw)  # cannot pass with noise
+    p = curiss.ACURISSPlanner(e, cube.shape[1:], tol_prediction=0.0, n_consecutive=100, **kw)
     acq = curiss.replay(p, cube)
     last = acq.history[-1]
-    assert last["kind"] == "stop" and last["prediction_error"] > 0
-    assert p.stop_reason == (
-        f"sampling_ratio budget 0.3 reached before the stop rule passed (prediction error "
-        f"{last['prediction_error']:.3g}, needs <= tol_prediction 0 in 1 consecutive refinement(s))")
+    assert last["kind"] == "stop" and last["prediction_error"] >= 0
+    # (with n_consecutive > 1 the reason lists the errors of the window, the last one last)
+    assert p.stop_reason.startswith(
+        "sampling_ratio budget 0.3 reached before the stop rule passed (prediction error ")
+    assert p.stop_reason.endswith(
+        f" {last['prediction_error']:.3g}, needs <= tol_prediction 0 in 100 consecutive refinement(s))")
     q = curiss.ACURISSPlanner(e, cube.shape[1:], stop_rule="variation", tol_completion=0.0,
                               tol_spectral=0.0, **kw)
     curiss.replay(q, cube)
