@@ -9,17 +9,20 @@ from curiss.datasets import make_phantom
 
 def test_defaults_beat_authors_choices_on_phantom():
     """Volume-sampled energies + images-first budget vs leverage draws + the authors' split, at
-    ratio 0.1 on a noisy 3-material phantom, errors against the noise-free truth, 10 seeds
-    (measured: median 0.08 vs 0.17)."""
+    ratio 0.1 on a noisy 3-material phantom, errors against the noise-free truth, 10 seeds: a
+    lower median and fewer draws above 0.1. A seed audit measured six blocks of ten planner
+    seeds (0-59) and phantom seeds 1-5: both hold in 11 of 11 (draws above 0.1: 2-8 against
+    4-9). This test once asserted a median below 0.75 x the authors' (measured here 0.08 vs
+    0.17), which three of those blocks miss (0.77-0.89 x)."""
     ph = make_phantom(n_energies=60, shape=(32, 32), n_materials=3, seed=0, noise=0.02)
-    med = {}
+    errs = {}
     for name, kw in (("default", {}), ("authors", {"energy_sampling": "leverage", "budget_rule": "authors"})):
-        errs = [signal_error(curiss.replay(curiss.CURISSPlanner(ph.energies, ph.shape, sampling_ratio=0.1,
-                                                                dictionary=ph.spectra, seed=s, **kw),
-                                           ph.cube).completed, ph.truth, k=3)
-                for s in range(10)]
-        med[name] = float(np.median(errs))
-    assert med["default"] < 0.75 * med["authors"], med
+        errs[name] = np.array([signal_error(curiss.replay(curiss.CURISSPlanner(
+            ph.energies, ph.shape, sampling_ratio=0.1, dictionary=ph.spectra, seed=s, **kw),
+            ph.cube).completed, ph.truth, k=3) for s in range(10)])
+    d, a = errs["default"], errs["authors"]
+    assert np.median(d) < np.median(a), errs
+    assert np.sum(d > 0.1) < np.sum(a > 0.1), errs
 
 
 def test_acuriss_prediction_rule_beats_the_variation_rule_on_phantom():
@@ -69,25 +72,33 @@ def test_acuriss_min_rows_removes_the_tail_of_a_large_initial_step_on_phantom():
     introduced; the residual images of the default do not show the tail). Measured
     (docs/quality.md): with min_rows=1 (earlier versions) one seed stops after image
     predictions alone with one spatial row, worst signal error 0.204; min_rows=2 gives worst
-    0.083."""
+    0.083. Asserted: the three worst draws are better on average and no more draws exceed 0.1,
+    which a seed audit found in 11 of 11 blocks of ten (planner seeds 0-59, phantom seeds 1-5;
+    three worst 0.055-0.109 against 0.068-0.145). This test once asserted a worst draw below
+    0.6 x min_rows=1's and below 0.12, true of 5 of those 11 blocks: the tail it removes does not
+    show on every seed set, and other tails remain (phantom 3: 0.170 both ways)."""
     ph = make_phantom(n_energies=100, shape=(64, 64), n_materials=3, seed=0, noise=0.02)
-    worst = {}
+    errs = {}
     for min_rows in (1, None):
-        errs = []
+        errs[min_rows] = []
         for s in range(10):
             p = curiss.ACURISSPlanner(ph.energies, ph.shape, sampling_ratio=0.08, initial_ratio=0.04,
                                       dictionary=ph.spectra, seed=s, min_rows=min_rows,
                                       energy_refinement="dictionary", tol_prediction=0.30)
-            errs.append(signal_error(curiss.replay(p, ph.cube).completed, ph.truth, k=3))
-        worst[min_rows] = max(errs)
-    assert worst[None] < 0.6 * worst[1], worst
-    assert worst[None] < 0.12, worst
+            errs[min_rows].append(signal_error(curiss.replay(p, ph.cube).completed, ph.truth, k=3))
+    new, old = np.array(errs[None]), np.array(errs[1])
+    assert np.sort(new)[-3:].mean() < np.sort(old)[-3:].mean(), errs
+    assert np.sum(new > 0.1) <= np.sum(old > 0.1), errs
 
 
 def test_balanced_split_beats_one_row_above_five_percent_on_phantom():
     """CURISS at ratio 0.08 on the benchmark phantom, 10 seeds, errors against the truth.
     Measured (docs/quality.md): the balanced split (5 images + 2 rows) worst signal error 0.053,
-    median 0.043; the images-first split (6 images + 1 row) 0.177, median 0.050."""
+    median 0.043; the images-first split (6 images + 1 row) 0.177, median 0.050. Asserted: no
+    more draws above 0.1 and the median no worse (within 0.005), which a seed audit found in 11
+    of 11 blocks of ten (planner seeds 0-59, phantom seeds 1-5; draws above 0.1: 0-2 against
+    0-5). This test once asserted a worst draw below 0.5 x the images-first one's and a median no
+    worse, both true of 6 of those 11 blocks (the first compares two outliers)."""
     ph = make_phantom(n_energies=100, shape=(64, 64), n_materials=3, seed=0, noise=0.02)
     errs = {}
     for rule in ("balanced", "images"):
@@ -96,5 +107,6 @@ def test_balanced_split_beats_one_row_above_five_percent_on_phantom():
         errs[rule] = [signal_error(curiss.replay(curiss.CURISSPlanner(
             ph.energies, ph.shape, sampling_ratio=0.08, dictionary=ph.spectra, seed=s,
             budget_rule=rule), ph.cube).completed, ph.truth, k=3) for s in range(10)]
-    assert max(errs["balanced"]) < 0.5 * max(errs["images"]), errs
-    assert np.median(errs["balanced"]) <= np.median(errs["images"]), errs
+    b, i = np.array(errs["balanced"]), np.array(errs["images"])
+    assert np.sum(b > 0.1) <= np.sum(i > 0.1), errs
+    assert np.median(b) <= np.median(i) + 0.005, errs
