@@ -1,19 +1,13 @@
-"""Input checks shared by the sample models and the devices (private).
-
-Counts and booleans reuse :mod:`curiss.linalg._checks` (``as_int``, ``as_bool``), so their
-messages read like curiss's own. Seeds are checked here: curiss's seed checks
-(``curiss.planners._base.validate_seed``, ``curiss.datasets._as_rng``) are private and name
-``seed`` only, while :meth:`SampleBase.measure_row` calls its seed ``rng``; this one has the same
-rules and wording as ``curiss.datasets`` with the argument's name as a parameter.
+"""Input checks shared by the sample models and the devices (private): reals, positive floats
+and the detector's ``i0``. Counts, booleans and seeds use :mod:`curiss.linalg._checks`
+(``as_int``, ``as_bool``, ``check_seed``), so their messages read like curiss's own.
 """
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
-
-from curiss.linalg._checks import as_bool, as_int
 
 __all__: list[str] = []
 
@@ -23,35 +17,6 @@ I0_MAX = 1e18
 
 #: numpy's largest Poisson mean: ``Generator.poisson`` raises "lam value too large" above it.
 POISSON_LAM_MAX = float(np.iinfo(np.int64).max - 10 * np.sqrt(np.iinfo(np.int64).max))
-
-
-def check_bool(name: str, value) -> bool:
-    """``value`` as a bool: True/False or a numpy bool only (``"False"`` would count as True)."""
-    return as_bool(value, name)
-
-
-def check_count(value, name: str = "count") -> int:
-    """A non-negative int (numpy ints too); a float, a str or a bool is refused, not truncated."""
-    return as_int(value, name, minimum=0)
-
-
-def check_seed(name: str, seed):
-    """Return ``seed`` if it is None, a non-negative int or a numpy Generator, else raise.
-
-    Raises
-    ------
-    TypeError
-        A bool (it would be drawn as seed 0 or 1), a float, a str, ...
-    ValueError
-        A negative int (numpy's message would not name the argument).
-    """
-    if isinstance(seed, (bool, np.bool_)) or (
-            seed is not None and not isinstance(seed, (Integral, np.random.Generator))):
-        raise TypeError(f"{name} must be None, a non-negative int or a numpy.random.Generator, "
-                        f"got {seed!r} ({type(seed).__name__})")
-    if isinstance(seed, Integral) and seed < 0:
-        raise ValueError(f"{name} must be a non-negative int, got {seed}")
-    return seed
 
 
 def check_real(name: str, value, what: str) -> float:

@@ -20,7 +20,9 @@ from ophyd.positioner import PositionerBase
 from ophyd.status import DeviceStatus
 from ophyd.utils import LimitError
 
-from ._checks import check_bool, check_count, check_i0, check_seed
+from curiss.linalg._checks import as_bool, as_int, check_seed
+
+from ._checks import check_i0
 from ._samples import SampleBase
 
 __all__ = ["LineDetector", "Monochromator", "RasterStage", "STXM", "SimPositioner", "make_stxm"]
@@ -233,7 +235,7 @@ class SimPositioner(Device, PositionerBase):
         ValueError
             If it is negative. Nothing is queued.
         """
-        count = check_count(count)
+        count = as_int(count, "count", minimum=0)
         self._failing_moves = getattr(self, "_failing_moves", 0) + count
 
     def move(self, position: float, wait: bool = False, timeout: float | None = None,
@@ -409,7 +411,7 @@ class _BoolSignal(Signal):
 
     def check_value(self, value, **kwargs) -> None:
         super().check_value(value, **kwargs)
-        check_bool(self.name, value)
+        as_bool(value, self.name)
 
 
 class _I0Signal(Signal):
@@ -503,8 +505,8 @@ class LineDetector(Device):
                             f"got {type(sample).__name__}")
         i0 = check_i0(i0)
         dwell = _nonneg_float("dwell", dwell)
-        noise = check_bool("noise", noise)  # "False" would count as True
-        seed = check_seed("seed", seed)
+        noise = as_bool(noise, "noise")  # "False" would count as True
+        seed = check_seed(seed, "seed")
         super().__init__(prefix, name=name, **kwargs)
         self._sample = sample
         self._mono = mono
@@ -540,7 +542,7 @@ class LineDetector(Device):
         """
         if kind not in self.FAULTS:
             raise ValueError(f"unknown fault {kind!r}; choose from {self.FAULTS}")
-        count = check_count(count)
+        count = as_int(count, "count", minimum=0)
         self._faults.extend([kind] * count)
 
     @property
@@ -569,7 +571,7 @@ class LineDetector(Device):
         ValueError
             A negative ``seed``. The generator is unchanged.
         """
-        self._rng = np.random.default_rng(check_seed("seed", seed))
+        self._rng = np.random.default_rng(check_seed(seed, "seed"))
 
     def describe(self) -> dict:
         """As :meth:`ophyd.Device.describe`, with ``dtype_numpy`` of the line (float64 counts)."""
@@ -710,8 +712,8 @@ def make_stxm(sample: SampleBase, *, move_time: float = 0.0, i0: float = 1e4,
     move_time = _nonneg_float("move_time", move_time)
     i0 = check_i0(i0)
     dwell = _nonneg_float("dwell", dwell)
-    noise = check_bool("noise", noise)
-    seed = check_seed("seed", seed)
+    noise = as_bool(noise, "noise")
+    seed = check_seed(seed, "seed")
     e = sample.energies
     mono = Monochromator(name="mono", limits=(e[0] - 1.0, e[-1] + 1.0), move_time=move_time,
                          init_pos=e[0])

@@ -15,7 +15,9 @@ import numpy as np
 
 from curiss.datasets import Phantom, make_phantom
 
-from ._checks import POISSON_LAM_MAX, check_bool, check_real, check_seed
+from curiss.linalg._checks import as_bool, check_seed
+
+from ._checks import POISSON_LAM_MAX, check_real
 from ._checks import positive_float as _positive_float
 
 __all__ = ["PhantomSample", "ReplaySample", "SampleBase"]
@@ -244,8 +246,8 @@ class SampleBase:
         absorbed dose is never negative, also where a pre-edge-subtracted OD is (the cost model,
         :mod:`curiss.cost`, clips OD at 0 the same way).
         """
-        noise = check_bool("noise", noise)
-        rng = check_seed("rng", rng)
+        noise = as_bool(noise, "noise")
+        rng = check_seed(rng, "rng")
         i0 = _positive_float("i0", i0)
         row = self.row_index(y_position)
         od = self.od_at(energy, row)

@@ -24,6 +24,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .linalg._checks import check_seed
+
 __all__ = ["Phantom", "make_phantom", "BACKGROUND_LABEL"]
 
 #: Label of empty (zero-thickness) pixels in :attr:`Phantom.labels`.
@@ -105,15 +107,7 @@ class Phantom:
 
 
 def _as_rng(seed) -> np.random.Generator:
-    if isinstance(seed, (bool, np.bool_)) or (
-            seed is not None and not isinstance(seed, (Integral, np.random.Generator))):
-        raise TypeError(  # (True was drawn as seed 1)
-            f"seed must be None, an int or a numpy.random.Generator, got {seed!r} "
-            f"({type(seed).__name__})"
-        )
-    if isinstance(seed, Integral) and seed < 0:  # numpy's message does not name the argument
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return np.random.default_rng(seed)
+    return np.random.default_rng(check_seed(seed, "seed"))  # (True was drawn as seed 1)
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -9,15 +9,26 @@ import numpy as np
 __all__: list[str] = []
 
 
+def check_seed(seed, name: str = "seed"):
+    """Return ``seed`` if it is None, a non-negative int or a ``numpy.random.Generator``.
+
+    A bool is refused (it would be drawn as seed 0 or 1), and so is a negative int (numpy's own
+    message does not name the argument).
+    """
+    if isinstance(seed, (bool, np.bool_)) or (
+            seed is not None and not isinstance(seed, (numbers.Integral, np.random.Generator))):
+        raise TypeError(f"{name} must be None, an int or a numpy.random.Generator, got {seed!r} "
+                        f"({type(seed).__name__})")
+    if isinstance(seed, numbers.Integral) and seed < 0:
+        raise ValueError(f"{name} must be a non-negative int, got {seed}")
+    return seed
+
+
 def as_rng(rng: None | int | np.random.Generator) -> np.random.Generator:
-    """Normalise ``rng`` (None, int seed or Generator) to a Generator."""
+    """Normalise ``rng`` (None, int seed or Generator) to a Generator (see :func:`check_seed`)."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise TypeError(
-        f"rng must be None, an int seed or a numpy.random.Generator, got {type(rng).__name__}"
-    )
+    return np.random.default_rng(check_seed(rng, "rng"))
 
 
 def as_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
