@@ -26,6 +26,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score as _sk_adjusted_rand_score
 from sklearn.utils.extmath import randomized_svd
 
+from .linalg._checks import is_real_dtype
+
 try:  # threadpoolctl is a hard dependency of scikit-learn
     from threadpoolctl import threadpool_limits as _threadpool_limits
 except ImportError:  # pragma: no cover
@@ -126,7 +128,7 @@ def _as_float_cube(cube: Any, name: str) -> np.ndarray:
     arr = np.asarray(cube)
     if arr.ndim != 3:
         raise ValueError(f"{name} must be a 3-D array (n_E, n_y, n_x), got shape {arr.shape}")
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+    if not is_real_dtype(arr):
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
     if min(arr.shape) < 1:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")

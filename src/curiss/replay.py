@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .cost import Cost, _acquisition_cost, _raster_cost
-from .linalg._checks import as_int
+from .linalg._checks import as_int, is_real_dtype
 from .planners import Planner
 
 __all__ = ["Acquisition", "replay"]
@@ -96,7 +96,7 @@ def replay(planner: Planner, cube, *, max_requests: int = 100_000) -> Acquisitio
             f"**p.get_params())")
     max_requests = as_int(max_requests, "max_requests", minimum=1)
     arr = np.asarray(cube)
-    if arr.dtype == bool or np.iscomplexobj(arr) or not np.issubdtype(arr.dtype, np.number):
+    if not is_real_dtype(arr):
         raise TypeError(f"cube must be real optical densities, got dtype {arr.dtype}")
     cube = np.asarray(arr, dtype=float)
     expected = (planner.energies.size, *planner.shape)

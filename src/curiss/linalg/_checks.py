@@ -24,6 +24,12 @@ def check_seed(seed, name: str = "seed"):
     return seed
 
 
+def is_real_dtype(arr: np.ndarray) -> bool:
+    """Whether ``arr`` holds real numbers: an integer or floating dtype (not bool, complex, text
+    or object), which float64 represents without reinterpreting them."""
+    return arr.dtype != bool and np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)
+
+
 def as_rng(rng: None | int | np.random.Generator) -> np.random.Generator:
     """Normalise ``rng`` (None, int seed or Generator) to a Generator (see :func:`check_seed`)."""
     if isinstance(rng, np.random.Generator):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float, as_index_array, as_int, as_matrix, as_rng
+from ._checks import as_float, as_index_array, as_int, as_matrix, as_rng, is_real_dtype
 
 __all__ = ["leverage_scores", "weighted_sample"]
 
@@ -106,7 +106,7 @@ def weighted_sample(
         w = np.asarray(weights)
         if w.ndim != 1:
             raise ValueError(f"weights must be 1-D, got shape {w.shape}")
-        if w.dtype == bool or not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
+        if not is_real_dtype(w):
             raise TypeError(f"weights must be real numbers, got dtype {w.dtype}")
         w = w.astype(np.float64)  # copy: never mutate the caller's array
         if not np.all(np.isfinite(w)):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_index_array, as_int
+from ._checks import as_index_array, as_int, is_real_dtype
 
 __all__ = ["unfold_images", "row_basis", "row_pixels"]
 
@@ -20,7 +20,7 @@ def _as_images(images) -> np.ndarray:
     arr = np.asarray(images)
     if arr.ndim != 3:
         raise ValueError(f"images must be a 3-D array (s, n_y, n_x), got shape {arr.shape}")
-    if arr.dtype == bool or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+    if not is_real_dtype(arr):
         raise TypeError(f"images must be real numbers, got dtype {arr.dtype}")
     if arr.shape[1] == 0 or arr.shape[2] == 0:
         raise ValueError(f"images must have n_y >= 1 and n_x >= 1, got shape {arr.shape}")
