@@ -87,6 +87,8 @@ def test_planner_stream_explains_each_step(acquisition):
     # the noise-aware stop rule's numbers: for every refinement after the first
     for h in hist[3:]:
         assert h["prediction_error"] >= 0 and h["prediction_mse"] >= 0 and h["noise_variance"] > 0
+        assert h["coverage_gap"] >= 0  # row coverage (the default): the rows miss nothing if <= 10
+    assert all(np.isnan(h["coverage_gap"]) for h in hist[:2])  # no completion yet
     assert "prediction error" in hist[-1]["stop_reason"] or "budget" in hist[-1]["stop_reason"]
     times = [h["time"] for h in hist]
     assert times == sorted(times) and times[-1] > 0

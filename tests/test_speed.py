@@ -263,7 +263,7 @@ def test_acuriss_step_keeps_the_completion_factored(seed, stop_rule):
             np.testing.assert_array_equal(p.analysis_.labels, q.analysis_.labels)
             # the prediction of the newest rows from the previous CUR factors (never the dense
             # completion) equals the dense one's
-            for name in ("prediction_error", "prediction_mse", "noise_variance"):
+            for name in ("prediction_error", "prediction_mse", "noise_variance", "coverage_gap"):
                 a, b = p.history[-1].extra.get(name), q.history[-1].extra.get(name)
                 assert (a is None and b is None) or (np.isnan(a) and np.isnan(b)) or \
                     a == pytest.approx(b, rel=1e-9, abs=1e-14), name

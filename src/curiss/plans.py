@@ -126,6 +126,7 @@ def _planner_describe(n_e: int, n_y: int) -> dict[str, dict]:
         "prediction_error": _key("number", (), "float64"),
         "prediction_mse": _key("number", (), "float64"),
         "noise_variance": _key("number", (), "float64"),
+        "coverage_gap": _key("number", (), "float64"),
     }
 
 
@@ -170,9 +171,10 @@ def decision_record(planner: Planner, decision, *, order=None) -> dict[str, Any]
         "fallback": "; ".join(str(decision.extra[k]) for k in ("fallback", "analysis_fallback")
                               if decision.extra.get(k)),
         # ACURISS's noise-aware stop rule: the previous completion's error on the newest rows
-        # above the noise (relative), its mean squared error and the noise variance (OD^2)
+        # above the noise (relative), its mean squared error, the noise variance (OD^2) and the
+        # row coverage gap (dimensionless; NaN without row_coverage)
         **{k: float(decision.extra.get(k, np.nan))
-           for k in ("prediction_error", "prediction_mse", "noise_variance")},
+           for k in ("prediction_error", "prediction_mse", "noise_variance", "coverage_gap")},
     }
 
 
@@ -977,7 +979,8 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                  stop_rule: str = "prediction", tol_prediction: float | None = None,
                  n_consecutive: int | None = None, min_images: int = 3, min_rows: int | None = None,
                  images_per_row: int | None = None, energy_refinement: str | None = None,
-                 row_refinement: str | None = None, tol_completion: float = 1e-2,
+                 row_refinement: str | None = None, row_coverage: bool | None = None,
+                 tol_completion: float = 1e-2,
                  tol_spectral: float = 1e-2, n_components: int = 3, n_clusters: int = 4,
                  mode: str = "alternate", max_time: float | None = None,
                  core_rank: int | None = None, noise_level: float | None = None,
@@ -993,7 +996,9 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
     refinement image is the energy whose measured spatial rows the images explain least
     (``energy_refinement="residual"``; ``"dictionary"``: drawn from the dictionary, as earlier
     versions did), and each refinement row the one the images explain least
-    (``row_refinement="pivoted"``; ``"arp"``: drawn by ARP, as earlier versions did). See
+    (``row_refinement="pivoted"``; ``"arp"``: drawn by ARP, as earlier versions did). The rule
+    does not stop while the images show a component that the measured rows miss
+    (``row_coverage``, default on with the prediction rule: a row scan comes next instead). See
     :class:`curiss.ACURISSPlanner` for the keywords; the authors' behaviour is
     ``mode="energies", stop_rule="variation", energy_sampling="leverage", budget_rule="authors"``.
     """
@@ -1007,7 +1012,8 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
                         "min_images": min_images, "min_rows": min_rows,
                         "images_per_row": images_per_row,
                         "energy_refinement": energy_refinement,
-                        "row_refinement": row_refinement, "tol_completion": tol_completion,
+                        "row_refinement": row_refinement, "row_coverage": row_coverage,
+                        "tol_completion": tol_completion,
                         "tol_spectral": tol_spectral, "n_components": n_components,
                         "n_clusters": n_clusters, "mode": mode, "max_time": max_time,
                         "core_rank": core_rank, "noise_level": noise_level,
