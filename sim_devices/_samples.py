@@ -15,7 +15,7 @@ import numpy as np
 
 from curiss.datasets import Phantom, make_phantom
 
-from curiss.linalg._checks import as_bool, check_seed
+from curiss.linalg._checks import as_bool, check_seed, is_real_dtype
 
 from ._checks import POISSON_LAM_MAX, check_real
 from ._checks import positive_float as _positive_float
@@ -36,10 +36,22 @@ class SampleBase:
         Raster step in µm (both axes).
     origin : (float, float), default (0.0, 0.0)
         Stage position (y, x) in µm of pixel (0, 0).
+
+    Raises
+    ------
+    TypeError
+        ``energies`` or ``cube`` not real numbers (complex, bool, text): converting them to float
+        would drop the imaginary part or read True as 1.
+    ValueError
+        A shape, grid or value the sample cannot hold (see above).
     """
 
     def __init__(self, energies, cube, *, pixel_size: float = 1.0,
                  origin: tuple[float, float] = (0.0, 0.0)) -> None:
+        for name, value in (("energies", energies), ("cube", cube)):
+            arr = np.asarray(value)
+            if not is_real_dtype(arr):
+                raise TypeError(f"{name} must hold real numbers (OD, eV); got dtype {arr.dtype}")
         energies = np.array(energies, dtype=float)
         cube = np.array(cube, dtype=float)
         if energies.ndim != 1 or energies.size < 1:

@@ -118,6 +118,19 @@ def test_replay_sample_rejects_bad_input(energies, cube, match):
         ReplaySample(energies, cube)
 
 
+@pytest.mark.parametrize("energies, cube, name, dtype", [
+    ([700.0, 701.0], np.zeros((2, 2, 2)) + 1j, "cube", "complex128"),  # the imaginary part was dropped
+    ([700.0, 701.0], np.ones((2, 2, 2), bool), "cube", "bool"),  # True was read as OD 1
+    ([700.0, 701.0], np.full((2, 2, 2), "0.5"), "cube", "<U3"),
+    ([True, False], np.zeros((2, 2, 2)), "energies", "bool"),
+    (np.array([700.0, 701.0]) + 0j, np.zeros((2, 2, 2)), "energies", "complex128"),
+])
+def test_replay_sample_refuses_what_is_not_real_numbers(energies, cube, name, dtype):
+    with pytest.raises(TypeError, match=f"{name} must hold real numbers .*got dtype {dtype}"):
+        ReplaySample(energies, cube)
+    assert ReplaySample([700, 701], np.zeros((2, 2, 2), np.int32)).cube.dtype == float  # integers are fine
+
+
 def test_measure_row_expectation_and_dose():
     s = PhantomSample(10, (5, 8), 2, seed=3)
     i0 = 1e4
