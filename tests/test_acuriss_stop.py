@@ -13,7 +13,7 @@ import pytest
 import curiss
 from curiss.analysis import signal_error
 from curiss.datasets import make_phantom
-from curiss.linalg import minimum_ratio
+from curiss.linalg import minimum_ratio, row_pixels
 from curiss.planners._strategies import _row_noise_variance
 
 CAP = 0.10
@@ -665,7 +665,7 @@ def test_coverage_gap_sees_a_component_the_rows_miss():
     maps[0] = 1.0
     maps[1, 5, 2:6] = 1.0  # material 2: 4 pixels of row 5
     images = np.einsum("em,myx->eyx", spectra, maps).reshape(4, -1)
-    pixels = lambda rows: (np.asarray(rows)[:, None] * n_x + np.arange(n_x)).ravel()  # noqa: E731
+    pixels = lambda rows: row_pixels(rows, n_x)  # noqa: E731
     noise = 1e-4
     fair = _coverage_gap(images, pixels(range(n_y)), noise)  # every row: the field itself
     assert fair <= 1.0 + 1e-9

@@ -1233,11 +1233,9 @@ class ACURISSPlanner(CURISSPlanner):
         rows = self._chosen_rows()
         if rows.size == 0 or self.imaged_energies.size == 0:
             return float("nan")
-        n_x = self.shape[1]
         images = self._od[self.imaged_energies].reshape(self.imaged_energies.size, -1)
-        pixels = (rows[:, None] * n_x + np.arange(n_x)).ravel()
         noise = float(np.mean(self._noise_variances(self.imaged_energies)))
-        return _coverage_gap(images, pixels, noise)
+        return _coverage_gap(images, row_pixels(rows, self.shape[1]), noise)
 
     def _coverage_passes(self) -> bool:
         return not (self.row_coverage and self.coverage_gap_ > COVERAGE_GAP_MAX)  # NaN: no rows yet
