@@ -76,7 +76,7 @@ class _Progress:
             else:
                 n = int(np.asarray(d["request"]).sum())
                 # the numbers the stop rule looks at: the default (noise-aware) rule's prediction
-                # error, else (stop_rule="variation") the completion variation
+                # error and row coverage gap, else (stop_rule="variation") the completion variation
                 pred = d.get("prediction_error", np.nan)
                 var = d["completion_variation"]
                 if np.isfinite(pred):
@@ -85,6 +85,9 @@ class _Progress:
                     extra = f", completion changed {var:.3g}"
                 else:
                     extra = ""
+                gap = d.get("coverage_gap", np.nan)  # row coverage: the rows miss nothing if <= 10
+                if np.isfinite(gap):
+                    extra += f", row coverage gap {gap:.3g}"
                 print(f"  step {d['iteration']}: {d['kind']:8s} {n:4d} rows -> ratio "
                       f"{d['sampling_ratio']:.3f}{extra}", file=self.stream, flush=True)
         elif name == "event" and "detector_line" in doc["data"]:

@@ -28,6 +28,7 @@ def test_demo_show_export(demo, capsys):
     assert "load_run(open_catalog(" in out and uid in out
     # each refinement shows what the default stop rule looks at
     assert re.search(r"step \d+: .*prediction error [\d.]", out), out
+    assert re.search(r"step \d+: .*row coverage gap [\d.]", out), out  # why a run goes on
     err = float(re.search(r"error vs truth\s+([\d.]+)%", out).group(1))
     assert err < 10
     figs = sorted((demo / "figures" / uid[:8]).glob("*.png"))
