@@ -699,7 +699,7 @@ def _matrix_noise_variance(X: np.ndarray) -> float:
 COVERAGE_GAP_MAX = 10.0
 
 
-def _coverage_gap(images: np.ndarray, row_pixels: np.ndarray, noise_variance: float) -> float:
+def _coverage_gap(images: np.ndarray, pixels: np.ndarray, noise_variance: float) -> float:
     """How much more of some combination of the images the whole field holds than the rows show.
 
     The largest generalised eigenvalue λ of ``(G, G_S + ε I)``: ``G = R Rᵀ / n_pix`` the mean
@@ -713,22 +713,22 @@ def _coverage_gap(images: np.ndarray, row_pixels: np.ndarray, noise_variance: fl
     ----------
     images : ndarray, shape (k, n_pix)
         The imaged energies' OD, one image per row (k ≥ 1).
-    row_pixels : ndarray of int, shape (m,)
+    pixels : ndarray of int, shape (m,)
         Flat pixel indices of the spatial rows measured at every energy (m ≥ 1).
     noise_variance : float
         White-noise variance (OD²); 0 on noise-free data, then a floor of 1e-12 of the mean
         diagonal of ``G`` takes its place.
     """
-    return _coverage_eig(images, row_pixels, noise_variance)[0]
+    return _coverage_eig(images, pixels, noise_variance)[0]
 
 
-def _coverage_eig(images, row_pixels, noise_variance) -> tuple[float, np.ndarray]:
+def _coverage_eig(images, pixels, noise_variance) -> tuple[float, np.ndarray]:
     """:func:`_coverage_gap` and its eigenvector u, shape (k,): the combination of the images
     (``u @ images``, one value per pixel) that the rows miss most."""
     from scipy.linalg import eigh
 
     R = np.asarray(images, dtype=float)
-    RS = R[:, row_pixels]
+    RS = R[:, pixels]
     G = R @ R.T / R.shape[1]
     GS = RS @ RS.T / RS.shape[1]
     eps = max(float(noise_variance), 1e-12 * float(np.trace(G)) / len(G), np.finfo(float).tiny)
@@ -1217,7 +1217,7 @@ class ACURISSPlanner(CURISSPlanner):
         self.prediction_ = self._prediction_stats(prev, res)
         self._prediction_errors.append(self.prediction_["prediction_error"])
         if self.row_coverage:
-            self.coverage_gap_ = self._row_coverage_gap()
+            self.coverage_gap_ = self._row_coverage()[0]
         self._last = (res.rank, res.condition, dc, ds)
         reason = self._stop_check(dc, ds)
         if reason is None:
@@ -1236,14 +1236,16 @@ class ACURISSPlanner(CURISSPlanner):
         self._refinements += 1
         return dec
 
-    def _row_coverage_gap(self) -> float:
-        """:func:`_coverage_gap` of the images and the spatial rows measured at every energy."""
+    def _row_coverage(self) -> tuple[float, np.ndarray | None, np.ndarray]:
+        """:func:`_coverage_eig` of the images (k, n_pix) and the spatial rows measured at every
+        energy: (gap, eigenvector or None, images); the gap is NaN without rows or images."""
         rows = self._chosen_rows()
-        if rows.size == 0 or self.imaged_energies.size == 0:
-            return float("nan")
         images = self._od[self.imaged_energies].reshape(self.imaged_energies.size, -1)
+        if rows.size == 0 or self.imaged_energies.size == 0:
+            return float("nan"), None, images
         noise = float(np.mean(self._noise_variances(self.imaged_energies)))
-        return _coverage_gap(images, row_pixels(rows, self.shape[1]), noise)
+        gap, u = _coverage_eig(images, row_pixels(rows, self.shape[1]), noise)
+        return gap, u, images
 
     def _coverage_passes(self) -> bool:
         return not (self.row_coverage and self.coverage_gap_ > COVERAGE_GAP_MAX)  # NaN: no rows yet
@@ -1480,9 +1482,7 @@ class ACURISSPlanner(CURISSPlanner):
         raster's first and last lines are left out while another row is left (as for pivoted
         rows). Deterministic given the images; the scores, normalised, are ``row_weights``."""
         n_y, n_x = self.shape
-        images = self._od[self.imaged_energies].reshape(self.imaged_energies.size, -1)
-        noise = float(np.mean(self._noise_variances(self.imaged_energies)))
-        _, u = _coverage_eig(images, row_pixels(chosen, n_x), noise)
+        _, u, images = self._row_coverage()  # the rows measured at every energy are ``chosen``
         scores = np.square(u @ images).reshape(n_y, n_x).sum(axis=1)
         scores[np.union1d(chosen, avoid).astype(int)] = 0.0
         free = np.setdiff1d(np.arange(n_y), np.union1d(chosen, avoid))
