@@ -9,12 +9,13 @@ and asks for a row scan. This script measures it; each part compares with ``row_
 
     .venv/bin/python benchmarks/row_coverage.py small               # ~1 min
     .venv/bin/python benchmarks/row_coverage.py held --seeds 10     # ~11 min with the ALS stacks
-    .venv/bin/python benchmarks/row_coverage.py steer               # ~10 min with the ALS stacks
+    .venv/bin/python benchmarks/row_coverage.py steer               # ~3 min with the ALS stacks (--seeds 30: ~15)
     .venv/bin/python benchmarks/row_coverage.py small --gap-max 5   # research: another limit
 
-- ``small``: the stack of ``curiss demo --energies 24 --size 16`` (``make_phantom``: 24
-  energies, 16 x 16, 3 materials, Poisson noise at 1e4 photons per pixel, the demo's initial
-  ratio; phantom seed = planner seed, as in the demo), at the demo's cap 0.3 and at 0.4. Per
+- ``small``: the phantom of ``curiss demo --energies 24 --size 16`` (``make_phantom``: 24
+  energies, 16 x 16, 3 materials; phantom seed = planner seed and the demo's initial ratio, as
+  in the demo) with Poisson noise at 1e4 photons per pixel drawn here (the demo's detector draws
+  its own), at the demo's cap 0.3 and at 0.4; the steered variant (below) at 0.3. Per
   setting: runs that stop by the rule with a material (the phantom's labels) in no measured
   row, the completion error against the noise-free truth (median, 90th percentile, worst, runs
   above 0.1), the ratio, and the coverage gap at the stop of the runs that stopped on their own.
@@ -24,8 +25,8 @@ and asks for a row scan. This script measures it; each part compares with ``row_
   stacks (when present) and the phantoms: how many runs row coverage held at least once (a run
   never held makes the same decisions as without it), and the largest gap at a stop.
 - ``steer``: a variant not adopted, a row scan whenever the gap is above 10 (not only when it
-  holds a stop): the default ACURISS at caps 0.10 and 0.05 on the ALS stacks and phantoms, and
-  the small stack at 0.3; runs changed and their measures with and without it.
+  holds a stop): the default ACURISS at caps 0.10 and 0.05 on the ALS stacks and phantoms; runs
+  changed and their measures with and without it (for the small stack see ``small``).
 """
 
 from __future__ import annotations
