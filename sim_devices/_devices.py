@@ -20,7 +20,7 @@ from ophyd.positioner import PositionerBase
 from ophyd.status import DeviceStatus
 from ophyd.utils import LimitError
 
-from curiss.linalg._checks import as_bool, as_int, check_seed
+from curiss.linalg._checks import as_bool, as_int, as_rng, check_seed
 
 from ._checks import check_i0
 from ._samples import SampleBase
@@ -571,7 +571,7 @@ class LineDetector(Device):
         ValueError
             A negative ``seed``. The generator is unchanged.
         """
-        self._rng = np.random.default_rng(check_seed(seed, "seed"))
+        self._rng = as_rng(seed, "seed")
 
     def describe(self) -> dict:
         """As :meth:`ophyd.Device.describe`, with ``dtype_numpy`` of the line (float64 counts)."""

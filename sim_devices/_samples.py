@@ -15,7 +15,7 @@ import numpy as np
 
 from curiss.datasets import Phantom, make_phantom
 
-from curiss.linalg._checks import as_bool, check_seed, is_real_dtype
+from curiss.linalg._checks import as_bool, as_rng, is_real_dtype
 
 from ._checks import POISSON_LAM_MAX, check_real
 from ._checks import positive_float as _positive_float
@@ -259,7 +259,7 @@ class SampleBase:
         :mod:`curiss.cost`, clips OD at 0 the same way).
         """
         noise = as_bool(noise, "noise")
-        rng = check_seed(rng, "rng")
+        rng = as_rng(rng, "rng")  # checked before anything is measured
         i0 = _positive_float("i0", i0)
         row = self.row_index(y_position)
         od = self.od_at(energy, row)
@@ -272,7 +272,7 @@ class SampleBase:
                     f"are more than numpy's Poisson sampling handles (about "
                     f"{POISSON_LAM_MAX:.2g}); lower i0, or pass noise=False"
                 )
-            counts = np.random.default_rng(rng).poisson(expected).astype(float)
+            counts = rng.poisson(expected).astype(float)
         else:
             counts = expected
         with self._lock:

@@ -24,7 +24,7 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from .linalg._checks import check_seed
+from .linalg._checks import as_rng
 
 __all__ = ["Phantom", "make_phantom", "BACKGROUND_LABEL"]
 
@@ -104,10 +104,6 @@ class Phantom:
     def D(self) -> np.ndarray:
         """The stack unfolded to (n_E, n_y * n_x) (a read-only view of ``cube``)."""
         return self.cube.reshape(self.cube.shape[0], -1)
-
-
-def _as_rng(seed) -> np.random.Generator:
-    return np.random.default_rng(check_seed(seed, "seed"))  # (True was drawn as seed 1)
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -304,7 +300,7 @@ def make_phantom(
     noise = float(noise)
     if not (np.isfinite(noise) and noise >= 0):
         raise ValueError(f"noise must be a finite float >= 0, got {noise}")
-    rng = _as_rng(seed)
+    rng = as_rng(seed, "seed")  # (True was drawn as seed 1)
 
     energies = np.linspace(lo, hi, n_energies)
     spectra = _material_spectra(energies, n_materials, rng, lo, hi)

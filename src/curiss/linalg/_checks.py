@@ -30,11 +30,12 @@ def is_real_dtype(arr: np.ndarray) -> bool:
     return arr.dtype != bool and np.issubdtype(arr.dtype, np.number) and not np.iscomplexobj(arr)
 
 
-def as_rng(rng: None | int | np.random.Generator) -> np.random.Generator:
-    """Normalise ``rng`` (None, int seed or Generator) to a Generator (see :func:`check_seed`)."""
+def as_rng(rng: None | int | np.random.Generator, name: str = "rng") -> np.random.Generator:
+    """Normalise ``rng`` (None, int seed or Generator, checked by :func:`check_seed`, which names
+    ``name`` in its message) to a Generator; a Generator is returned as is."""
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(check_seed(rng, "rng"))
+    return np.random.default_rng(check_seed(rng, name))
 
 
 def as_int(value, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
