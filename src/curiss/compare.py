@@ -6,6 +6,7 @@ Used by ``curiss compare`` and by the benchmarks; no bluesky import.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,7 +158,7 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     seeds = [as_int(s, "each seed", minimum=0) for s in seeds]
     if not seeds:
         raise ValueError("seeds is empty; give at least one seed")
-    twice = sorted({s for s in seeds if seeds.count(s) > 1})
+    twice = sorted(s for s, n in Counter(seeds).items() if n > 1)
     if twice:  # one seed would count twice in the medians
         raise ValueError(f"seeds must be distinct; {twice} given more than once")
     if isinstance(strategies, (str, bytes)):  # "curiss" was read as 'c', 'u', ...
