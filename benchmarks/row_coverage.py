@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # sim_devices lives at the repository root
 import quality as Q  # noqa: E402  (the benchmarks folder)
 
 from curiss.analysis import spectral_analysis  # noqa: E402
@@ -47,14 +48,10 @@ from curiss.linalg import minimum_ratio  # noqa: E402
 from curiss.planners import ACURISSPlanner  # noqa: E402
 from curiss.planners._strategies import COVERAGE_GAP_MAX  # noqa: E402
 from curiss.replay import replay  # noqa: E402
+# ``curiss demo``'s sampling ratio and its initial-ratio rule
+from sim_devices._demo import DEMO_RATIO, _initial_ratio as demo_initial_ratio  # noqa: E402
 
-#: ``curiss demo``'s sampling ratio and its initial ratio rule (sim_devices/_demo.py)
-DEMO_RATIO = 0.3
 I0 = 1e4
-
-
-def demo_initial_ratio(n_energies, size):
-    return max(0.05, 1.2 * minimum_ratio(n_energies, (size, size)))
 
 
 def small_stack(seed, n_energies=24, size=16):

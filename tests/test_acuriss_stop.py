@@ -467,10 +467,11 @@ def test_residual_images_on_the_demo_stxm_poisson_noise(seed):
 
     from curiss.plans import subsampled_scan
     from sim_devices import PhantomSample, make_stxm
+    from sim_devices._demo import _initial_ratio
 
     sample = PhantomSample(40, (48, 48), 3, seed=seed)
     stxm = make_stxm(sample, seed=seed + 1)
-    p0 = max(0.05, 1.2 * minimum_ratio(40, (48, 48)))  # as the demo
+    p0 = _initial_ratio(40, 48)  # as the demo
     p = curiss.ACURISSPlanner(sample.energies, (48, 48), dictionary=sample.spectra, seed=seed,
                               initial_ratio=p0, sampling_ratio=0.3)
     RunEngine({})(subsampled_scan(p, stxm.detector, stxm.mono, stxm.stage,
@@ -739,6 +740,7 @@ def test_a_held_stop_measures_the_row_where_the_rows_miss_most():
     for any seeds: some run is held; every held run ends with its rows covering what the images
     show (gap <= 10), or at the cap saying why; those that stop on their own are accurate."""
     from curiss.datasets import make_phantom
+    from sim_devices._demo import _initial_ratio
 
     held = []
     for seed in range(1000, 1120):
@@ -746,7 +748,7 @@ def test_a_held_stop_measures_the_row_where_the_rows_miss_most():
         counts = np.random.default_rng(seed + 1).poisson(1e4 * np.exp(-ph.truth))
         cube = -np.log(np.maximum(counts, 1) / 1e4)
         p = _CountHolds(ph.energies, ph.shape, dictionary=ph.spectra, seed=seed, sampling_ratio=0.4,
-                        initial_ratio=max(0.05, 1.2 * minimum_ratio(24, (16, 16))))
+                        initial_ratio=_initial_ratio(24, 16))
         acq = curiss.replay(p, cube)
         if p.holds:
             err = np.linalg.norm(acq.completed - ph.truth) / np.linalg.norm(ph.truth)
