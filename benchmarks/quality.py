@@ -19,6 +19,9 @@ Run from the repository root:
 
 The ALS stacks (``../shared/data/als_stxm_fe_L23_breier2012``) are used when present, with the
 71214078 Fe(III)/Fe(II) references plus a constant as dictionary (same energy grid for both).
+Phantoms are ``make_phantom(100 energies, SIDE x SIDE, 3 materials, noise 0.02)``, named
+``phantom[SIDE][@SEED]``: ``phantom`` (64 x 64, seed 0), ``phantom128``, ``phantom@3`` (another
+draw of layout, spectra and noise).
 """
 
 from __future__ import annotations
@@ -50,9 +53,11 @@ def stacks(names):
     if (ALS / "71214078_stack.npz").exists():
         dictionary = load_stack(ALS / "71214078_stack.npz").dictionary
     for name in names:
-        if name.startswith("phantom"):  # "phantom": 64 x 64 pixels; "phantom128": 128 x 128
-            side = int(name[len("phantom"):] or 64)
-            ph = make_phantom(n_energies=100, shape=(side, side), n_materials=3, seed=0, noise=0.02)
+        if name.startswith("phantom"):
+            # "phantom": 64 x 64 pixels; "phantom128": 128 x 128; "phantom@7", "phantom128@7":
+            # another draw of the layout, spectra and noise (make_phantom's seed; default 0)
+            side, seed = _phantom_name(name)
+            ph = make_phantom(n_energies=100, shape=(side, side), n_materials=3, seed=seed, noise=0.02)
             yield name, ph.energies, ph.cube, ph.spectra, ph.truth
         else:
             path = ALS / f"{name}_stack.npz"
@@ -61,6 +66,18 @@ def stacks(names):
                 continue
             st = load_stack(path)
             yield name, st.energies, st.cube, dictionary, None
+
+
+def _phantom_name(name):
+    """(side, seed) of a phantom stack name: ``phantom[SIDE][@SEED]``."""
+    body, _, seed = name[len("phantom"):].partition("@")
+    if not (body == "" or body.isdigit()) or not (seed == "" or seed.isdigit()) or name.endswith("@"):
+        raise SystemExit(f"unknown stack {name!r}: phantoms are named phantom[SIDE][@SEED], e.g. "
+                         f"phantom, phantom128, phantom@3 (SIDE >= 4, SEED >= 0)")
+    side = int(body or 64)
+    if side < 4:
+        raise SystemExit(f"unknown stack {name!r}: a phantom's SIDE must be >= 4")
+    return side, int(seed or 0)
 
 
 def measure(planner, cube, ref, full):
