@@ -8,6 +8,7 @@ and asks for a row scan. This script measures it; each part compares with ``row_
 (the rule of earlier versions) in the same run. Run from the repository root:
 
     .venv/bin/python benchmarks/row_coverage.py small               # ~1 min
+    .venv/bin/python benchmarks/row_coverage.py demo                # ~14 min (200 seeds, two caps)
     .venv/bin/python benchmarks/row_coverage.py held --seeds 10     # ~11 min with the ALS stacks
     .venv/bin/python benchmarks/row_coverage.py steer               # ~3 min with the ALS stacks (--seeds 30: ~15)
     .venv/bin/python benchmarks/row_coverage.py small --gap-max 5   # research: another limit
@@ -15,10 +16,18 @@ and asks for a row scan. This script measures it; each part compares with ``row_
 - ``small``: the phantom of ``curiss demo --energies 24 --size 16`` (``make_phantom``: 24
   energies, 16 x 16, 3 materials; phantom seed = planner seed and the demo's initial ratio, as
   in the demo) with Poisson noise at 1e4 photons per pixel drawn here (the demo's detector draws
-  its own), at the demo's cap 0.3 and at 0.4; the steered variant (below) at 0.3. Per
+  its own), at caps 0.3 (the demo's before row coverage) and 0.4 (the demo's since); the
+  steered variant (below) at 0.3. Per
   setting: runs that stop by the rule with a material (the phantom's labels) in no measured
   row, the completion error against the noise-free truth (median, 90th percentile, worst, runs
   above 0.1), the ratio, and the coverage gap at the stop of the runs that stopped on their own.
+- ``demo``: ``curiss demo --energies 24 --size 16`` itself, without its catalog and figures:
+  the demo's phantom, simulated STXM (its Poisson detector) and ACURISS settings, run by the
+  RunEngine, demo seeds 0-199 (phantom seed = planner seed, detector seed + 1, as the demo), at
+  caps 0.3 and 0.4. Per cap: runs that reach the cap before the stop rule passed, the error
+  of the completed stack against the noise-free cube (median, 90th percentile, worst, runs
+  above 0.1) and the ratio; for each run above 0.1 its coverage gap and rows (those measured at
+  every energy) at the end. ``--energies``/``--size`` choose another demo size.
 - ``held``: every ACURISS configuration of benchmarks/quality.py that uses the prediction rule
   with row scans (p0 0.02, caps 0.10 and 0.05; the default also from p0 0.04) and the ACURISS
   of the strategy x ratio sweep (p0 = ratio / 2, cap 2 x ratio, ratios 0.02-0.10), on the ALS
@@ -50,6 +59,9 @@ from curiss.planners._strategies import COVERAGE_GAP_MAX  # noqa: E402
 from curiss.replay import replay  # noqa: E402
 # ``curiss demo``'s sampling ratio and its initial-ratio rule
 from sim_devices._demo import DEMO_RATIO, _initial_ratio as demo_initial_ratio  # noqa: E402
+
+#: caps compared: the demo's before row coverage (0.3) and since (DEMO_RATIO, 0.4)
+CAPS = (0.3, 0.4)
 
 I0 = 1e4
 
@@ -93,11 +105,11 @@ def small(args):
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     print(f"## the demo's stack (24 energies x 16 x 16, Poisson at i0 {I0:g}), seeds {seeds.start}-"
           f"{seeds.stop - 1}")
-    for cap in (DEMO_RATIO, 0.4):
+    for cap in CAPS:
         for label, cls, kw in (("row_coverage=False", Watched, dict(row_coverage=False)),
                                ("row_coverage (default)", Watched, {}),
                                ("steered (not adopted)", Steered, {})):
-            if cls is Steered and cap != DEMO_RATIO:
+            if cls is Steered and cap != CAPS[0]:
                 continue
             t0 = time.perf_counter()
             err, ratio, gaps, missed, held = [], [], [], 0, 0
@@ -120,6 +132,42 @@ def small(args):
                   f"{np.mean(ratio):.3f}; largest gap at an own stop "
                   f"{max(gaps) if gaps else float('nan'):.3g}  ({time.perf_counter() - t0:.0f} s)",
                   flush=True)
+
+
+def demo(args):
+    from bluesky import RunEngine
+
+    from curiss.plans import subsampled_scan
+    from sim_devices import PhantomSample, make_stxm
+
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    n_e, n = args.energies, args.size
+    print(f"## curiss demo --energies {n_e} --size {n} (its simulated STXM), demo seeds "
+          f"{seeds.start}-{seeds.stop - 1}; the demo's cap is {DEMO_RATIO:g}")
+    for cap in CAPS:
+        t0 = time.perf_counter()
+        err, ratio, capped, high = [], [], 0, []
+        for s in seeds:
+            sample = PhantomSample(n_e, (n, n), 3, seed=s)
+            stxm = make_stxm(sample, seed=s + 1)
+            p = ACURISSPlanner(sample.energies, (n, n), dictionary=sample.spectra, seed=s,
+                               initial_ratio=demo_initial_ratio(n_e, n), sampling_ratio=cap)
+            RunEngine({})(subsampled_scan(p, stxm.detector, stxm.mono, stxm.stage,
+                                          y_positions=stxm.y_positions, analysis=False))
+            err.append(np.linalg.norm(p.completed() - sample.cube) / np.linalg.norm(sample.cube))
+            ratio.append(p.measured_ratio)
+            capped += "before the stop rule passed" in p.stop_reason
+            if err[-1] > 0.1:
+                high.append(f"seed {s}: error {err[-1]:.3f}, coverage gap {p.coverage_gap_:.3g}, "
+                            f"rows {p._chosen_rows().tolist()}, stop: {p.stop_reason[:60]}...")
+        err = np.array(err)
+        print(f"cap {cap:g}: capped before the rule passed {capped:3d} of {len(err)}; error median "
+              f"{np.median(err):.4f} p90 {np.percentile(err, 90):.4f} worst {err.max():.3f} "
+              f"(> 0.1: {(err > 0.1).sum()}, seeds {[s for s, e in zip(seeds, err) if e > 0.1]}); "
+              f"ratio mean {np.mean(ratio):.3f} max {np.max(ratio):.3f}  "
+              f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        for line in high:
+            print("  " + line, flush=True)
 
 
 def _setups(n_energies, shape):
@@ -180,11 +228,13 @@ def main(argv=None):
     global COVERAGE_GAP_MAX
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("part", choices=("small", "held", "steer"))
+    ap.add_argument("part", choices=("small", "demo", "held", "steer"))
     ap.add_argument("--seeds", type=int, default=None,
-                    help="number of seeds (default: 120 for small, 10 for held and steer)")
+                    help="number of seeds (default: 120 for small, 200 for demo, 10 for held and steer)")
     ap.add_argument("--first-seed", type=int, default=None,
                     help="first seed (default: 1000 for small, 0 otherwise)")
+    ap.add_argument("--energies", type=int, default=24, help="demo: --energies of the demo (default 24)")
+    ap.add_argument("--size", type=int, default=16, help="demo: --size of the demo (default 16)")
     ap.add_argument("--stacks", default="71214078,71214098,phantom,phantom128",
                     help="held and steer: comma-separated stacks of benchmarks/quality.py")
     ap.add_argument("--gap-max", type=float, default=None,
@@ -198,12 +248,12 @@ def main(argv=None):
         strategies.COVERAGE_GAP_MAX = COVERAGE_GAP_MAX = args.gap_max
         print(f"(coverage gap limit {args.gap_max:g}, not the shipped one)")
     if args.seeds is None:
-        args.seeds = 120 if args.part == "small" else 10
+        args.seeds = {"small": 120, "demo": 200}.get(args.part, 10)
     if args.first_seed is None:
         args.first_seed = 1000 if args.part == "small" else 0
     if args.seeds < 1 or args.first_seed < 0:
         ap.error("--seeds must be >= 1 and --first-seed >= 0")
-    {"small": small, "held": held, "steer": steer}[args.part](args)
+    {"small": small, "demo": demo, "held": held, "steer": steer}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,18 @@ def test_demo_show_export(demo, capsys):
     assert re.search(r"step \d+: .*prediction error [\d.]", out), out
     assert re.search(r"step \d+: .*row coverage gap [\d.]", out), out  # why a run goes on
     err = float(re.search(r"error vs truth\s+([\d.]+)%", out).group(1))
-    assert err < 10
+    # the printed error is that of the run's completed stack in the catalog against the phantom
+    # (the demo's phantom seed is its --seed, 0 by default)
+    from curiss.store import load_run, open_catalog
+    from sim_devices import PhantomSample
+
+    cube = PhantomSample(24, (16, 16), 3, seed=0).cube
+    data = load_run(open_catalog(demo / "catalog")[uid])
+    assert abs(100 * np.linalg.norm(data.completed - cube) / np.linalg.norm(cube) - err) < 0.01
+    # demo seeds 0-199 of this size: median 3.4 %, worst 11.2 %, two above 10 %
+    # (benchmarks/row_coverage.py demo); a bound that any seed meets, far below the 100 % of a
+    # completion that knows nothing
+    assert err < 20
     figs = sorted((demo / "figures" / uid[:8]).glob("*.png"))
     assert len(figs) >= 4
 
@@ -224,10 +235,11 @@ def test_demo_data_dir_that_is_a_file(tmp_path, capsys):
 ])
 def test_demo_refuses_a_phantom_too_small_for_its_sampling_ratio(argv, too_small, smallest,
                                                                  tmp_path, capsys):
-    """The demo samples 0.3 of the stack and starts at 1.2 x the minimum ratio: on tiny phantoms
-    that start is above 0.3. It created the catalog (~14 s), printed a RunEngine traceback, then
+    """The demo starts at 1.2 x the minimum ratio: on tiny phantoms that start is above what the
+    demo measured (0.3 then). It created the catalog (~14 s), printed a RunEngine traceback, then
     failed with "initial_ratio must be in (0.0, 0.3]", a keyword the user never gave. Refused now
-    on one line, before anything is created, with the smallest size that works."""
+    on one line, before anything is created, with the smallest size whose first pass fits in 0.3
+    of the stack (the cap is 0.4 since row coverage, which leaves room for refinements)."""
     data_dir = tmp_path / "dd"
     assert main(["demo", "--data-dir", str(data_dir), *argv, "--no-figures"]) == 2
     err = _one_line_error(capsys, "demo")
