@@ -73,7 +73,9 @@ class _Progress:
         self._planner_desc = None
 
     def __call__(self, name, doc):
-        if name == "descriptor" and doc["name"] == "planner":
+        if name == "start":
+            self._legend(doc.get("planner_kwargs") or {})
+        elif name == "descriptor" and doc["name"] == "planner":
             self._planner_desc = doc["uid"]
         elif name == "event" and doc["descriptor"] == self._planner_desc:
             d = doc["data"]
@@ -98,6 +100,18 @@ class _Progress:
                       f"{d['sampling_ratio']:.3f}{extra}", file=self.stream, flush=True)
         elif name == "event" and "detector_line" in doc["data"]:
             self.rows += 1
+
+    def _legend(self, kw):
+        """One line on what the step lines show, with the run's own limits (start document)."""
+        if kw.get("stop_rule") != "prediction" or kw.get("tol_prediction") is None:
+            return
+        from curiss.planners._strategies import COVERAGE_GAP_MAX
+
+        what = f"prediction error <= {kw['tol_prediction']:g} (the newest rows were predicted well)"
+        if kw.get("row_coverage"):
+            what += f", row coverage gap <= {COVERAGE_GAP_MAX:g} (the rows miss nothing the images show)"
+        print(f"  each step: what it measured, the ratio so far, and what the stop rule waits for:\n"
+              f"  {what}", file=self.stream, flush=True)
 
 
 def _check_folder(data_dir: Path) -> None:

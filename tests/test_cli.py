@@ -29,6 +29,8 @@ def test_demo_show_export(demo, capsys):
     # each refinement shows what the default stop rule looks at
     assert re.search(r"step \d+: .*prediction error [\d.]", out), out
     assert re.search(r"step \d+: .*row coverage gap [\d.]", out), out  # why a run goes on
+    # with a legend that gives the run's own limits (its start document)
+    assert "waits for:\n  prediction error <= 0.35 (" in out and "row coverage gap <= 10 (" in out, out
     err = float(re.search(r"error vs truth\s+([\d.]+)%", out).group(1))
     # the printed error is that of the run's completed stack in the catalog against the phantom
     # (the demo's phantom seed is its --seed, 0 by default)
