@@ -14,7 +14,7 @@ import curiss
 from curiss.analysis import signal_error
 from curiss.datasets import make_phantom
 from curiss.linalg import minimum_ratio, row_pixels
-from curiss.planners._strategies import _row_noise_variance
+from curiss.planners._strategies import COVERAGE_GAP_MAX, _row_noise_variance
 
 CAP = 0.10
 
@@ -134,15 +134,18 @@ def test_stops_at_the_first_refinement_where_the_rule_holds(seed):
         assert p.report()["n_energies_imaged"] >= min_img
         assert p.report()["min_rows"] == p.min_rows
         passes = [np.isfinite(r) and r <= 0.3 for r in rel]
-        assert all(passes[-n_cons:])
-        # no earlier window of n_cons passes while enough images and rows were in (at each
-        # evaluation: those of the initial step plus the refinements before it)
+        # row coverage (the default) holds a passing window back while the gap is above its limit
+        covered = [h["coverage_gap"] <= COVERAGE_GAP_MAX for h in hist[2:]]
+        assert all(passes[-n_cons:]) and covered[-1]
+        # no earlier window of n_cons passes, with the rows covering the images, while enough
+        # images and rows were in (at each evaluation: those of the initial step plus the
+        # refinements before it)
         images = len(np.unique(hist[0]["pairs"][:, 0]))
         rows = len(np.unique(hist[1]["pairs"][:, 1]))
         assert rows + sum(h["kind"] == "row_scan" for h in hist[2:-1]) >= p.min_rows
         for i, h in enumerate(hist[2:-1]):
             if i >= n_cons - 1 and images >= min_img and rows >= p.min_rows:
-                assert not all(passes[i - n_cons + 1:i + 1]), (i, rel)
+                assert not (all(passes[i - n_cons + 1:i + 1]) and covered[i]), (i, rel, covered)
             images += h["kind"] == "image"
             rows += h["kind"] == "row_scan"
 
