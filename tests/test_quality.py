@@ -1,4 +1,9 @@
-"""Pin the quality improvement of the defaults over the authors' choices on a phantom (fast)."""
+"""Pin the quality improvement of the defaults over the authors' choices on a phantom (fast).
+
+Each phantom here is one draw of ``make_phantom`` (seed 0), a fixed dataset like the ALS stacks:
+the assertions hold for other planner seeds (a seed audit shifting every seed but the
+phantom's: offsets 1-21, 101, 333, 2024, 5000), not for every draw. How the results vary with
+the draw: docs/quality.md, "Other phantom draws"."""
 
 import numpy as np
 
