@@ -16,8 +16,8 @@ and asks for a row scan. This script measures it; each part compares with ``row_
 - ``small``: the phantom of ``curiss demo --energies 24 --size 16`` (``make_phantom``: 24
   energies, 16 x 16, 3 materials; phantom seed = planner seed and the demo's initial ratio, as
   in the demo) with Poisson noise at 1e4 photons per pixel drawn here (the demo's detector draws
-  its own), at caps 0.3 (the demo's before row coverage) and 0.4 (the demo's since); the
-  steered variant (below) at 0.3. Per
+  its own), at caps 0.3 (the demo's earlier cap) and 0.4 (its cap now); the steered variant
+  (below) at 0.3. Per
   setting: runs that stop by the rule with a material (the phantom's labels) in no measured
   row, the completion error against the noise-free truth (median, 90th percentile, worst, runs
   above 0.1), the ratio, and the coverage gap at the stop of the runs that stopped on their own.
@@ -60,7 +60,7 @@ from curiss.replay import replay  # noqa: E402
 # ``curiss demo``'s sampling ratio and its initial-ratio rule
 from sim_devices._demo import DEMO_RATIO, _initial_ratio as demo_initial_ratio  # noqa: E402
 
-#: caps compared: the demo's before row coverage (0.3) and since (DEMO_RATIO, 0.4)
+#: caps compared: the demo's earlier cap (0.3) and its cap now (DEMO_RATIO, 0.4)
 CAPS = (0.3, 0.4)
 
 I0 = 1e4
@@ -138,7 +138,7 @@ def demo(args):
     from bluesky import RunEngine
 
     from curiss.plans import subsampled_scan
-    from sim_devices import PhantomSample, make_stxm
+    from sim_devices._demo import _demo_setup
 
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     n_e, n = args.energies, args.size
@@ -148,10 +148,8 @@ def demo(args):
         t0 = time.perf_counter()
         err, ratio, capped, high = [], [], 0, []
         for s in seeds:
-            sample = PhantomSample(n_e, (n, n), 3, seed=s)
-            stxm = make_stxm(sample, seed=s + 1)
-            p = ACURISSPlanner(sample.energies, (n, n), dictionary=sample.spectra, seed=s,
-                               initial_ratio=demo_initial_ratio(n_e, n), sampling_ratio=cap)
+            sample, stxm, kw = _demo_setup(n_e, n, s)  # the demo's, at this cap
+            p = ACURISSPlanner(sample.energies, (n, n), **dict(kw, sampling_ratio=cap))
             RunEngine({})(subsampled_scan(p, stxm.detector, stxm.mono, stxm.stage,
                                           y_positions=stxm.y_positions, analysis=False))
             err.append(np.linalg.norm(p.completed() - sample.cube) / np.linalg.norm(sample.cube))

@@ -15,9 +15,9 @@ import numpy as np
 __all__ = ["register", "default_data_dir", "run_demo"]
 
 #: Largest fraction of the stack the demo measures (``sampling_ratio`` of its ACURISS scan).
-#: 0.3 until row coverage: a run that row coverage holds then had no room for the row scan it
-#: asks for (`curiss demo --energies 24 --size 16`, demo seeds 0-199: 32 runs ended at 0.3
-#: before the stop rule passed, none at 0.4; benchmarks/row_coverage.py demo).
+#: It was 0.3, which left a run that row coverage holds no room for the row scan it asks for
+#: (`curiss demo --energies 24 --size 16`, demo seeds 0-199: 32 runs ended at 0.3 before the
+#: stop rule passed, none at 0.4; benchmarks/row_coverage.py demo).
 DEMO_RATIO = 0.4
 #: Largest first pass the demo starts with (its ``initial_ratio``, 1.2 x the minimum ratio): it
 #: leaves at least 0.1 of the stack below DEMO_RATIO for refinements.
@@ -102,7 +102,7 @@ class _Progress:
             self.rows += 1
 
     def _legend(self, kw):
-        """One line on what the step lines show, with the run's own limits (start document)."""
+        """Two lines on what the step lines show, with the run's own limits (start document)."""
         if kw.get("stop_rule") != "prediction" or kw.get("tol_prediction") is None:
             return
         from curiss.planners._strategies import COVERAGE_GAP_MAX
@@ -112,6 +112,19 @@ class _Progress:
             what += f", row coverage gap <= {COVERAGE_GAP_MAX:g} (the rows miss nothing the images show)"
         print(f"  each step: what it measured, the ratio so far, and what the stop rule waits for:\n"
               f"  {what}", file=self.stream, flush=True)
+
+
+def _demo_setup(n_energies: int, size: int, seed: int):
+    """The demo's sample, simulated STXM and ACURISS keywords for ``--energies``, ``--size`` and
+    ``--seed``: ``(PhantomSample, STXM, dict)`` (shared with
+    benchmarks/row_coverage.py, which replays the demo at other caps)."""
+    from . import PhantomSample, make_stxm
+
+    sample = PhantomSample(n_energies, (size, size), 3, seed=seed)
+    stxm = make_stxm(sample, seed=seed + 1)
+    kw = dict(dictionary=sample.spectra, seed=seed, initial_ratio=_initial_ratio(n_energies, size),
+              sampling_ratio=DEMO_RATIO)
+    return sample, stxm, kw
 
 
 def _check_folder(data_dir: Path) -> None:
@@ -175,7 +188,8 @@ def run_demo(args) -> int:
         The ``curiss demo`` options: ``energies`` (int, number of energies n_E of the phantom,
         >= 5), ``size`` (int, pixels per side: an n_E x size x size stack, at least the
         smallest size whose first ACURISS pass fits in 0.3 of the stack, e.g. 5 for 40
-        energies, 10 for 6; the demo measures at most 0.4 of the stack), ``seed`` (int >= 0: phantom, detector noise and planner),
+        energies, 10 for 6; the demo measures at most 0.4 of the stack), ``seed`` (int >= 0:
+        phantom, detector noise and planner),
         ``data_dir`` (pathlib.Path or None: the catalog is ``DATA_DIR/catalog``, figures go to
         ``DATA_DIR/figures/UID8``; None: the default store and data folder) and
         ``no_figures`` (bool).
@@ -200,8 +214,6 @@ def run_demo(args) -> int:
     from curiss.plans import acuriss_scan
     from curiss.store import load_run, open_catalog, writer_for
 
-    from . import PhantomSample, make_stxm
-
     t0 = time.perf_counter()
     from curiss.store._catalog import default_store
 
@@ -211,19 +223,16 @@ def run_demo(args) -> int:
     # --data-dir names the catalog; without it, the catalog `curiss show` reads without --store
     # ($CURISS_STORE, else DATA_DIR/catalog)
     store = data_dir / "catalog" if args.data_dir is not None else default_store()
-    sample = PhantomSample(args.energies, (args.size, args.size), 3, seed=args.seed)
-    stxm = make_stxm(sample, seed=args.seed + 1)
+    sample, stxm, acuriss_kw = _demo_setup(args.energies, args.size, args.seed)
     print(f"curiss demo: ACURISS on a simulated STXM, phantom of 3 materials, {args.energies} energies "
           f"x {args.size} x {args.size} pixels")
     print(f"catalog: {store} (opening...)", flush=True)
     catalog = open_catalog(store)
-    p0 = _initial_ratio(args.energies, args.size)
     RE = RunEngine({})
     RE.subscribe(writer_for(catalog))
     RE.subscribe(_Progress())
     (uid,) = RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
-                             y_positions=stxm.y_positions, dictionary=sample.spectra,
-                             seed=args.seed, initial_ratio=p0, sampling_ratio=DEMO_RATIO,
+                             y_positions=stxm.y_positions, **acuriss_kw,
                              md={"sample": "curiss demo phantom", "demo": True}))
     data = load_run(catalog[uid])
     n_e, (n_y, n_x) = sample.energies.size, sample.shape

@@ -35,9 +35,9 @@ def test_demo_show_export(demo, capsys):
     # the printed error is that of the run's completed stack in the catalog against the phantom
     # (the demo's phantom seed is its --seed, 0 by default)
     from curiss.store import load_run, open_catalog
-    from sim_devices import PhantomSample
+    from sim_devices._demo import _demo_setup
 
-    cube = PhantomSample(24, (16, 16), 3, seed=0).cube
+    cube = _demo_setup(24, 16, 0)[0].cube
     data = load_run(open_catalog(demo / "catalog")[uid])
     assert abs(100 * np.linalg.norm(data.completed - cube) / np.linalg.norm(cube) - err) < 0.01
     # demo seeds 0-199 of this size: median 3.4 %, worst 11.2 %, two above 10 %
