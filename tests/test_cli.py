@@ -241,7 +241,7 @@ def test_demo_refuses_a_phantom_too_small_for_its_sampling_ratio(argv, too_small
     demo measured (0.3 then). It created the catalog (~14 s), printed a RunEngine traceback, then
     failed with "initial_ratio must be in (0.0, 0.3]", a keyword the user never gave. Refused now
     on one line, before anything is created, with the smallest size whose first pass fits in 0.3
-    of the stack (the cap is 0.4 since row coverage, which leaves room for refinements)."""
+    of the stack (the cap is 0.4 now, which leaves room for refinements)."""
     data_dir = tmp_path / "dd"
     assert main(["demo", "--data-dir", str(data_dir), *argv, "--no-figures"]) == 2
     err = _one_line_error(capsys, "demo")
