@@ -8,7 +8,7 @@ and asks for a row scan. This script measures it; each part compares with ``row_
 (the rule of earlier versions) in the same run. Run from the repository root:
 
     .venv/bin/python benchmarks/row_coverage.py small               # ~1 min
-    .venv/bin/python benchmarks/row_coverage.py demo                # ~14 min (200 seeds, two caps)
+    .venv/bin/python benchmarks/row_coverage.py demo                # ~7 min (200 seeds, two caps)
     .venv/bin/python benchmarks/row_coverage.py held --seeds 10     # ~11 min with the ALS stacks
     .venv/bin/python benchmarks/row_coverage.py steer               # ~3 min with the ALS stacks (--seeds 30: ~15)
     .venv/bin/python benchmarks/row_coverage.py small --gap-max 5   # research: another limit
