@@ -76,6 +76,22 @@ def test_unknown_run_is_a_clear_error(tmp_path, capsys):
     assert "no run '0123456789abcdef' in the catalog" in capsys.readouterr().err
 
 
+def test_the_command_line_drops_tiled_startup_line(tmp_path, caplog, capsys):
+    """An embedded Tiled server logs "Tiled version X" (INFO, to stderr, through its own handler)
+    when a process first opens a catalog: `curiss demo` printed it just before its progress
+    lines. Every command drops that line, and only that one, from Tiled's server logger."""
+    import logging
+
+    assert main(["show", "0123456789abcdef", "--store", str(tmp_path / "none")]) == 2  # any command
+    capsys.readouterr()
+    caplog.set_level(logging.INFO, logger="tiled.server.app")
+    caplog.clear()
+    log = logging.getLogger("tiled.server.app")
+    log.info("Tiled version 0.0")
+    log.info("another line")
+    assert [r.getMessage() for r in caplog.records] == ["another line"]
+
+
 def test_compare_prints_a_table(capsys):
     assert main(["compare", "phantom", "--ratio", "0.1", "--seeds", "2", "--phantom-energies", "30",
                  "--phantom-size", "16", "--strategies", "raster,curiss_authors,curiss"]) == 0

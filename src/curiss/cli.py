@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import zipfile
@@ -309,6 +310,18 @@ def _message(exc: BaseException) -> str:
     return str(exc)
 
 
+class _TiledStartupLine(logging.Filter):
+    """Drops the "Tiled version X" line that an embedded Tiled server logs (INFO, to stderr,
+    through its own handler) each time a command opens the catalog, in the middle of the
+    command's own output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Tiled version")
+
+
+_TILED_STARTUP_LINE = _TiledStartupLine()
+
+
 def main(argv=None) -> int:
     """Run the ``curiss`` command line; returns the exit code.
 
@@ -325,6 +338,8 @@ def main(argv=None) -> int:
         with 2 itself for options it rejects.
     """
     args = build_parser().parse_args(argv)
+    # (a filter, not a level: tiled.server.app sets its logger's level when it is imported)
+    logging.getLogger("tiled.server.app").addFilter(_TILED_STARTUP_LINE)
     try:
         return args.func(args)
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
