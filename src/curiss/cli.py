@@ -316,7 +316,8 @@ class _TiledStartupLine(logging.Filter):
     command's own output."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("Tiled version")
+        # record.msg, not getMessage(): a filter must not format (or fail on) others' records
+        return not (isinstance(record.msg, str) and record.msg.startswith("Tiled version"))
 
 
 _TILED_STARTUP_LINE = _TiledStartupLine()
