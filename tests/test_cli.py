@@ -402,7 +402,20 @@ def test_compare_subtract_pre_edge(tmp_path, capsys):
     assert "--subtract-pre-edge" in capsys.readouterr().err
 
 
-def test_an_unreachable_tiled_server_is_one_line_not_a_traceback(capsys):
+@pytest.fixture
+def one_connection_attempt():
+    """Tiled's client retries a refused connection with backoff (``stamina``, about 25 s in
+    all); the refusal, not the retries, is what a test of the message needs."""
+    try:
+        import stamina  # Tiled's dependency, not ours: without it the test is only slower
+    except ImportError:
+        yield
+        return
+    with stamina.set_testing(True, attempts=1):
+        yield
+
+
+def test_an_unreachable_tiled_server_is_one_line_not_a_traceback(capsys, one_connection_attempt):
     """The CLI printed httpx's traceback (exit 1) for a server that is not running."""
     code = main(["show", "0123abcd", "--store", "http://127.0.0.1:9/"])
     err = capsys.readouterr().err
