@@ -227,6 +227,16 @@ def _factors_of(obj: Any) -> tuple[np.ndarray, np.ndarray] | None:
     return left, right
 
 
+def _unfolded_to_cube(matrix: Any, image_shape: tuple[int, int]) -> np.ndarray:
+    """``matrix`` (n_E, n_y*n_x) as (n_E, n_y, n_x); a clear error if the sizes disagree."""
+    m = np.asarray(matrix)
+    n_y, n_x = (int(v) for v in image_shape)
+    if m.ndim != 2 or m.shape[1] != n_y * n_x:
+        raise ValueError(f"the completion's matrix has shape {m.shape}; image_shape {(n_y, n_x)} "
+                         f"needs (n_E, {n_y * n_x})")
+    return m.reshape(m.shape[0], n_y, n_x)
+
+
 def _dense_of(obj: Any) -> Any:
     """The dense matrix of ``obj`` (a factored completion's ``matrix``/product, or ``obj``)."""
     if isinstance(obj, np.ndarray) or not hasattr(obj, "left"):
@@ -335,7 +345,12 @@ def spectral_analysis(
     """
     factors = _factors_of(cube)
     if factors is None:
-        arr = _as_float_cube(_dense_of(cube), "cube")
+        dense = _dense_of(cube)
+        if dense is not cube:  # a write-back completion: its matrix is (n_E, n_y*n_x)
+            if image_shape is None:
+                raise ValueError("a factored cube needs image_shape=(n_y, n_x)")
+            dense = _unfolded_to_cube(dense, image_shape)
+        arr = _as_float_cube(dense, "cube")
         n_e, n_y, n_x = arr.shape
         if image_shape is not None and tuple(image_shape) != (n_y, n_x):
             raise ValueError(f"image_shape {tuple(image_shape)} disagrees with the cube's {(n_y, n_x)}")
