@@ -449,12 +449,16 @@ class CURISSPlanner(_CURISSBase):
     def _riss_make_up(self) -> Decision | None:
         """RISS's rows lost to failures: measured again (at most :attr:`MAX_REPLACEMENTS`
         times); then an energy left without any row (LoopedASD cannot complete it) gets a new
-        row, drawn as its rows were, never one that failed there."""
+        row, drawn as its rows were, never one that failed there, unless two rows or more failed
+        there (the energy cannot be reached: the run stops and says so). Only the pairs of the
+        latest round are measured again: those of earlier rounds were given up on."""
         asked = self._rows_asked
-        retry = asked[~self._row_measured[asked[:, 0], asked[:, 1]]]
+        live = asked[getattr(self, "_riss_live_from", 0):]
+        retry = live[~self._row_measured[live[:, 0], live[:, 1]]]
         if retry.size and self._replacements < self.MAX_REPLACEMENTS:
             self._replacements += 1
-            return Decision(0, "rows", retry)
+            # one monochromator move per energy: sorted by energy, then row
+            return Decision(0, "rows", retry[np.lexsort((retry[:, 1], retry[:, 0]))])
         bare = [int(e) for e in self._energies_not_imaged() if not self._row_measured[e].any()]
         rounds = getattr(self, "_riss_rounds", 0)
         if not bare or rounds >= self.MAX_REPLACEMENTS:
@@ -464,14 +468,18 @@ class CURISSPlanner(_CURISSBase):
         new = []
         for e in bare:
             tried = np.unique(asked[asked[:, 0] == e, 1])
-            if tried.size < self.shape[0]:
+            # two rows or more failed at e: the energy is unreachable (as in
+            # _unreached_energies), a new row would fail too; with one, the row may be at fault
+            if tried.size == 1 and tried.size < self.shape[0]:
                 new.append((e, int(self._replacement_rows(1, avoid=tried)[0])))
         if not new:
             return None
         pairs = np.array(new, dtype=int)
+        self._riss_live_from = len(asked)
         self._rows_asked = np.concatenate([asked, pairs])
         self._over_budget = self._over_sampling_ratio(
-            len(pairs), f"rows replaced failed ones at energies {bare[:5]}") or self._over_budget
+            len(pairs), f"rows replaced failed ones at energies {pairs[:5, 0].tolist()}"
+        ) or self._over_budget
         return Decision(0, "rows", pairs)
 
     def _asks(self, kinds: tuple[str, ...], axis: int) -> dict[int, int]:
@@ -608,7 +616,15 @@ class RISSPlanner(_ASDCompletion, CURISSPlanner):
     def _decide(self):
         dec = self._decide_fixed_budget()
         if dec is None:
-            self.stop_reason = "budget reached" + self._over_budget
+            bare = np.flatnonzero(~self._row_measured.any(axis=1))
+            if bare.size:  # failed rows that no new row made up for
+                ev = ", ".join(f"{self.energies[e]:g}" for e in bare[:5])
+                self.stop_reason = (f"failed rows left no LoopedASD completion: energies "
+                                    f"{bare[:5].tolist()} ({ev} eV) could not be measured at any "
+                                    f"of the rows tried there (see the planner's failed rows)"
+                                    + self._over_budget)
+            else:
+                self.stop_reason = "budget reached" + self._over_budget
         return dec
 
     def _stop_record(self):
