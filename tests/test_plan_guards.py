@@ -320,6 +320,39 @@ def test_resume_reads_the_keys_the_run_was_measured_with(sample, catalog):
     assert np.array_equal(recompute(new).mask, new.mask)  # the planner retraced, failures included
 
 
+def test_a_dead_monochromator_stops_the_run_and_resume_continues_it(sample, catalog):
+    """A monochromator that dies mid-run was never stopped for: the plan tried 577 moves, gave up
+    on 280 rows, ended with exit_status 'success' and no completion, and resume() refused the
+    run ("finished successfully") once the monochromator was back."""
+    from curiss.store import load_run, writer_for
+
+    stxm = make_stxm(sample, noise=False)
+    moves = {"n": 0}
+    set_ = stxm.mono.set
+
+    def counting_set(*args, **kwargs):
+        moves["n"] += 1
+        return set_(*args, **kwargs)
+
+    stxm.mono.set = counting_set
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    RE.subscribe(_at_row(5, lambda: stxm.mono.fail_next_moves(10**6)))
+    kw = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, seed=0, max_retries=2)
+    with pytest.raises(RuntimeError, match="failed to reach 5 energies in a row .3 attempts each"):
+        RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **kw))
+    old = load_run(catalog[-1])
+    # the rest of the first image needs no move: its n_y rows are measured
+    assert old.exit_status == "fail" and len(old.order) == sample.shape[0]
+    assert moves["n"] == 1 + 5 * 3  # the first energy's move, then five energies, three tries each
+    assert len({int(e) for e, _ in old.failed}) == 5
+    fresh = make_stxm(sample, noise=False)  # the monochromator back
+    new_uid, = RE(plans.resume(old.uid, fresh.detector, fresh.mono, fresh.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    assert new.exit_status == "success" and new.reused == sample.shape[0]
+    assert new.completed is not None
+
+
 def test_a_run_stopped_with_RE_stop_can_be_resumed(sample, catalog):
     """RE.stop() ends a run with exit_status 'success' before its planner has finished."""
     from curiss.store import load_run, writer_for

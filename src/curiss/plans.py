@@ -470,7 +470,9 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         (measures it again later, or replaces it; see the planners' fault handling).
         After ``MAX_FAILED_ROWS_IN_A_ROW`` (5) such rows in a row the run stops with a
         ``RuntimeError`` (a dead detector, a closed shutter), its rows kept: :func:`resume`
-        continues it.
+        continues it. Likewise after ``MAX_FAILED_ENERGIES_IN_A_ROW`` (5) distinct energies in
+        a row that the monochromator could not reach (a dead monochromator); one unreachable
+        energy only loses its rows.
     trigger_timeout : float or None
         Seconds to wait for one detector trigger (None: wait forever).
     md : dict, optional
@@ -547,6 +549,9 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
 
 #: consecutive rows given up on (each after ``1 + max_retries`` attempts) that stop a run
 MAX_FAILED_ROWS_IN_A_ROW = 5
+#: distinct energies the monochromator failed to reach in a row (no move succeeded in between)
+#: that stop a run; one unreachable energy, asked for again and again, does not
+MAX_FAILED_ENERGIES_IN_A_ROW = 5
 
 
 def _once(plan):
@@ -665,6 +670,7 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 rrec.set(values)
                 yield from _once(bps.trigger_and_read([rrec], name=name))
         given_up = []  # rows given up on since the last valid one
+        unreached = []  # energies the monochromator failed to reach since its last good move
         first = pending
         if first is not None and len(first):  # the decision whose rows are still to measure
             yield from emit_decision(planner.history[-1])
@@ -680,7 +686,16 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
             for e, rows in _ordered_pairs(pairs):
                 yield from bps.checkpoint()
                 if not (yield from move_mono(e, rows)):
+                    unreached += [] if e in unreached else [int(e)]
+                    if len(unreached) >= MAX_FAILED_ENERGIES_IN_A_ROW:
+                        raise RuntimeError(
+                            f"the monochromator failed to reach {len(unreached)} energies in a "
+                            f"row ({1 + max_retries} attempts each; energy indices {unreached}, "
+                            f"the 'faults' stream says why): it is down, so the acquisition stops "
+                            "here. The rows measured so far are in the run; continue it with "
+                            "curiss.plans.resume once fixed.")
                     continue
+                unreached = []
                 for r in rows:
                     od = yield from measure_row(e, r)  # (given to the planner when valid)
                     if od is not None:
