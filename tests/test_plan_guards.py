@@ -2,6 +2,7 @@
 'primary' disagree with the planner, a dead detector stops the run, resume uses the run's keys."""
 
 import threading
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +122,21 @@ BAD_CALLS = [
     (_curiss(md={"file": Path("a.h5")}), TypeError, "md['file'] is a PosixPath"),
     (_curiss(md={"t": [1.0, float("nan")]}), TypeError, "md['t'] is nan, not a finite number"),
     (_curiss(md={"uid": "abc"}), ValueError, "md must not set ['uid']"),
-    # the journal (msgpack) holds 64-bit integers and UTF-8 text: 2**64 switched the journal
-    # off for the run, a lone surrogate failed after the detector was staged
-    (_curiss(md={"note": 2**64}), TypeError, "md['note'] is 18446744073709551616, beyond 64-bit"),
-    (_curiss(md={"n": [-2**63 - 1]}), TypeError, "md['n'] is -9223372036854775809, beyond 64-bit"),
+    # the journal (msgpack) holds UTF-8 text and 64-bit integers, the catalog whole numbers
+    # within +-(2**53 - 1) (clamping others, floats too): 2**64 switched the journal off for the
+    # run, a lone surrogate failed after the detector was staged, 2**60 was stored as 2**53 - 1
+    (_curiss(md={"note": 2**64}), TypeError, "md['note'] is 18446744073709551616, a whole number outside"),
+    (_curiss(md={"n": [-2**63 - 1]}), TypeError, "md['n'] is -9223372036854775809, a whole number outside"),
+    (_curiss(md={"n": 2**53}), TypeError, "md['n'] is 9007199254740992, a whole number outside "
+                                          "[-(2**53 - 1), 2**53 - 1], which the catalog would store clamped"),
+    (_curiss(md={"dose": 1e20}), TypeError, "md['dose'] is 1e+20, a whole number outside"),
+    (_curiss(md={"ids": np.array([1, 2**60])}), TypeError, "md['ids'] is 1152921504606846976, a whole"),
+    # a Fraction passed as a number: neither the journal nor the writer could store it, and the
+    # run went on measuring with nothing kept
+    (_curiss(md={"thickness_um": Fraction(1, 3)}), TypeError, "md['thickness_um'] is a Fraction"),
+    # a seed above 2**53 - 1 was stored clamped: the run could be neither resumed nor recomputed
+    (_curiss(seed=2**53), ValueError, "seed must be at most 2**53 - 1 = 9007199254740991 in a plan"),
+    (_unseeded(2**60), ValueError, "the planner's seed must be at most 2**53 - 1"),
     (_curiss(md={"sample": "fe\udcff"}), TypeError, "md['sample'] is 'fe\\udcff', a str that is not valid UTF-8"),
     (_curiss(md={"meta": {"fe\udcff": 1}}), TypeError, "md['meta'] has a key that is not a str"),
     (_curiss(md={1: "a"}), TypeError, "md keys must be str"),

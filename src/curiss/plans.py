@@ -258,6 +258,7 @@ def _validate(planner: Planner, detector, mono, stage, y_positions, line_key, i0
         raise TypeError(f"the planner's seed must be an int (it is {planner.seed!r}): the start "
                         "document records it, and without it the run could be neither resumed "
                         "nor recomputed; build the planner with seed=<int>")
+    _check_recordable_seed(planner.seed, "the planner's seed")
     return _validate_devices(planner, detector, mono, stage, y_positions, line_key, i0_key)
 
 
@@ -306,7 +307,7 @@ def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
         problem = _unstorable(value)
         if problem:
             raise TypeError(f"md[{key!r}] {problem}: the start document must be stored as JSON "
-                            "(give a str, number, bool, None, or a list or dict of those)")
+                            "(give a str, int, float, bool, None, or a list or dict of those)")
     if "uid" in md or "time" in md:
         raise ValueError(f"md must not set {sorted({'uid', 'time'} & set(md))}: the RunEngine "
                          "sets them")
@@ -327,6 +328,18 @@ def _utf8(text: str) -> bool:
     return True
 
 
+#: the integers JSON numbers hold exactly; the catalog writer (bluesky-tiled-plugins'
+#: ``truncate_json_overflow``) clamps any whole number outside them, ints and floats alike
+_JSON_INT_MIN, _JSON_INT_MAX = 1 - 2**53, 2**53 - 1
+_NOT_JSON_EXACT = ("is {value!r}, a whole number outside [-(2**53 - 1), 2**53 - 1], which the "
+                   "catalog would store clamped to that range")
+
+
+def _json_exact(value) -> bool:
+    """True unless ``value`` is a whole number that the catalog writer would clamp."""
+    return bool(value % 1) or _JSON_INT_MIN <= value <= _JSON_INT_MAX
+
+
 def _unstorable(value, depth: int = 0) -> str | None:
     """Why ``value`` cannot go into a start document (JSON, also the journal), else None."""
     if value is None or isinstance(value, (bool, np.bool_)):
@@ -334,14 +347,17 @@ def _unstorable(value, depth: int = 0) -> str | None:
     if isinstance(value, str):
         return None if _utf8(value) else f"is {value!r}, a str that is not valid UTF-8"
     if isinstance(value, (float, np.floating)):
-        return None if np.isfinite(value) else f"is {value!r}, not a finite number"
-    if isinstance(value, numbers.Integral):  # msgpack (the journal) stores 64-bit integers
-        return None if -2**63 <= int(value) < 2**64 else f"is {value!r}, beyond 64-bit integers"
-    if isinstance(value, numbers.Real):
-        return None
+        if not np.isfinite(value):
+            return f"is {value!r}, not a finite number"
+        return None if _json_exact(value) else _NOT_JSON_EXACT.format(value=value)
+    if isinstance(value, numbers.Integral):
+        return None if _json_exact(int(value)) else _NOT_JSON_EXACT.format(value=value)
     if depth < 32:  # containers, to a sane depth
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-            return None if np.all(np.isfinite(value)) else "has NaN/Inf"
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                return "has NaN/Inf"
+            bad = [v for v in value.ravel().tolist() if not _json_exact(v)]
+            return _NOT_JSON_EXACT.format(value=bad[0]) if bad else None
         if isinstance(value, (list, tuple)):
             return next((why for v in value if (why := _unstorable(v, depth + 1))), None)
         if isinstance(value, Mapping):
@@ -859,7 +875,18 @@ def _resolve_seed(seed):
     if isinstance(seed, np.random.Generator):
         raise TypeError("seed must be an int or None in a plan: a numpy Generator cannot be recorded "
                         "in the start document, so the run could be neither resumed nor recomputed")
+    _check_recordable_seed(seed, "seed")
     return seed
+
+
+def _check_recordable_seed(seed, name: str) -> None:
+    """A seed the start document records exactly (a larger one is stored clamped, and the run
+    could be neither resumed nor recomputed); other types are left to ``validate_seed``."""
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) \
+            and int(seed) > _JSON_INT_MAX:
+        raise ValueError(f"{name} must be at most 2**53 - 1 = {_JSON_INT_MAX} in a plan; got {seed}: "
+                         "the catalog stores it as a JSON number, and would store a larger one "
+                         "clamped, so the run could be neither resumed nor recomputed")
 
 
 def _shape_for(detector, y_positions, shape, line_key):
