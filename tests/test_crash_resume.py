@@ -198,6 +198,46 @@ def test_journal_survives_a_failing_catalog_writer(killed, tmp_path):
     assert np.array_equal(data.mask, offline(sample).mask)
 
 
+@pytest.mark.parametrize("first", ["writer", "journal"])
+def test_a_run_nothing_can_store_any_more_is_stopped(tmp_path, monkeypatch, first):
+    """A full disk under both the journal and the catalog: each failure was handled as if the
+    other copy still worked, and the plan went on measuring, with nothing stored."""
+    import curiss.store._journal as journal_mod
+    from curiss.store import JournaledWriter
+
+    packb, counts = journal_mod.msgpack.packb, {"writer": 0, "journal": 0}
+    when = {"writer": 6, "journal": 16} if first == "writer" else {"writer": 16, "journal": 6}
+
+    def full(kind):
+        counts[kind] += 1
+        if counts[kind] > when[kind]:
+            raise OSError(28, "No space left on device")
+
+    def journal_packb(*args, **kwargs):
+        full("journal")
+        return packb(*args, **kwargs)
+
+    monkeypatch.setattr(journal_mod.msgpack, "packb", journal_packb)
+    sample = PhantomSample(**SAMPLE)
+    stxm = make_stxm(sample, noise=False)
+    writer = JournaledWriter(lambda name, doc: full("writer"), tmp_path / "journal")
+    RE = RunEngine({})
+    RE.subscribe(writer)
+    docs = []
+    RE.subscribe(lambda name, doc: docs.append((name, doc)))
+    with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="neither the catalog "
+                                                     "writer .* nor the journal can store"):
+        RE(acuriss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                        y_positions=stxm.y_positions, dictionary=sample.spectra, **PLAN))
+    # stopped at the document where the second copy failed: nothing measured after it
+    lost_at = max(when.values()) + 1
+    assert sum(1 for name, _ in docs if name == "event") <= lost_at
+    assert docs[-1][0] == "stop" and docs[-1][1]["exit_status"] == "fail"
+    (path,) = (tmp_path / "journal").iterdir()
+    assert path.name.endswith(".journal.incomplete")
+    assert len(read_journal(path)) == when["journal"]  # what reached the journal is there
+
+
 def test_repeated_primary_event_keeps_the_reading_the_planner_used(killed):
     """Bluesky replays a row's messages after an immediate pause landing after its save: the same
     pair twice in primary. load_run keeps the first (the planner's) and lists the repeat."""

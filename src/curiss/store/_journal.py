@@ -117,7 +117,9 @@ class JournaledWriter:
     If the writer raises (a catalog server that went away, a full disk), the run goes on: the
     error is logged and warned once, the writer gets no more documents of that run, and the
     journal is kept for :func:`recover`. A measurement is never aborted because the catalog
-    is unavailable.
+    is unavailable while the journal holds it. Once the journal has failed too (a full disk
+    under both), the callback raises :class:`RuntimeError` and the RunEngine aborts the run:
+    nothing would keep what it went on measuring. What reached either copy stays there.
     """
 
     def __init__(self, writer, directory: str | os.PathLike):
@@ -135,6 +137,7 @@ class JournaledWriter:
         self._file = None
         self._path: Path | None = None
         self._writer_failed: BaseException | None = None
+        self._lost = False  # both copies failed for this run (raised once)
 
     @property
     def path(self) -> Path | None:
@@ -169,6 +172,7 @@ class JournaledWriter:
     def __call__(self, name: str, doc: dict) -> None:
         if name == "start":
             self._writer_failed = None
+            self._lost = False
             try:
                 self._open(doc["uid"])
             except OSError as exc:
@@ -183,25 +187,37 @@ class JournaledWriter:
                 self._file.flush()
             except (OSError, TypeError) as exc:  # a full disk must not stop the measurement
                 logger.exception("the journal %s failed on a %r document", self._path, name)
-                warnings.warn(f"the curiss journal {self._path} failed ({type(exc).__name__}: "
-                              f"{exc}); the run goes on, written to the catalog only",
-                              RuntimeWarning, stacklevel=2)
+                if self._writer_failed is None:
+                    warnings.warn(f"the curiss journal {self._path} failed ({type(exc).__name__}: "
+                                  f"{exc}); the run goes on, written to the catalog only",
+                                  RuntimeWarning, stacklevel=2)
                 self._file.close()
                 self._file = None
                 self._mark_incomplete()
         if self._writer_failed is None:
             try:
                 self.writer(name, doc)
-            except Exception as exc:  # keep measuring; the journal holds everything
+            except Exception as exc:  # keep measuring while the journal holds everything
                 self._writer_failed = exc
                 logger.exception("the catalog writer failed on a %r document", name)
-                warnings.warn(
-                    f"the catalog writer failed ({type(exc).__name__}: {exc}); the run goes on "
-                    f"and every document is kept in the journal {self._path}; run "
-                    "curiss.store.recover(catalog) when the catalog is back", RuntimeWarning,
-                    stacklevel=2)
+                if self._file is not None:
+                    warnings.warn(
+                        f"the catalog writer failed ({type(exc).__name__}: {exc}); the run goes "
+                        f"on and every document is kept in the journal {self._path}; run "
+                        "curiss.store.recover(catalog) when the catalog is back", RuntimeWarning,
+                        stacklevel=2)
         if name == "stop":
             self._close(delete=self._writer_failed is None)
+        elif self._file is None and self._writer_failed is not None and not self._lost:
+            self._lost = True  # raised once: the abort's own documents must get through
+            journal = (f"the journal {self._path} holds the run up to its failure" if self._path
+                       else "no journal could be opened")
+            raise RuntimeError(
+                f"neither the catalog writer ({type(self._writer_failed).__name__}: "
+                f"{self._writer_failed}) nor the journal can store this run any more: stopping it, "
+                f"so that no beam is spent on data nothing keeps; {journal}, the catalog up to "
+                "the writer's failure (curiss.store.recover(catalog) merges them once there is "
+                "room)")
 
     def __repr__(self) -> str:
         return f"JournaledWriter({self.writer!r}, directory={str(self.directory)!r})"
