@@ -365,6 +365,37 @@ def test_a_dead_monochromator_stops_the_run_and_resume_continues_it(sample, cata
     assert new.completed is not None
 
 
+def test_per_call_metadata_of_a_reserved_name_does_not_break_the_run(sample, catalog):
+    """bluesky's per-call metadata, RE(plan, method="STXM stack"), takes precedence over the
+    plan's start-document keys (md= refuses them): the run could be neither resumed nor
+    recomputed ("unknown method 'STXM stack'"). The plan's own copy, start["curiss"], is read."""
+    from curiss.store import load_run, recompute, writer_for
+
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    pause = threading.Thread(target=RE.request_pause, kwargs={"defer": True})
+    token = RE.subscribe(_at_row(15, pause.start))
+    kw = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, dictionary=sample.spectra, seed=4)
+    per_call = {"method": "STXM stack", "seed": 99, "shape": [3, 3], "sample": "Fe film"}
+    with pytest.raises(RunEngineInterrupted):
+        RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **kw),
+           **per_call)
+    RE.abort("beam dump")
+    RE.unsubscribe(token)
+    raw = catalog[-1].metadata["start"]
+    assert raw["method"] == "STXM stack" and raw["curiss"]["method"] == "curiss"  # both kept
+    old = load_run(catalog[-1])
+    assert old.start["method"] == "curiss" and old.start["seed"] == 4
+    assert old.shape == sample.shape and old.start["sample"] == "Fe film"
+    assert np.array_equal(recompute(old).mask, old.mask)
+    new_uid, = RE(plans.resume(old.uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    ref = curiss.replay(curiss.CURISSPlanner(sample.energies, sample.shape, sampling_ratio=0.2,
+                                             dictionary=sample.spectra, seed=4), sample.cube)
+    assert new.exit_status == "success" and np.array_equal(new.mask, ref.mask)
+
+
 def test_a_run_stopped_with_RE_stop_can_be_resumed(sample, catalog):
     """RE.stop() ends a run with exit_status 'success' before its planner has finished."""
     from curiss.store import load_run, writer_for

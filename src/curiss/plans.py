@@ -13,7 +13,9 @@ Documents (the document model, ``schema_version`` 1):
   given in ``md``, e.g. ``md={"dictionary_name": "Fe(II), Fe(III) references"}``; the
   dictionary itself is in ``planner_kwargs``), ``cost_model``, ``line_key``, ``i0_key``,
   ``curiss_version``, ``schema_version``, ``hints``. ``md`` may add any other key but not
-  overwrite those that rebuild the run (a ``ValueError`` names them).
+  overwrite those that rebuild the run (a ``ValueError`` names them). ``curiss``: a copy of
+  those keys, which readers prefer: bluesky's per-call metadata (``RE(plan, method="STXM")``)
+  overwrites a plan's keys of the same name, beyond the plan's reach.
 - ``primary``: one event per spatial row: the detector's line, I0 and dwell, the monochromator
   readback, the stage y readback, ``energy_index`` and ``row_index``.
 - ``planner``: one event per decision (see :func:`decision_record`).
@@ -288,7 +290,15 @@ def _validate_analysis(planner: Planner, analysis, n_components, n_clusters):
 #: start-document keys that rebuild and recompute a run: ``md`` may not overwrite them
 _RESERVED_MD = ("method", "planner", "planner_kwargs", "energies", "shape", "y_positions", "seed",
                 "sampling_ratio", "cost_model", "line_key", "i0_key", "analysis", "curiss_version",
-                "schema_version", "resumes", "resumed_rows", "resumed_plan_name")
+                "schema_version", "resumes", "resumed_rows", "resumed_plan_name", "curiss")
+
+
+def _with_own_copy(md: dict[str, Any]) -> dict[str, Any]:
+    """``md`` plus ``md["curiss"]``: a copy of the keys that rebuild the run. bluesky's per-call
+    metadata (``RE(plan, method="STXM")``) takes precedence over a plan's own start-document keys,
+    out of the plan's reach; the readers (``curiss.store.load_run``, the live view) take these
+    keys from the copy."""
+    return {**md, "curiss": {k: md[k] for k in _RESERVED_MD if k in md and k != "curiss"}}
 
 
 def _merge_md(base: dict[str, Any], md) -> dict[str, Any]:
@@ -517,8 +527,8 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     _validate_retries(max_retries, trigger_timeout)
     analysis, n_components, n_clusters = _validate_analysis(planner, analysis, n_components,
                                                             n_clusters)
-    _md = _merge_md(_start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis,
-                                    n_components, n_clusters), md)
+    _md = _with_own_copy(_merge_md(_start_metadata(planner, detector, mono, stage, y, line_key,
+                                                   i0_key, analysis, n_components, n_clusters), md))
     return (yield from _lockstep(planner, detector, mono, stage, y, line_key=line_key, i0_key=i0_key,
                                  analysis=analysis, n_components=n_components,
                                  n_clusters=n_clusters, max_retries=max_retries,
@@ -843,7 +853,7 @@ def resume(run, detector: Readable, mono: Movable, stage, *, catalog=None, max_r
     for k in ("dictionary_name", "sample", "proposal"):
         if start.get(k) is not None and _md.get(k) is None:
             _md[k] = start[k]
-    _md = _merge_md(_md, md)
+    _md = _with_own_copy(_merge_md(_md, md))
     reused = {}
     if len(data.order):  # (a run interrupted before its first row has nothing to reuse)
         reused["reused"] = {

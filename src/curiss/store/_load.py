@@ -30,7 +30,9 @@ class RunData:
     uid : str
         The run's start uid.
     start : dict
-        The start document (plain ``dict``/``list`` values).
+        The start document (plain ``dict``/``list`` values), with the keys that rebuild the run
+        taken from its ``curiss`` copy: bluesky's per-call metadata of the same name
+        (``RE(plan, method="STXM")``) stays in the catalog's document, not here.
     stop : dict or None
         The stop document (``exit_status`` "success", "fail" or "abort"); None while running.
     energies : ndarray, shape (n_E,)
@@ -293,6 +295,8 @@ def load_run(run, catalog=None) -> RunData:
     start = md.get("start")
     if not isinstance(start, dict):
         raise ValueError("not a Bluesky run: its metadata has no start document")
+    if isinstance(start.get("curiss"), Mapping):  # the plan's own keys over per-call metadata
+        start = {**start, **start["curiss"]}
     stop = md.get("stop") or None
     missing = [k for k in ("energies", "shape") if k not in start]
     if missing:

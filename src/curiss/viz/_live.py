@@ -194,7 +194,8 @@ class LiveCompletionPlot(CallbackBase):
 
     def start(self, doc):
         if "energies" in doc and "shape" in doc:
-            self._reset_run(doc)
+            own = doc.get("curiss")  # the plan's own keys, over per-call metadata of that name
+            self._reset_run({**doc, **own} if isinstance(own, dict) else doc)
             self.n_events = 0
             self._artists = None  # rebuilt for this run's energies, raster and planner
         return doc
