@@ -508,7 +508,10 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
     -------
     str
         The run uid (bluesky convention). The planner, updated in place, holds the state: every
-        row saved to ``primary``, also after a pause followed by ``RE.stop()`` or ``RE.abort()``.
+        row saved to ``primary``, also after a deferred pause followed by ``RE.stop()`` or
+        ``RE.abort()``. An immediate pause (Ctrl-C twice) that lands between a row's save and the
+        plan's next step, then ``RE.stop()`` or ``RE.abort()``, leaves that last row out of the
+        planner (the run holds it: :func:`resume` and ``curiss.store.load_run`` read the run).
 
     Notes
     -----
