@@ -128,6 +128,15 @@ class SimPositioner(Device, PositionerBase):
         self.setpoint.put(init_pos)
         self.readback.put(init_pos)
 
+    def describe(self) -> dict:
+        """As :meth:`ophyd.Device.describe`, with ``units`` (:attr:`egu`, when set) on the
+        readback and setpoint, as an EPICS motor's describe gives them."""
+        desc = super().describe()
+        if self._egu:
+            for key in desc.values():
+                key.setdefault("units", self._egu)
+        return desc
+
     # ----------------------------------------------------------- properties
     @property
     def move_time(self) -> float:

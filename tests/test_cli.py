@@ -61,6 +61,82 @@ def test_demo_show_export(demo, capsys):
         assert "entry1" in f
     assert res["completed"].shape == (24, 16, 16) and np.all(np.isfinite(res["completed"]))
     assert res["mask"].dtype == bool and 0 < res["mask"].mean() < 1
+    # the run's own times, title and stage positions (it wrote the export's time, a generic
+    # title and pixel indices)
+    import datetime
+
+    with h5py.File(nxs) as f:
+        entry = f["entry1"]
+        times = [datetime.datetime.fromisoformat(entry[k][0].decode()).timestamp()
+                 for k in ("start_time", "end_time")]
+        assert times == pytest.approx([data.start["time"], data.stop["time"]], abs=1e-5)
+        assert entry["title"][0].decode() == f"curiss acuriss_scan {uid}, sample {data.start['sample']}"
+        y = entry["counter0/sample_y"]
+        assert y.attrs["units"] == "um"  # the simulated stage's describe gives µm
+        np.testing.assert_array_equal(y[()], data.start["y_positions"])
+
+
+def _raster_into(catalog, *, analysis, stop_after=None, per_call=None):
+    """A small raster run (6 energies x 4 x 5) into ``catalog``; aborted after ``stop_after``
+    rows when given. Returns its uid."""
+    import threading
+
+    from bluesky import RunEngine
+    from bluesky.utils import RunEngineInterrupted
+
+    from curiss.plans import curiss_scan, raster_scan
+    from curiss.store import writer_for
+    from sim_devices import PhantomSample, make_stxm
+
+    sample = PhantomSample(6, (4, 5), 2, seed=0, pixel_size=0.05)
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    if stop_after is None:
+        uid, = RE(raster_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                              y_positions=stxm.y_positions, analysis=analysis), **(per_call or {}))
+        return uid
+    rows = []
+
+    def pause_at(name, doc):
+        if name == "event" and "detector_line" in doc["data"]:
+            rows.append(doc)
+            if len(rows) == stop_after:
+                threading.Thread(target=RE.request_pause, kwargs={"defer": True}).start()
+
+    RE.subscribe(pause_at)
+    with pytest.raises(RunEngineInterrupted):
+        RE(curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                       y_positions=stxm.y_positions, sampling_ratio=0.5, seed=0))
+    RE.abort("test")
+    return catalog[-1].metadata["start"]["uid"]
+
+
+def test_export_of_a_run_without_analysis_stream_recomputes_its_completion(tmp_path, capsys):
+    """A run with analysis=False (or a failed analysis) ended "success" with every row measured,
+    and export refused it: "has no analysis stream (interrupted?)"."""
+    from curiss.store import load_run, open_catalog
+
+    catalog = open_catalog(tmp_path / "runs")
+    uid = _raster_into(catalog, analysis=False, per_call={"sample": "Fe film"})
+    nxs = tmp_path / "raster.nxs"
+    assert main(["export", uid, "--store", str(tmp_path / "runs"), "--out", str(nxs)]) == 0
+    out = capsys.readouterr().out
+    assert "has no analysis stream (exit status success): exporting the completion" in out
+    data = load_run(catalog[uid])
+    res = read_nexus_results(nxs)
+    np.testing.assert_array_equal(res["completed"], data.od)  # a raster: the measured stack
+    assert res["labels"] is None
+    with h5py.File(nxs) as f:
+        assert f["entry1/title"][0].decode() == f"curiss raster_scan {uid}, sample Fe film"
+        np.testing.assert_allclose(f["entry1/counter0/sample_y"][()], [0.0, 0.05, 0.1, 0.15])
+    # a run stopped after 3 rows of its first image: nothing can be completed
+    short = _raster_into(catalog, analysis=True, stop_after=3)
+    assert main(["export", short, "--store", str(tmp_path / "runs"),
+                 "--out", str(tmp_path / "short.nxs")]) == 2
+    err = capsys.readouterr().err
+    assert f"run {short} (exit status abort) has no completion to export" in err
+    assert not (tmp_path / "short.nxs").exists()
 
 
 def test_unknown_run_is_a_clear_error(tmp_path, capsys):

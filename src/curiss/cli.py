@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import os
 import sys
@@ -195,21 +196,74 @@ def _show(args) -> int:
 
 
 def _export(args) -> int:
+    import numpy as np
+
     from .io import write_nexus
     from .store import load_run
 
     store, catalog = _catalog(args)
-    data = load_run(_run(catalog, args.uid, store))
-    if data.completed is None:
-        raise ValueError(f"run {data.uid} has no analysis stream (interrupted?); nothing completed to export")
+    run = _run(catalog, args.uid, store)
+    data = load_run(run)
+    completed = data.completed
+    if completed is None:  # no analysis stream: analysis=False, a failed analysis, interrupted
+        from .store import recompute
+
+        acq = recompute(data)
+        completed = acq.completed
+        if completed is None:
+            why = (acq.history[-1].get("stop_reason") if acq.history else None) or "no row measured"
+            raise ValueError(f"run {data.uid} (exit status {data.exit_status}) has no completion "
+                             f"to export: its measured rows cannot be completed ({why})")
+        print(f"run {data.uid} has no analysis stream (exit status {data.exit_status}): exporting "
+              f"the completion of its {len(data.order)} measured rows, recomputed from them")
     ana = data.analysis or {}
+    start, stop = data.start, data.stop
+    end = (stop or {}).get("time")
+    if end is None:  # a run without a stop document (killed, not recovered): its last row
+        end = float(np.max(data.times)) if data.times is not None and len(data.times) else start["time"]
+    title = f"curiss {start.get('plan_name', 'run')} {data.uid}"
+    if isinstance(start.get("sample"), str) and start["sample"]:
+        title += f", sample {start['sample']}"
     out = args.out or f"curiss-{data.uid[:8]}.nxs"
-    path = write_nexus(out, energies=data.energies, completed=data.completed, mask=data.mask,
+    path = write_nexus(out, energies=data.energies, completed=completed, mask=data.mask,
                        labels=ana.get("labels"), cluster_spectra=ana.get("cluster_spectra"),
                        eigenspectra=ana.get("eigenspectra"), measured=data.od,
-                       metadata={"uid": data.uid, "start": data.start})
+                       sample_y=_y_positions_um(run, start),
+                       metadata={"uid": data.uid, "start": start, "title": title,
+                                 "start_time": _iso(start["time"]), "end_time": _iso(end)})
     print(f"wrote {path}")
     return 0
+
+
+#: a stage's units (its descriptor's ``units``) in µm
+_UM_PER = {"um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1e3,
+           "nm": 1e-3, "m": 1e6}
+
+
+def _y_positions_um(run, start):
+    """The run's ``y_positions`` in µm, when the stage's descriptor gives units that say how;
+    None otherwise (the export then gives pixel indices, and the start document the positions)."""
+    y, motors = start.get("y_positions"), start.get("motors")
+    if y is None or not isinstance(motors, list) or len(motors) < 2:
+        return None
+    try:
+        md = run["primary"].metadata
+        # the stream's descriptor (bluesky-tiled-plugins 2), or its list of them (databroker)
+        keys = md["data_keys"] if "data_keys" in md else md["descriptors"][0]["data_keys"]
+        units = keys[motors[1]].get("units")
+    except Exception:  # no primary stream, no descriptor, another document layout
+        return None
+    scale = _UM_PER.get(str(units).strip().lower()) if units else None
+    if scale is None:
+        return None
+    import numpy as np
+
+    return np.asarray(y, dtype=float) * scale
+
+
+def _iso(timestamp: float) -> str:
+    """A document time (s since the epoch) as ISO 8601, UTC."""
+    return datetime.datetime.fromtimestamp(float(timestamp), datetime.timezone.utc).isoformat()
 
 
 def _recover(args) -> int:
