@@ -172,6 +172,47 @@ def test_load_stack_errors(tmp_path):
         load_stack(q)
 
 
+@pytest.mark.parametrize("case, message", [
+    # an IndexError traceback with the pre-edge subtraction, before the shapes were checked
+    ("short_energies", r"mis.npz: cube must have shape \(n_E, n_y, n_x\) and energies \(n_E,\); "
+                      r"got cube \(12, 4, 5\) and energies \(11,\)"),
+    ("energies_2d", r"mis.npz: cube must have shape .* energies \(12, 1\)"),
+    # numpy dropped the imaginary part with a warning
+    ("complex_cube", "mis.npz: cube must be a real numeric array; got dtype complex128"),
+    ("nan_i0", "mis.npz: i0 contains NaN/Inf"),
+])
+@pytest.mark.parametrize("pre_edge", [None, 704.0])
+def test_a_malformed_npz_stack_is_one_clear_error(tmp_path, case, message, pre_edge):
+    rng = np.random.default_rng(0)
+    arrays = dict(energies=np.linspace(700.0, 720.0, 12), cube=rng.random((12, 4, 5)))
+    if case == "short_energies":
+        arrays["energies"] = arrays["energies"][:11]
+    elif case == "energies_2d":
+        arrays["energies"] = arrays["energies"][:, None]
+    elif case == "complex_cube":
+        arrays["cube"] = arrays["cube"] + 1j
+    else:
+        arrays["i0"] = np.where(np.arange(12) == 3, np.nan, 1.0)
+    np.savez(tmp_path / "mis.npz", **arrays)
+    with pytest.raises(ValueError, match=message):
+        load_stack(tmp_path / "mis.npz", subtract_pre_edge=pre_edge)
+
+
+def test_a_converted_als_npz_with_a_short_reference_names_the_file_and_key(tmp_path):
+    """A reference of the wrong length gave numpy's concatenation message, naming neither."""
+    e = np.linspace(700.0, 720.0, 12)
+    arrays = dict(energies_eV=e, transmitted=np.full((12, 4, 5), 0.5), i0=np.ones(12),
+                  oxidized_t=np.ones(11), reduced_t=np.ones(12))
+    np.savez(tmp_path / "als.npz", **arrays)
+    with pytest.raises(ValueError, match=r"als.npz: the references must have one value per "
+                                         r"energy, shape \(12,\); got oxidized_t \(11,\)"):
+        load_stack(tmp_path / "als.npz", subtract_pre_edge=None)
+    arrays["oxidized_t"] = np.where(np.arange(12) == 2, np.nan, 1.0)
+    np.savez(tmp_path / "als.npz", **arrays)
+    with pytest.raises(ValueError, match="als.npz: dictionary contains NaN/Inf"):
+        load_stack(tmp_path / "als.npz", subtract_pre_edge=None)
+
+
 # --------------------------------------------------------------------------- dictionaries
 
 

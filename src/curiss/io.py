@@ -128,6 +128,8 @@ class Stack:
             i0 = np.asarray(self.i0, dtype=np.float64)
             if i0.shape != energies.shape:
                 raise ValueError(f"i0 must have shape {energies.shape}, got {i0.shape}")
+            if not np.all(np.isfinite(i0)):
+                raise ValueError("i0 contains NaN/Inf")
             object.__setattr__(self, "i0", _readonly(i0))
         names = tuple(str(n) for n in self.dictionary_names)
         if self.dictionary is not None:
@@ -341,9 +343,22 @@ def _open_npz(p: Path, what: str) -> Iterator[_NpzArrays]:
         yield _NpzArrays(z, p, what)
 
 
+def _real(z: Any, key: str, p: Path) -> np.ndarray:
+    """``z[key]`` as float64; a complex or non-numeric array is refused (numpy would drop the
+    imaginary part with only a warning, or fail with its own message)."""
+    a = np.asarray(z[key])
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{p}: {key} must be a real numeric array; got dtype {a.dtype}")
+    return a.astype(np.float64, copy=False)
+
+
 def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
-    energies = np.asarray(z["energies"], dtype=np.float64)
-    cube = np.asarray(z["cube"], dtype=np.float64)
+    energies = _real(z, "energies", p)
+    cube = _real(z, "cube", p)
+    if energies.ndim != 1 or cube.ndim != 3 or cube.shape[0] != energies.size:
+        # checked here: the pre-edge subtraction below indexes the cube by energies
+        raise ValueError(f"{p}: cube must have shape (n_E, n_y, n_x) and energies (n_E,); got "
+                         f"cube {cube.shape} and energies {energies.shape}")
     if not np.all(np.isfinite(cube)):
         raise ValueError(f"{p}: cube contains NaN/Inf values")
     threshold = _resolve_pre_edge(subtract_pre_edge, None)
@@ -365,9 +380,9 @@ def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
 
 
 def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
-    energies = np.asarray(z["energies_eV"], dtype=np.float64)
-    counts = np.asarray(z["transmitted"], dtype=np.float64)
-    i0 = np.asarray(z["i0"], dtype=np.float64)
+    energies = _real(z, "energies_eV", p)
+    counts = _real(z, "transmitted", p)
+    i0 = _real(z, "i0", p)
     if counts.ndim != 3 or counts.shape[0] != energies.size or i0.shape != energies.shape:
         raise ValueError(
             f"{p}: inconsistent shapes: energies_eV {energies.shape}, transmitted "
@@ -384,14 +399,19 @@ def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
     dictionary = None
     names: tuple[str, ...] = ()
     if {"oxidized_t", "reduced_t"} <= set(z.files):
-        ox = np.asarray(z["oxidized_t"], dtype=np.float64)
-        red = np.asarray(z["reduced_t"], dtype=np.float64)
+        ox, red = _real(z, "oxidized_t", p), _real(z, "reduced_t", p)
+        if ox.shape != energies.shape or red.shape != energies.shape:
+            raise ValueError(f"{p}: the references must have one value per energy, shape "
+                             f"{energies.shape}; got oxidized_t {ox.shape}, reduced_t {red.shape}")
         dictionary = np.column_stack([ox, red, np.ones_like(ox)])
         names = ("oxidized", "reduced", "constant")
     name = p.stem[: -len("_stack")] if p.stem.endswith("_stack") else p.stem
     x_um, y_um = _positions(z.get("x_um"), z.get("y_um"), cube.shape)
-    return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
-                 dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
+    try:
+        return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
+                     dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
+    except ValueError as exc:  # e.g. NaN in a reference: say which file
+        raise ValueError(f"{p}: {exc}") from None
 
 
 def _positions(x: Any, y: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
