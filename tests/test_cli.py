@@ -499,6 +499,22 @@ def test_an_unreachable_tiled_server_is_one_line_not_a_traceback(capsys, one_con
     assert "cannot reach the Tiled server at http://127.0.0.1:9/" in err
 
 
+def test_compare_takes_the_analysis_settings_its_errors_ask_to_change(tmp_path, capsys):
+    """On a uniform film the analysis says "lower n_clusters", which compare had no option for."""
+    stack = tmp_path / "film.npz"
+    np.savez(stack, energies=np.linspace(700.0, 720.0, 12), cube=np.ones((12, 16, 16)))
+    args = ["compare", str(stack), "--seeds", "1", "--no-dictionary", "--ratio", "0.2",
+            "--strategies", "raster,curiss"]
+    assert main(args) == 2
+    assert "k-means cannot find that many clusters; lower n_clusters" in capsys.readouterr().err
+    assert main(args + ["--n-clusters", "1", "--n-components", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^curiss\s+0\.1\d+ / ", out, re.M), out
+    with pytest.raises(SystemExit):
+        main(args + ["--n-clusters", "0"])
+    assert "argument --n-clusters: must be an integer >= 1; got 0" in capsys.readouterr().err
+
+
 def test_compare_refuses_an_empty_strategy_list(capsys):
     """--strategies "" ran all seven strategies (an empty string counted as not given)."""
     assert main(["compare", "phantom", "--strategies", "", "--seeds", "1"]) == 2

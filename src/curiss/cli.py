@@ -100,7 +100,8 @@ def _compare(args) -> int:
 
     skipped: dict[str, str] = {}
     trials = run_trials(energies, cube, ratio=args.ratio, seeds=seeds, dictionary=dictionary,
-                        truth=truth, strategies=strategies, progress=progress, skipped=skipped)
+                        truth=truth, strategies=strategies, n_components=args.n_components,
+                        n_clusters=args.n_clusters, progress=progress, skipped=skipped)
     print("cells: median / worst over seeds; errors relative (docs/methods.md, Quality measures; k = 3); "
           "time and dose as fractions of the full raster")
     if trials:
@@ -323,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of seeds, >= 1 (default 5)")
     c.add_argument("--seed0", type=_int_at_least(0), default=0, help="first seed, >= 0 (default 0)")
     c.add_argument("--strategies", help="comma-separated subset of the strategies")
+    c.add_argument("--n-clusters", type=_int_at_least(1), default=4,
+                   help="k-means clusters of the analysis behind ARI and the spectra error "
+                        "(default 4)")
+    c.add_argument("--n-components", type=_int_at_least(1), default=3,
+                   help="SVD components of that analysis (default 3)")
     c.add_argument("--phantom-energies", type=int, default=80)
     c.add_argument("--phantom-size", type=int, default=48)
     c.add_argument("--phantom-seed", type=_int_at_least(0), default=0)
