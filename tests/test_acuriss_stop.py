@@ -323,6 +323,9 @@ def test_same_seed_same_masks_and_failed_rows(seed):
      "row_coverage=True needs stop_rule='prediction' and mode='alternate'"),
     ({"row_coverage": "False"}, TypeError, "row_coverage must be True or False"),
     ({"row_coverage": 1}, TypeError, "row_coverage must be True or False"),
+    # the authors' spectral variation drops the background cluster: with one it never fired
+    ({"n_clusters": 1, "mode": "energies", "stop_rule": "variation"}, ValueError,
+     "n_clusters must be >= 2 with mode='energies' and stop_rule='variation'; got 1"),
 ])
 def test_bad_keywords_are_refused(bad, exc, match):
     e, cube, spectra = small_stack(0)

@@ -1067,6 +1067,11 @@ class ACURISSPlanner(CURISSPlanner):
             raise ValueError(f"n_components must be in [1, {min(self.energies.size, n_pix)}]; got {n_components}")
         if self.n_clusters > n_pix:
             raise ValueError(f"n_clusters must be in [1, {n_pix}]; got {n_clusters}")
+        if self.n_clusters < 2 and mode == "energies" and stop_rule == "variation":
+            raise ValueError(f"n_clusters must be >= 2 with mode='energies' and "
+                             f"stop_rule='variation'; got {n_clusters!r}: that spectral variation "
+                             f"(the authors') leaves out the background cluster, so with one "
+                             f"cluster it could never be computed and tol_spectral never stop")
         if max_time is not None:
             max_time = as_float(max_time, "max_time", minimum=0.0)
             if max_time <= 0:
