@@ -273,6 +273,29 @@ def test_bad_input_is_refused(bad, match):
         curiss.CURISSPlanner(kw.pop("energies"), kw.pop("shape"), **kw)
 
 
+@pytest.mark.parametrize("bad, exc, match", [
+    # read as (4, 5), (4, 5) and (1, 5): a str is a sequence of digits, True is 1
+    ({"shape": "45"}, ValueError, r"shape must be \(n_y, n_x\), two positive integers; got '45'"),
+    ({"shape": ("4", "5")}, ValueError, "shape must be .* got \\('4', '5'\\)"),
+    ({"shape": (True, 5)}, ValueError, "shape must be .* got \\(True, 5\\)"),
+    # numpy dropped the imaginary part with only a warning, and read a bool dictionary as 0/1
+    ({"energies": np.linspace(700, 720, 30) + 5j}, TypeError,
+     "energies must be real numbers .* dtype complex128"),
+    ({"energies": [str(v) for v in np.linspace(700, 720, 30)]}, TypeError,
+     "energies must be real numbers"),
+    ({"dictionary": np.ones((30, 2)) * (1 + 3j)}, TypeError,
+     "dictionary must be real numbers .* dtype complex128"),
+    ({"dictionary": np.eye(30, 2, dtype=bool)}, TypeError, "dictionary must be real numbers .* dtype bool"),
+], ids=["shape_str", "shape_strs", "shape_bool", "energies_complex", "energies_str",
+        "dictionary_complex", "dictionary_bool"])
+def test_values_numpy_would_convert_are_refused(bad, exc, match):
+    e, cube, _ = low_rank_cube()
+    kw = {"energies": e, "shape": cube.shape[1:], "sampling_ratio": 0.15, "seed": 0}
+    kw.update(bad)
+    with pytest.raises(exc, match=match):
+        curiss.CURISSPlanner(kw.pop("energies"), kw.pop("shape"), **kw)
+
+
 @pytest.mark.parametrize("seed", [1.5, "3", -1, True])
 def test_bad_seed_type(seed):
     e, cube, _ = low_rank_cube()

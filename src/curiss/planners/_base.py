@@ -97,8 +97,17 @@ def grid_pairs(energy_idx, row_idx) -> np.ndarray:
     return _sorted_pairs(e, r)
 
 
+def _real_numbers(values, name: str, what: str) -> np.ndarray:
+    """``values`` as a float array; complex, bool, str or object arrays are refused (numpy would
+    drop an imaginary part with only a warning, or read True as 1)."""
+    a = np.asarray(values)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be real numbers ({what}); got an array of dtype {a.dtype}")
+    return a.astype(float, copy=False)
+
+
 def validate_energies(energies) -> np.ndarray:
-    e = np.asarray(energies, dtype=float)
+    e = _real_numbers(energies, "energies", "photon energies in eV")
     if e.ndim != 1 or e.size < 2:
         raise ValueError(f"energies must be a 1-D array of at least 2 values (eV); got shape {e.shape}")
     if not np.all(np.isfinite(e)):
@@ -116,6 +125,9 @@ def validate_energies(energies) -> np.ndarray:
 
 def validate_shape(shape) -> tuple[int, int]:
     try:
+        if isinstance(shape, (str, bytes)) or any(
+                isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Real) for s in shape):
+            raise TypeError  # "45" or ("4", "5") read as (4, 5); (True, 5) as (1, 5)
         n_y, n_x = (int(s) for s in shape)
         ok = all(isinstance(s, numbers.Integral) or float(s).is_integer() for s in shape)
     except (TypeError, ValueError):
@@ -157,7 +169,7 @@ def validate_ratio(name: str, value, *, low: float = 0.0, high: float = 1.0) -> 
 def validate_dictionary(dictionary, n_energies: int) -> np.ndarray | None:
     if dictionary is None:
         return None
-    d = np.asarray(dictionary, dtype=float)
+    d = _real_numbers(dictionary, "dictionary", "reference spectra, optical density")
     if d.ndim == 1:
         d = d[:, None]
     if d.ndim != 2 or d.shape[0] != n_energies:
