@@ -328,3 +328,35 @@ def test_spectral_variation_refuses_normalize_post_edge_off_the_grid(bad, error,
     with pytest.raises(error, match=match):
         spectral_variation(s, s, normalize_post_edge=bad)
     assert spectral_variation(s, 2 * s, normalize_post_edge=[-1, 3]) == pytest.approx(0, abs=1e-12)
+
+
+@pytest.mark.parametrize("measure", ["signal_error", "raw_error"])
+def test_quality_measures_refuse_stacks_of_another_shape(measure):
+    """signal_error compared a (10, 8, 6) completion with a (10, 6, 8) stack (flattened to the
+    same size); a cube against its own unfolded matrix is still accepted."""
+    import curiss.analysis as an
+
+    rng = np.random.default_rng(0)
+    full = rng.random((10, 6, 8))
+    fn = getattr(an, measure)
+    with pytest.raises(ValueError, match=r"\(10, 8, 6\) and full \(10, 6, 8\) differ in shape"):
+        fn(full.transpose(0, 2, 1), full)
+    if measure == "signal_error":
+        assert fn(full.reshape(10, -1), full) == pytest.approx(fn(full, full))
+
+
+@pytest.mark.parametrize("call", ["raw_error", "signal_error", "spectra_error"])
+@pytest.mark.parametrize("kind", ["complex", "bool", "text"])
+def test_quality_measures_refuse_what_is_not_real_numbers(call, kind):
+    """raw_error(d + 1j, d) was 0 (the imaginary part dropped with a warning), a bool cube was
+    read as OD 0/1, text spectra were parsed; spectral_analysis already refused them."""
+    rng = np.random.default_rng(1)
+    d = rng.random((6, 4, 5)) if call != "spectra_error" else rng.random((6, 3))
+    bad = {"complex": d + 1j, "bool": d > 0.5, "text": d.astype(str)}[kind]
+    fn = {"raw_error": raw_error, "signal_error": signal_error, "spectra_error": spectra_error}[call]
+    with pytest.raises(TypeError, match="must be a real numeric array, got dtype"):
+        fn(bad, d)
+    with pytest.raises(TypeError, match="must be a real numeric array, got dtype"):
+        fn(d, bad)
+    counts = np.rint(100 * d).astype(np.int64)  # integers are real numbers: accepted
+    assert np.isfinite(fn(d, d)) and np.isfinite(fn(counts, 100 * d))

@@ -129,6 +129,22 @@ def test_acquisition_cost_validation():
         raster_cost(3, (2, 4), od=np.zeros((2, 2, 4)))
 
 
+@pytest.mark.parametrize("kw, exc, match", [
+    # "100" was read as 100, True as 1, a complex OD lost its imaginary part (numpy's warning
+    # only), a bool OD became 0/1; i0 with 5 values for 2 energies was accepted
+    (dict(i0="100"), TypeError, "i0 must be real numbers; got '100', dtype <U3"),
+    (dict(i0=True), TypeError, "i0 must be real numbers; got True, dtype bool"),
+    (dict(i0=[1 + 5j, 1.0]), TypeError, "i0 must be real numbers; got an array of dtype complex128"),
+    (dict(od=np.full((2, 3, 4), 0.5 + 3j)), TypeError, "od must be real numbers; got an array of dtype complex"),
+    (dict(od=np.ones((2, 3, 4), bool)), TypeError, "od must be real numbers; got an array of dtype bool"),
+    (dict(i0=[1.0, 2.0, 3.0, 4.0, 5.0]), ValueError, "i0 has 5 values but there are 2 energies"),
+])
+def test_raster_cost_refuses_what_numpy_would_convert(kw, exc, match):
+    with pytest.raises(exc, match=match):
+        raster_cost(2, (3, 4), **kw)
+    assert raster_cost(2, (3, 4), i0=np.array([1, 2]), od=np.ones((2, 3, 4), np.int64)).dose_total > 0
+
+
 def test_ratio_to_zero():
     zero = acquisition_cost(np.zeros((0, 2), int), 3, n_y=1)
     one = acquisition_cost([(0, 0)], 3)

@@ -448,6 +448,10 @@ def test_run_trials_refuses_seeds_and_ratios_it_would_reinterpret(seeds, ratio, 
     (dict(progress=3), TypeError, "progress must be a callable"),
     (dict(skipped=[]), TypeError, r"skipped must be a dict"),
     (dict(truth=np.zeros((12, 4, 6))), ValueError, r"truth has shape \(12, 4, 6\); it must be the cube's"),
+    # k was checked by the first trial's signal error, after its replay
+    (dict(k=0), ValueError, r"k must be an int in \[1, 12\] for this cube; got 0"),
+    (dict(k=13), ValueError, r"k must be an int in \[1, 12\]"),
+    (dict(k=2.5), ValueError, r"k must be an int in \[1, 12\] for this cube; got 2.5"),
 ])
 def test_run_trials_checks_everything_before_the_first_replay(kw, exc, match, monkeypatch):
     """An unknown strategy was reported after the ones before it had run (their results lost);
@@ -460,6 +464,25 @@ def test_run_trials_checks_everything_before_the_first_replay(kw, exc, match, mo
     args = dict(seeds=[0], strategies=("raster",)) | kw
     with pytest.raises(exc, match=match):
         compare.run_trials(e, cube, ratio=0.3, **args)
+
+
+def test_run_trials_leaves_out_an_acuriss_whose_first_step_exceeds_its_cap():
+    """At a ratio below half the stack's minimum, ACURISS's initial step (at least the minimum)
+    is above its cap (2 x ratio): the planner refused initial_ratio, a keyword the user never
+    gave, with a plain ValueError that stopped the whole comparison."""
+    from curiss.compare import run_trials
+    from curiss.linalg import RatioTooSmallError, minimum_ratio
+
+    e, cube, spectra = low_rank_cube(n_e=20, shape=(12, 10))
+    ratio = 0.06
+    assert 2 * ratio < minimum_ratio(20, (12, 10))
+    skipped = {}
+    trials = run_trials(e, cube, ratio=ratio, seeds=[0], dictionary=spectra, n_clusters=3,
+                        strategies=("raster", "acuriss"), skipped=skipped)
+    assert [t.strategy for t in trials] == ["raster"]
+    assert skipped["acuriss"].startswith("ratio too small for acuriss: its initial step needs")
+    with pytest.raises(RatioTooSmallError, match="ratio too small for acuriss"):
+        run_trials(e, cube, ratio=ratio, seeds=[0], dictionary=spectra, strategies=("acuriss",))
 
 
 def test_replay_and_ingest_refuse_what_they_would_misread():

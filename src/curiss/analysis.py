@@ -533,8 +533,17 @@ def _mixed_values(arr: np.ndarray, mask: Any, measured: Any) -> np.ndarray:
     return np.where(m, meas, arr)
 
 
+def _real_float(a: Any, name: str) -> np.ndarray:
+    """``a`` as float64; complex, bool, text or object arrays are refused (numpy would drop an
+    imaginary part with only a warning, read True as 1 or parse text)."""
+    arr = np.asarray(a)
+    if not is_real_dtype(arr):
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
 def _as_spectra(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
+    arr = _real_float(a, name)
     if arr.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_E, n_clusters), got shape {arr.shape}")
     if arr.shape[1] < 1:
@@ -749,7 +758,7 @@ def spectra_error(reference: Any, candidate: Any) -> float:
 
 
 def _as_matrix(a: Any, name: str) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
+    arr = _real_float(a, name)
     if arr.ndim == 3:
         arr = arr.reshape(arr.shape[0], -1)
     elif arr.ndim != 2:
@@ -771,10 +780,16 @@ def signal_error(completed: Any, full: Any, *, k: int = 3) -> float:
     k : int, default 3
         Truncation rank, in ``[1, min(n_E, n_pix)]``.
     """
+    sa, sb = np.shape(completed), np.shape(full)
+    # the same shape, or a cube and its own unfolded matrix (not two cubes whose images differ
+    # in shape but not in size, e.g. transposed)
+    if not (sa == sb or (len(sa) == 3 and sb == (sa[0], sa[1] * sa[2]))
+            or (len(sb) == 3 and sa == (sb[0], sb[1] * sb[2]))):
+        raise ValueError(f"completed {sa} and full {sb} differ in shape")
     dhat = _as_matrix(completed, "completed")
     d = _as_matrix(full, "full")
     if dhat.shape != d.shape:
-        raise ValueError(f"completed {np.shape(completed)} and full {np.shape(full)} differ")
+        raise ValueError(f"completed {sa} and full {sb} differ in shape")
     k = _check_int(k, "k", 1, min(d.shape))
     u, s, vt = np.linalg.svd(d, full_matrices=False)
     dk = (u[:, :k] * s[:k]) @ vt[:k]
@@ -794,8 +809,8 @@ def raw_error(completed: Any, full: Any) -> float:
 
 def _relative_difference(x: Any, reference: Any, what: str, names: tuple[str, str]) -> float:
     """||x − reference||_F / ||reference||_F with shape and finiteness checks."""
-    a = np.asarray(x, dtype=np.float64)
-    ref = np.asarray(reference, dtype=np.float64)
+    a = _real_float(x, names[0])
+    ref = _real_float(reference, names[1])
     if a.shape != ref.shape:
         raise ValueError(f"{names[0]} {a.shape} and {names[1]} {ref.shape} differ in shape")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(ref))):

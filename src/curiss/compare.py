@@ -5,6 +5,7 @@ Used by ``curiss compare`` and by the benchmarks; no bluesky import.
 
 from __future__ import annotations
 
+import numbers
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -89,7 +90,12 @@ def strategy_kwargs(strategy: str, ratio: float, n_energies: int, shape) -> tupl
     if strategy == "curiss_images":  # the budget split of earlier versions (always one row)
         return "curiss", {"sampling_ratio": ratio, "budget_rule": "images"}
     if strategy in ("acuriss", "acuriss_energies", "acuriss_authors", "acuriss_variation"):
-        p0 = max(ratio / 2, minimum_ratio(n_energies, shape) * 1.0001)
+        low = minimum_ratio(n_energies, shape)
+        p0 = max(ratio / 2, low * 1.0001)
+        if p0 > min(1.0, 2 * ratio):  # its first step would not fit under its cap
+            raise RatioTooSmallError(
+                f"ratio too small for {strategy}: its initial step needs at least the stack's "
+                f"minimum ratio {low:.4g}, above its cap 2 x ratio = {2 * ratio:.4g}")
         kw = {"sampling_ratio": min(1.0, 2 * ratio), "initial_ratio": p0}
         if strategy == "acuriss_energies":
             kw["mode"] = "energies"
@@ -147,8 +153,8 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     TypeError, ValueError
         Checked before any replay: ``seeds`` not an iterable of distinct non-negative ints,
         ``strategies`` a string, empty or naming an unknown strategy, ``ratio`` outside (0, 1],
-        ``truth`` of another shape than ``cube``, ``progress`` not callable, ``skipped`` not a
-        dict. A planner's refusal of ``ratio`` is raised when that strategy is reached, unless
+        ``truth`` of another shape than ``cube``, ``k`` not an int in [1, min(n_E, n_pix)],
+        ``progress`` not callable, ``skipped`` not a dict. A planner's refusal of ``ratio`` is raised when that strategy is reached, unless
         ``skipped`` is given.
     """
     if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
@@ -180,17 +186,22 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     ref = cube if truth is None else np.asarray(truth, dtype=float)
     if ref.shape != cube.shape:
         raise ValueError(f"truth has shape {ref.shape}; it must be the cube's {cube.shape}")
+    if cube.ndim == 3:  # (the planners refuse other cubes, naming them)
+        k_max = min(cube.shape[0], cube.shape[1] * cube.shape[2])
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) \
+                or not 1 <= k <= k_max:  # it was found only after the first replay
+            raise ValueError(f"k must be an int in [1, {k_max}] for this cube; got {k!r}")
     full = spectral_analysis(ref, n_components=n_components, n_clusters=n_clusters, seed=0)
     shape = cube.shape[1:]
     out = []
     for strategy in strategies:
         for seed in (seeds if strategy != "raster" else seeds[:1]):
-            method, kw = strategy_kwargs(strategy, ratio, len(energies), shape)
-            if method in ("riss", "curiss", "acuriss"):
-                kw["dictionary"] = dictionary
-            if method == "acuriss":
-                kw.update(n_components=n_components, n_clusters=n_clusters)
             try:
+                method, kw = strategy_kwargs(strategy, ratio, len(energies), shape)
+                if method in ("riss", "curiss", "acuriss"):
+                    kw["dictionary"] = dictionary
+                if method == "acuriss":
+                    kw.update(n_components=n_components, n_clusters=n_clusters)
                 planner = make_planner(method, energies, shape, seed=int(seed), **kw)
             except RatioTooSmallError as exc:
                 if skipped is None:

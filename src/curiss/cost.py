@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .linalg._checks import is_real_dtype
+
 __all__ = ["CostModel", "Cost", "acquisition_cost", "raster_cost"]
 
 
@@ -228,6 +230,16 @@ def _finite_chunks(od: np.ndarray) -> bool:
     return all(np.all(np.isfinite(od[i:i + step])) for i in range(0, od.shape[0], step))
 
 
+def _real_float(values, name: str) -> np.ndarray:
+    """``values`` as float64; complex, bool, text or object values are refused ("100" was read
+    as 100, True as 1, a complex OD lost its imaginary part with only numpy's warning)."""
+    arr = np.asarray(values)
+    if not is_real_dtype(arr):
+        got = f"{values!r}, dtype {arr.dtype}" if arr.ndim == 0 else f"an array of dtype {arr.dtype}"
+        raise TypeError(f"{name} must be real numbers; got {got}")
+    return arr.astype(np.float64, copy=False)
+
+
 def _acquisition_cost(order, n_x, *, model=None, od=None, i0=1.0, n_y=None, nan_dose=False):
     """:func:`acquisition_cost`; with ``nan_dose`` a non-finite ``od`` is allowed and read as
     ``np.nan_to_num(od, nan=0.0)`` (NaN absorbs nothing, +Inf everything), without a copy."""
@@ -239,7 +251,7 @@ def _acquisition_cost(order, n_x, *, model=None, od=None, i0=1.0, n_y=None, nan_
 
     od_arr = None
     if od is not None:
-        od_arr = np.asarray(od, dtype=np.float64)
+        od_arr = _real_float(od, "od")
         if od_arr.ndim != 3:
             raise ValueError(f"od must be a cube (n_E, n_y, n_x), got shape {od_arr.shape}")
         if od_arr.shape[2] != n_x:
@@ -262,7 +274,7 @@ def _acquisition_cost(order, n_x, *, model=None, od=None, i0=1.0, n_y=None, nan_
             f"order has energy index {int(e_idx.max())} but od has {od_arr.shape[0]} energies"
         )
 
-    i0_arr = np.asarray(i0, dtype=np.float64)
+    i0_arr = _real_float(i0, "i0")
     if i0_arr.ndim > 1:
         raise ValueError(f"i0 must be a scalar or 1-D (n_E,), got shape {i0_arr.shape}")
     if not np.all(np.isfinite(i0_arr)) or np.any(i0_arr < 0):
@@ -370,6 +382,8 @@ def _raster_cost(n_energies, shape, *, model=None, od=None, i0=1.0, nan_dose=Fal
     n_x = _check_count(shape[1], "shape[1] (n_x)")
     if od is not None and np.shape(od) != (n_e, n_y, n_x):
         raise ValueError(f"od has shape {np.shape(od)}, expected {(n_e, n_y, n_x)}")
+    if np.ndim(i0) == 1 and np.size(i0) != n_e:  # (acquisition_cost knows no n_E without od)
+        raise ValueError(f"i0 has {np.size(i0)} values but there are {n_e} energies")
     ee, yy = np.meshgrid(np.arange(n_e), np.arange(n_y), indexing="ij")
     order = np.stack([ee.ravel(), yy.ravel()], axis=1)
     return _acquisition_cost(order, n_x, model=model, od=od, i0=i0, n_y=n_y, nan_dose=nan_dose)
