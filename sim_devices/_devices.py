@@ -433,6 +433,13 @@ class _I0Signal(Signal):
         super().check_value(value, **kwargs)
         check_i0(value, self.name)
 
+    def put(self, value, *, force: bool = False, **kwargs) -> None:
+        super().put(value, force=force, **kwargs)
+        if not force and self.parent is not None:
+            # a setting after an "i0_zero" fault: the next trigger keeps it (it used to put back
+            # the flux from before the fault)
+            self.parent._i0_restore = None
+
 
 class LineDetector(Device):
     """Simulated line detector: one trigger measures one spatial row of the sample.

@@ -279,6 +279,25 @@ def test_trigger_measures_current_row_and_rejects_off_sample():
         stxm.detector.trigger()
 
 
+@pytest.mark.parametrize("set_after_fault", [None, 5e4])
+def test_the_beam_comes_back_after_an_i0_zero_fault_with_the_latest_setting(set_after_fault):
+    """The trigger after an "i0_zero" fault put back the flux from before the fault, also when
+    i0 had been set in between (the setting was lost)."""
+    s = PhantomSample(12, (4, 6), 2, seed=0)
+    stxm = make_stxm(s, noise=False)
+    stxm.mono.set(float(s.energies[2]))
+    stxm.stage.y.set(float(s.y_positions[1]))
+    stxm.detector.inject_fault("i0_zero")
+    stxm.detector.trigger()
+    assert stxm.detector.i0.get() == 0.0 and not stxm.detector.line.get().any()
+    if set_after_fault is not None:
+        stxm.detector.i0.put(set_after_fault)
+    stxm.detector.trigger()
+    i0 = 1e4 if set_after_fault is None else set_after_fault
+    assert stxm.detector.i0.get() == i0
+    np.testing.assert_allclose(-np.log(stxm.detector.line.get() / i0), s.cube[2, 1], atol=1e-12)
+
+
 def test_list_scan_noise_off_gives_truth(RE):
     s = PhantomSample(15, (6, 9), 3, seed=2)
     stxm = make_stxm(s, noise=False)
