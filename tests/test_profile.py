@@ -181,6 +181,20 @@ def test_sim_size_variable(text, ok):
         assert ns["_sim_size"]() == ok
 
 
+@pytest.mark.parametrize("text, ok", [("", True), ("1", True), ("On", True), ("0", False),
+                                      ("False", False), ("OFF", False), (" no ", False),
+                                      ("maybe", None)])
+def test_sim_noise_variable(text, ok):
+    """"False", "FALSE", "off" and "No" left the noise on: only "0", "false" and "no" worked."""
+    ns = _load_defs("20-devices.py", {"_sim_noise"}, {"_os": types.SimpleNamespace(
+        environ={"CURISS_SIM_NOISE": text})})
+    if ok is None:
+        with pytest.raises(ValueError, match="CURISS_SIM_NOISE must be 1/true/yes/on or 0/false/no/off"):
+            ns["_sim_noise"]()
+    else:
+        assert ns["_sim_noise"]() is ok
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_progress_callback_counts_rows(seed):
     """CurissProgress on a synthetic run: start line, rows and ratio, decisions, stop line."""
