@@ -256,3 +256,20 @@ def test_queueserver_permissions_allow_the_plans_and_devices():
     params = {p["name"]: p for p in shipped["existing_plans"]["curiss_scan"]["parameters"]}
     assert params["detector"]["annotation"]["type"] == "__READABLE__"
     assert params["mono"]["annotation"]["type"] == "__MOVABLE__"
+
+
+def test_the_banner_stays_quiet_in_the_queueservers_worker(tmp_path, monkeypatch, capsys):
+    """The worker defines a get_ipython() of its own (a stand-in object): the banner, meant for
+    IPython only, printed in the worker, and the IPython-only branch of 10-run-engine ran."""
+    qs = pytest.importorskip("bluesky_queueserver")
+    from bluesky_queueserver.manager.profile_ops import load_worker_startup_code
+
+    monkeypatch.setenv("CURISS_STORE", str(tmp_path / "runs"))
+    monkeypatch.setenv("CURISS_SIM_SIZE", "6,4,4")
+    qs.set_re_worker_active()
+    try:
+        ns = load_worker_startup_code(startup_dir=str(STARTUP))
+        assert ns["get_ipython"]() is not None and not ns["_interactive_ipython"]()
+    finally:
+        qs.clear_re_worker_active()
+    assert "RE" in ns and "curiss profile:" not in capsys.readouterr().out

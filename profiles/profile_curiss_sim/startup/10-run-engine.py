@@ -11,6 +11,21 @@ from bluesky import RunEngine
 WRITER_BATCH_SIZE = 10
 
 
+def _interactive_ipython() -> bool:
+    """True in an IPython session, False in bluesky-queueserver's worker (which defines a
+    ``get_ipython()`` of its own, returning a stand-in) or a plain exec."""
+    try:
+        from bluesky_queueserver import is_re_worker_active
+    except ImportError:  # the queueserver is an optional dependency (the "queueserver" extra)
+        is_re_worker_active = bool
+    if is_re_worker_active():
+        return False
+    try:
+        return get_ipython() is not None  # noqa: F821 (IPython only)
+    except NameError:
+        return False
+
+
 class CurissProgress:
     """A one-line text progress display for curiss runs (bluesky callback).
 
@@ -105,10 +120,7 @@ RE.subscribe(writer_for(catalog, batch_size=WRITER_BATCH_SIZE))  # noqa: F821 (0
 progress = CurissProgress()
 RE.subscribe(progress)
 
-try:  # progress bars for slow moves (real motors), in an interactive terminal only
-    if get_ipython() is not None and _sys.stdout.isatty():  # noqa: F821 (IPython only)
-        from bluesky.utils import ProgressBarManager
+if _interactive_ipython() and _sys.stdout.isatty():  # progress bars for slow (real) moves
+    from bluesky.utils import ProgressBarManager
 
-        RE.waiting_hook = ProgressBarManager()
-except NameError:  # not IPython (bluesky-queueserver's worker, a plain exec)
-    pass
+    RE.waiting_hook = ProgressBarManager()

@@ -1,10 +1,5 @@
 # curiss simulated-STXM profile, step 90: say what is ready (interactive IPython only).
-try:
-    _interactive = get_ipython() is not None  # noqa: F821 (IPython only)
-except NameError:  # bluesky-queueserver's worker or a plain exec: stay quiet
-    _interactive = False
-
-if _interactive:
+if _interactive_ipython():  # noqa: F821 (10-run-engine.py); not in the queueserver's worker
     print(
         f"curiss profile: catalog = {CURISS_STORE!r} ({len(catalog)} runs); "  # noqa: F821
         f"RE; devices mono, stage, detector (stxm, sample: {sample.energies.size} energies x "  # noqa: F821
