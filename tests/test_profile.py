@@ -231,6 +231,9 @@ def test_progress_callback_counts_rows(seed):
     # howto-recover-resume.md queues resume; it was imported but not allowed for 'primary'
     {"name": "resume", "args": ["0123abcd", "detector", "mono", "stage"],
      "kwargs": {"catalog": "./runs"}},
+    # bluesky's plans that deploy.md lists for the queue
+    {"name": "count", "args": [["detector"]], "kwargs": {"num": 2}},
+    {"name": "mv", "args": ["mono", 705.0]},
 ])
 def test_the_queue_accepts_the_items_the_docs_queue(item):
     profile_ops = pytest.importorskip("bluesky_queueserver.manager.profile_ops")
@@ -246,6 +249,9 @@ def test_queueserver_permissions_allow_the_plans_and_devices():
     perms = yaml.safe_load((STARTUP / "user_group_permissions.yaml").read_text())
     primary = perms["user_groups"]["primary"]
     assert set(PLANS) <= set(primary["allowed_plans"])
+    # list_scan was allowed, but bluesky 1.15's annotation of its *args fails the queue server's
+    # validation for the usual item, and the item that validates fails in list_scan
+    assert "list_scan" not in primary["allowed_plans"]
     allowed_devices = " ".join(primary["allowed_devices"])
     for name in ("mono", "stage", "detector"):
         assert f"^{name}$" in allowed_devices
