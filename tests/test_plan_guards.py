@@ -365,11 +365,10 @@ def test_a_dead_monochromator_stops_the_run_and_resume_continues_it(sample, cata
     assert new.completed is not None
 
 
-def test_per_call_metadata_of_a_reserved_name_does_not_break_the_run(sample, catalog):
-    """bluesky's per-call metadata, RE(plan, method="STXM stack"), takes precedence over the
-    plan's start-document keys (md= refuses them): the run could be neither resumed nor
-    recomputed ("unknown method 'STXM stack'"). The plan's own copy, start["curiss"], is read."""
-    from curiss.store import load_run, recompute, writer_for
+def _curiss_interrupted_at_row_15(sample, catalog, end, per_call=None):
+    """A CURISS run (ratio 0.2, seed 4, the sample's dictionary) paused after its 15th row and
+    ended with ``RE.stop()`` or ``RE.abort()`` (``end``); returns ``(RE, stxm)``."""
+    from curiss.store import writer_for
 
     stxm = make_stxm(sample, noise=False)
     RE = RunEngine({})
@@ -377,12 +376,22 @@ def test_per_call_metadata_of_a_reserved_name_does_not_break_the_run(sample, cat
     pause = threading.Thread(target=RE.request_pause, kwargs={"defer": True})
     token = RE.subscribe(_at_row(15, pause.start))
     kw = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, dictionary=sample.spectra, seed=4)
-    per_call = {"method": "STXM stack", "seed": 99, "shape": [3, 3], "sample": "Fe film"}
     with pytest.raises(RunEngineInterrupted):
         RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **kw),
-           **per_call)
-    RE.abort("beam dump")
+           **(per_call or {}))
+    getattr(RE, end)()
     RE.unsubscribe(token)
+    return RE, stxm
+
+
+def test_per_call_metadata_of_a_reserved_name_does_not_break_the_run(sample, catalog):
+    """bluesky's per-call metadata, RE(plan, method="STXM stack"), takes precedence over the
+    plan's start-document keys (md= refuses them): the run could be neither resumed nor
+    recomputed ("unknown method 'STXM stack'"). The plan's own copy, start["curiss"], is read."""
+    from curiss.store import load_run, recompute
+
+    per_call = {"method": "STXM stack", "seed": 99, "shape": [3, 3], "sample": "Fe film"}
+    RE, stxm = _curiss_interrupted_at_row_15(sample, catalog, "abort", per_call)
     raw = catalog[-1].metadata["start"]
     assert raw["method"] == "STXM stack" and raw["curiss"]["method"] == "curiss"  # both kept
     old = load_run(catalog[-1])
@@ -398,18 +407,9 @@ def test_per_call_metadata_of_a_reserved_name_does_not_break_the_run(sample, cat
 
 def test_a_run_stopped_with_RE_stop_can_be_resumed(sample, catalog):
     """RE.stop() ends a run with exit_status 'success' before its planner has finished."""
-    from curiss.store import load_run, writer_for
+    from curiss.store import load_run
 
-    stxm = make_stxm(sample, noise=False)
-    RE = RunEngine({})
-    RE.subscribe(writer_for(catalog))
-    pause = threading.Thread(target=RE.request_pause, kwargs={"defer": True})
-    token = RE.subscribe(_at_row(15, pause.start))
-    kw = dict(y_positions=stxm.y_positions, sampling_ratio=0.2, dictionary=sample.spectra, seed=4)
-    with pytest.raises(RunEngineInterrupted):
-        RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies, **kw))
-    RE.stop()
-    RE.unsubscribe(token)
+    RE, stxm = _curiss_interrupted_at_row_15(sample, catalog, "stop")
     old = load_run(catalog[-1])
     assert old.exit_status == "success" and 15 <= len(old.order) < 57
     new_uid, = RE(plans.resume(old.uid, stxm.detector, stxm.mono, stxm.stage, catalog=catalog))
