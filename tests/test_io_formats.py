@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import h5py
@@ -11,11 +12,13 @@ import pytest
 
 from curiss.io import (
     Stack,
+    load_dictionary,
     load_stack,
     read_als_hdr,
     read_dataexchange,
     read_nexus_results,
     read_nxstxm,
+    read_reference_spectra,
     save_stack,
     write_dataexchange,
     write_nexus,
@@ -618,3 +621,96 @@ def test_an_npz_stack_error_names_the_file_and_an_empty_name_falls_back_to_it(tm
         load_stack(p)
     save_stack(tmp_path / "unnamed.npz", Stack(energies=[700.0, 710.0], cube=np.ones((2, 2, 2))))
     assert load_stack(tmp_path / "unnamed.npz").name == "unnamed"  # not ""
+
+
+def test_nxstxm_takes_a_given_i0_in_the_files_energy_order(tmp_path):
+    """The reader sorted the energies, then paired the given I0 with the sorted grid: a file
+    recorded from high to low energy got each I0 at the wrong energy (read_als_hdr takes the
+    values in file order)."""
+    rng = np.random.default_rng(1)
+    energies = np.array([720.0, 715.0, 705.0, 710.0])
+    i0 = np.array([4000.0, 3000.0, 1000.0, 2000.0])  # one per recorded energy
+    od = rng.uniform(0.1, 1.0, (4, 2, 3))
+    p = _nxstxm(tmp_path / "down.nxs", energies, np.arange(3.0), np.arange(2.0),
+                i0[:, None, None] * np.exp(-od), None)
+    s = read_nxstxm(p, i0=i0)
+    order = np.argsort(energies)
+    np.testing.assert_array_equal(s.energies, energies[order])
+    np.testing.assert_allclose(s.i0, i0[order])
+    np.testing.assert_allclose(s.cube, od[order], atol=1e-12)
+
+
+def test_dataexchange_with_as_many_x_pixels_as_energies_needs_its_axes(tmp_path):
+    """Without an 'axes' attribute a (6, 4, 6) dataset on 6 energies was read as (x, y, E),
+    silently swapping x and energy in a file laid out (E, y, x)."""
+    rng = np.random.default_rng(2)
+    counts = rng.uniform(10.0, 100.0, (6, 4, 6))  # (E, y, x)
+    p = tmp_path / "eyx.h5"
+    with h5py.File(p, "w") as f:
+        f["exchange/data"] = counts
+        f["exchange/energy"] = np.linspace(700.0, 710.0, 6)
+        f["exchange/white_data"] = np.full(6, 200.0)
+    with pytest.raises(ValueError, match=r"eyx.h5: /exchange/data has shape \(6, 4, 6\) .* both "
+                                         r"fit, .* no 'axes' attribute"):
+        load_stack(p)
+    with h5py.File(p, "a") as f:
+        f["exchange/data"].attrs["axes"] = "energy:y:x"
+    s = load_stack(p)
+    np.testing.assert_allclose(s.cube, -np.log(counts / 200.0))
+
+
+def test_refusals_of_hdf5_als_and_reference_files_name_the_file(tmp_path):
+    """A repeated energy in an NXstxm, data-exchange or .hdr stack, and a reference grid in keV,
+    were refused without the file's name (curiss compare reads a stack and a reference file)."""
+    x, y = np.arange(3.0), np.arange(2.0)
+    counts = np.full((3, 2, 3), 50.0)
+    nxs = _nxstxm(tmp_path / "dup.nxs", np.array([700.0, 700.0, 701.0]), x, y, counts,
+                  np.full(3, 100.0))
+    with pytest.raises(ValueError, match=r"dup.nxs: energies must be strictly increasing"):
+        load_stack(nxs)
+    hdr = _write_als(tmp_path / "als", "dup", np.array([700.0, 701.0, 701.0]), x, y, counts,
+                     i0=np.full(3, 100.0))
+    with pytest.raises(ValueError, match=r"dup.hdr: energies must be strictly increasing"):
+        load_stack(hdr)
+    refs = tmp_path / "ref_kev.txt"
+    refs.write_text("7.10 0.1\n7.20 0.5\n7.30 0.9\n")
+    with pytest.raises(ValueError, match=r"ref_kev.txt: reference grid .* does not cover"):
+        load_dictionary(refs, np.array([7110.0, 7150.0]))
+
+
+def test_reference_spectra_of_a_converted_als_stack_are_its_two_references(tmp_path):
+    """read_reference_spectra / load_dictionary on a converted ALS .npz took its I0 spectrum and
+    both forms of each reference as five 'references'."""
+    e = np.linspace(700.0, 720.0, 8)
+    arrays = dict(energies_eV=e, transmitted=np.full((8, 2, 3), 0.5), i0=np.full(8, 900.0),
+                  x_um=np.arange(3.0), y_um=np.arange(2.0),
+                  oxidized_r=np.linspace(0, 2, 8), reduced_r=np.linspace(0, 1, 8),
+                  oxidized_t=np.linspace(0, 1.2, 8), reduced_t=np.linspace(0, 0.9, 8))
+    np.savez(tmp_path / "als_stack.npz", **arrays)
+    ref_e, spectra, names = read_reference_spectra(tmp_path / "als_stack.npz")
+    assert names == ("oxidized_t", "reduced_t")
+    np.testing.assert_array_equal(spectra, np.column_stack([arrays["oxidized_t"],
+                                                            arrays["reduced_t"]]))
+    stack = load_stack(tmp_path / "als_stack.npz", subtract_pre_edge=None)
+    np.testing.assert_array_equal(stack.dictionary[:, :2], spectra)  # as load_stack reads them
+    # another .npz: every 1-D array of the grid's length but i0 and the positions
+    np.savez(tmp_path / "refs.npz", energies=e, i0=np.ones(8), x_um=np.arange(8.0), a=np.ones(8))
+    assert read_reference_spectra(tmp_path / "refs.npz")[2] == ("a",)
+
+
+def test_nxstxm_monitor_that_holds_a_ring_current_is_said_and_a_given_i0_replaces_it(tmp_path):
+    """NXstxm's control/data normalises for flux variations (often the storage-ring current,
+    ~500 mA). Used as I0 it gave an OD near -9 with no word, and i0= could not replace it."""
+    rng = np.random.default_rng(4)
+    energies = np.linspace(700.0, 710.0, 5)
+    flux = np.linspace(2e4, 1.5e4, 5)
+    od = rng.uniform(0.2, 1.0, (5, 2, 3))
+    p = _nxstxm(tmp_path / "ring.nxs", energies, np.arange(3.0), np.arange(2.0),
+                flux[:, None, None] * np.exp(-od), np.full(5, 499.9))
+    with pytest.warns(RuntimeWarning, match=r"ring.nxs: the optical density computed with the "
+                                            r"file's monitor .* is negative for most pixels"):
+        load_stack(p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a given I0: no warning
+        s = read_nxstxm(p, i0=flux)
+    np.testing.assert_allclose(s.cube, od, atol=1e-12)

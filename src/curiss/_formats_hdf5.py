@@ -109,10 +109,13 @@ def _split_axes(raw: Any) -> list[str]:
 
 
 def _sort_energy(d: dict, keys: tuple[str, ...]) -> dict:
-    """Sort ``d['energies']`` increasingly and reorder axis 0 of ``d[k]`` (k in keys)."""
+    """Sort ``d['energies']`` increasingly and reorder axis 0 of ``d[k]`` (k in keys);
+    ``d['energy_order']``: the permutation applied (file index of each sorted energy)."""
     e = d["energies"]
+    d["energy_order"] = np.arange(e.size)
     if e.size > 1 and np.any(np.diff(e) <= 0):
         order = np.argsort(e, kind="stable")
+        d["energy_order"] = order
         d["energies"] = e[order]
         for k in keys:
             if d.get(k) is not None and np.ndim(d[k]) >= 1:
@@ -216,6 +219,11 @@ def read_dataexchange(path: Path) -> dict:
             if len(names) == 2:  # MANTiS 0.9: "x:y", energy last
                 names = names + ["energy"]
             order = _axes_order(names, f"{path}:/exchange/data")
+        elif raw.shape[0] == raw.shape[2] == n_e:  # n_x = n_E: either layout fits
+            raise ValueError(
+                f"{path}: /exchange/data has shape {raw.shape} and /exchange/energy {n_e} "
+                "values: (x, y, E) and (E, y, x) both fit, and the dataset has no 'axes' "
+                "attribute to say which; add one (e.g. axes='energy:y:x')")
         elif raw.shape[2] == n_e:  # MANTiS layout (x, y, E)
             order = (2, 1, 0)
         elif raw.shape[0] == n_e:  # image-per-energy layout (E, y, x)

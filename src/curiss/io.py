@@ -539,7 +539,9 @@ def read_reference_spectra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndar
           ``<stem>_<j>``.
         * an ``.npz`` with an energy array (``energies``, ``energies_eV`` or
           ``energy``) and either ``dictionary`` (m, n_refs) with optional
-          ``dictionary_names``, or one 1-D array per reference (named by key).
+          ``dictionary_names``, or one 1-D array per reference (named by key; not ``i0``,
+          ``x_um``, ``y_um``). A converted ALS stack gives ``oxidized_t`` and ``reduced_t``,
+          as :func:`load_stack` reads them.
 
     Returns
     -------
@@ -551,6 +553,10 @@ def read_reference_spectra(path: str | os.PathLike) -> tuple[np.ndarray, np.ndar
     if p.suffix.lower() == ".npz":
         return _read_refs_npz(p)
     return _read_refs_text(p)
+
+
+#: 1-D arrays of a stack's .npz that are not reference spectra (read_reference_spectra)
+_NOT_SPECTRA = frozenset({"i0", "x_um", "y_um"})
 
 
 def _read_refs_npz(p: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
@@ -568,9 +574,14 @@ def _read_refs_npz(p: Path) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
             else:
                 names = tuple(f"{p.stem}_{j}" for j in range(spectra.shape[1]))
         else:
-            cols = [k for k in z.files
-                    if k != ekey and z[k].ndim == 1 and z[k].shape == energies.shape
-                    and np.issubdtype(z[k].dtype, np.number)]
+            if {"transmitted", "oxidized_t", "reduced_t"} <= set(z.files):
+                # a converted ALS stack: its two references, as load_stack reads them (not its
+                # I0, nor the other form of each reference)
+                cols = ["oxidized_t", "reduced_t"]
+            else:
+                cols = [k for k in z.files
+                        if k != ekey and k not in _NOT_SPECTRA and z[k].ndim == 1
+                        and z[k].shape == energies.shape and np.issubdtype(z[k].dtype, np.number)]
             if not cols:
                 raise ValueError(f"{p}: no reference spectra of length {energies.size} found")
             spectra = np.column_stack([np.asarray(z[k], dtype=np.float64) for k in cols])
@@ -643,7 +654,10 @@ def load_dictionary(path: str | os.PathLike, energies: Any) -> np.ndarray:
         :func:`interpolate_dictionary`.
     """
     ref_e, spectra, _ = read_reference_spectra(path)
-    return interpolate_dictionary(ref_e, spectra, energies)
+    try:
+        return interpolate_dictionary(ref_e, spectra, energies)
+    except ValueError as exc:  # e.g. a grid in keV: say which file (a stack is read too)
+        raise ValueError(f"{Path(path)}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- raw formats
@@ -667,7 +681,10 @@ def _finish(p: Path, energies: np.ndarray, cube: np.ndarray, subtract_pre_edge: 
     threshold = _resolve_pre_edge(subtract_pre_edge, None)
     if threshold is not None:
         cube = _subtract_pre_edge(cube, energies, threshold)
-    return Stack(energies=energies, cube=cube, **kwargs)
+    try:
+        return Stack(energies=energies, cube=cube, **kwargs)
+    except ValueError as exc:  # e.g. a repeated energy: say which file
+        raise ValueError(f"{p}: {exc}") from None
 
 
 def _i0_on_grid(i0: Any, energies: np.ndarray, p: Path) -> np.ndarray:
@@ -848,8 +865,9 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, channel: s
     entry, channel : str, optional
         The NXentry and NXdata group; default the first NXstxm entry and its
         ``default`` (else first) NXdata group, like MANTiS.
-    i0 : None or array_like of shape (n_E,)
-        I0 when the file has none. By default the entry's NXmonitor ``control/data``
+    i0 : None, array_like of shape (n_E,) or path
+        I0, used instead of the file's monitor: one value per energy, in the file's energy
+        order, or a two-column ``.xsp`` file. By default the entry's NXmonitor ``control/data``
         ((n_E,) or per pixel) is used. Ignored when the signal is marked as OD
         (files from :func:`write_nexus`).
     subtract_pre_edge : float, False or None
@@ -872,14 +890,27 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, channel: s
     d = _h5.read_nxstxm(p, entry=entry, channel=channel)
     od, i0v = d["od"], d["i0"]
     if od is None:
-        if i0v is None and i0 is not None:
-            i0v = _i0_on_grid(i0, d["energies"], p)
+        if i0 is not None:  # given: used instead of the file's monitor
+            if isinstance(i0, (str, os.PathLike)):  # an .xsp file: interpolated by energy
+                i0v = _i0_on_grid(i0, d["energies"], p)
+            else:  # values in the file's energy order (as read_als_hdr takes them)
+                order = d["energy_order"]
+                i0v = _i0_on_grid(i0, d["energies"][np.argsort(order)], p)[order]
         if i0v is None:
             raise ValueError(
                 f"{p}:/{d['entry']}/{d['channel']}: the signal holds counts but the entry has no "
                 "NXmonitor (control/data) with I0; pass i0= (one value per energy)"
             )
         od = _od_from_counts(d["counts"], i0v, p)
+        if i0 is None and float(np.median(od)) < 0:
+            # NXstxm's control/data is meant to normalise for flux variations and often holds
+            # the storage-ring current, not the incident flux: counts / a ring current in mA
+            # give an OD below 0 nearly everywhere
+            warnings.warn(f"{p}: the optical density computed with the file's monitor "
+                          f"({d['entry']}/control/data) as I0 is negative for most pixels (median "
+                          f"{float(np.median(od)):.3g}): the monitor may hold a ring current, "
+                          "not the incident flux; pass i0= (one value per energy in the file's "
+                          "order, or an .xsp file)", RuntimeWarning, stacklevel=2)
     if i0v is not None and np.ndim(i0v) == 3:
         i0v = i0v.mean(axis=(1, 2))
     return _finish(p, d["energies"], od, subtract_pre_edge, i0=i0v, name=d["name"],
