@@ -126,3 +126,15 @@ def test_result_arrays_are_read_only_and_inputs_stay_writable(seed, dense):
     L = np.ones((3, 1))
     CURResult(left=L, right=np.ones((1, 2))).matrix
     L[0, 0] = 2.0
+
+
+@pytest.mark.parametrize("kw", [dict(rtol=1.0), dict(rtol=1.5), dict(rtol=1.0, noise_level=0.0),
+                                dict(rtol=1.0, rank=2)])
+def test_an_rtol_that_keeps_no_singular_value_is_refused(kw):
+    """rtol >= 1 keeps no singular value: the completion was all zeros, with no fallback note."""
+    rng = np.random.default_rng(0)
+    D = rng.random((10, 3)) @ rng.random((3, 12))
+    I, J = np.array([0, 4, 7]), np.array([1, 5, 9])
+    with pytest.raises(ValueError, match=r"rtol must be in \[0, 1\)"):
+        cur_complete(D[:, J], D[I], I, J, **kw)
+    assert cur_complete(D[:, J], D[I], I, J, rtol=0.999).rank >= 1

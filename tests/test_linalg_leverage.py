@@ -135,3 +135,11 @@ def test_weights_that_underflow_against_the_total_count_as_zero(seed):
     got = weighted_sample(np.array([1e10, 1e-315, 0.0]), 2, rng=seed)
     assert got[0] == 0 and sorted(got.tolist()) in ([0, 1], [0, 2])
     assert sorted(weighted_sample(np.array([1e10, 1e-315, 0.0]), 3, rng=seed).tolist()) == [0, 1, 2]
+
+
+def test_leverage_scores_refuse_an_rtol_that_keeps_nothing():
+    """rtol=1 gave all-zero scores for a full-rank A (weighted_sample then fell back to uniform)."""
+    A = np.random.default_rng(0).random((6, 3))
+    with pytest.raises(ValueError, match=r"rtol must be in \[0, 1\)"):
+        leverage_scores(A, rtol=1.0)
+    assert leverage_scores(A, rtol=0.5).sum() >= 1 - 1e-12

@@ -125,3 +125,28 @@ def test_scaling_V_changes_no_choice(seed, factor):
     np.testing.assert_array_equal(pivoted_rows(V * factor, 3, preselected=[0]), ref)
     np.testing.assert_allclose(residual_row_norms(V * factor, [0]) / factor**2,
                                residual_row_norms(V, [0]), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_preselected_row_that_is_zero_to_rounding_removes_no_direction(seed):
+    """A blank spatial line gives a basis row of rounding noise (~1e-16). ARP drops it without
+    removing anything (its cut is 1e-24 on the squared norm); the residual norms took out a
+    whole direction (the cut was relative to the preselected rows alone), so the greedy choice
+    never took the only row along it."""
+    from curiss.linalg import arp
+
+    rng = np.random.default_rng(seed)
+    blank = int(rng.integers(12))
+    A = rng.standard_normal((12, 4))
+    A[blank] = 0.0
+    V = np.linalg.qr(A)[0]  # orthonormal columns, row `blank` zero
+    V[blank] = 1e-16 * rng.standard_normal(4)  # rounding noise (still orthonormal to 1e-16)
+    norms = residual_row_norms(V, [blank])
+    assert norms.sum() == pytest.approx(4.0, abs=1e-12)  # no direction removed
+    np.testing.assert_allclose(norms, np.where(np.arange(12) == blank, 0.0, (V**2).sum(1)))
+    first = int(np.argmax(norms))
+    assert pivoted_rows(V, 2, preselected=[blank]).tolist() == [blank, first]
+    # ARP draws its next row from the same distribution (2000 draws)
+    counts = np.bincount([arp(V, 2, preselected=[blank], rng=s)[1] for s in range(2000)],
+                         minlength=12)
+    np.testing.assert_allclose(counts / 2000, norms / norms.sum(), atol=0.05)

@@ -264,6 +264,8 @@ def test_protocol_errors():
     ({"sampling_ratio": 1.5}, r"\(0.0, 1.0\]"),
     ({"dictionary": np.ones((3, 2))}, "n_energies"),
     ({"dictionary": np.full((30, 2), np.nan)}, "NaN"),
+    # a cut that keeps no singular value completed the whole stack as zeros
+    ({"core_rtol": 1.0}, r"core_rtol must be in \[0, 1\)"),
 ])
 def test_bad_input_is_refused(bad, match):
     e, cube, _ = low_rank_cube()

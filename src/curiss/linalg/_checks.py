@@ -70,6 +70,16 @@ def as_float(value, name: str, *, minimum: float | None = None) -> float:
     return value
 
 
+def as_rtol(value, name: str) -> float:
+    """A relative singular-value cut (``s > value * s_1``) as a float in [0, 1): 1 or more keeps
+    no singular value at all (a rank-0 result, all zeros)."""
+    value = as_float(value, name, minimum=0.0)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1) (a fraction of the largest singular value; "
+                         f"1 or more keeps none and gives a rank-0, all-zero result); got {value}")
+    return value
+
+
 def as_matrix(a, name: str, *, finite: bool = True) -> np.ndarray:
     """Return ``a`` as a 2-D float64 array (no copy when possible), checking finiteness."""
     arr = np.asarray(a)

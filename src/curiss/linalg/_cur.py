@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_bool, as_float, as_index_array, as_int, as_matrix, pow2_scale
+from ._checks import as_bool, as_float, as_index_array, as_int, as_matrix, as_rtol, pow2_scale
 
 __all__ = ["CURResult", "cur_complete"]
 
@@ -215,7 +215,7 @@ def cur_complete(
     rank : int, optional
         Cap on the rank (>= 1).  The rank used is ``min(rank, #{s > rtol * s_1})``.
     rtol : float, default 1e-10
-        Relative singular-value threshold defining the numerical rank of the core.
+        Relative singular-value threshold defining the numerical rank of the core, in [0, 1).
     noise_level : float, optional
         Standard deviation sigma of the entrywise noise (same units as D).  Used only if ``rank`` is
         None: keep singular values ``> sigma * (sqrt(|I|) + sqrt(|J|))`` (at least one, and never
@@ -258,7 +258,7 @@ def cur_complete(
         raise ValueError(f"C must have shape (m, len(cols)) = ({m}, {J.size}), got {C.shape}")
     if R.shape != (I.size, n):
         raise ValueError(f"R must have shape (len(rows), n) = ({I.size}, {n}), got {R.shape}")
-    rtol = as_float(rtol, "rtol", minimum=0.0)
+    rtol = as_rtol(rtol, "rtol")
     if max_condition is not None:
         max_condition = as_float(max_condition, "max_condition", minimum=1.0)
     # Work on data scaled to max |entry| = 1 (the result scales linearly): no overflow in the

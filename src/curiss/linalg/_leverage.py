@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._checks import as_float, as_index_array, as_int, as_matrix, as_rng, is_real_dtype
+from ._checks import as_index_array, as_int, as_matrix, as_rng, as_rtol, is_real_dtype
 
 __all__ = ["leverage_scores", "weighted_sample"]
 
@@ -26,7 +26,7 @@ def leverage_scores(A: np.ndarray, *, rank: int | None = None, rtol: float = 1e-
         Dimension r of the dominant column space, ``1 <= rank <= min(n, m)``.  If omitted, the
         numerical rank: the number of singular values ``> rtol * s_max``.
     rtol : float, default 1e-8
-        Relative threshold for the numerical rank (ignored when ``rank`` is given).
+        Relative threshold for the numerical rank, in [0, 1) (ignored when ``rank`` is given).
 
     Returns
     -------
@@ -42,7 +42,7 @@ def leverage_scores(A: np.ndarray, *, rank: int | None = None, rtol: float = 1e-
     A = as_matrix(A, "A")
     if A.size == 0:
         raise ValueError(f"A must be non-empty, got shape {A.shape}")
-    rtol = as_float(rtol, "rtol", minimum=0.0)
+    rtol = as_rtol(rtol, "rtol")
     U, s, _ = np.linalg.svd(A, full_matrices=False)
     if rank is None:
         r = int(np.count_nonzero(s > rtol * s[0])) if s[0] > 0 else 0

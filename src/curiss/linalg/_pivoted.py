@@ -17,11 +17,15 @@ __all__ = ["pivoted_rows", "residual_row_norms"]
 
 def _project_out(V: np.ndarray, pre: np.ndarray) -> np.ndarray:
     """V (n, c) with the span of its rows ``pre`` projected out of every row (n, c). The span is
-    taken by SVD with a relative cut at 1e-12, so linearly dependent rows add no direction."""
+    taken by SVD, cut at 1e-12 of V's own scale (its 2-norm), so linearly dependent rows add no
+    direction, and rows that are zero to rounding add none either: for orthonormal V that is
+    ARP's cut (a squared residual norm of 1e-24). A cut relative to the preselected rows alone
+    took a whole direction from the rounding noise of a blank spatial line."""
     if pre.size == 0:
         return V
     U, s, _ = np.linalg.svd(V[pre].T, full_matrices=False)
-    Q = U[:, s > 1e-12 * float(s[0])] if s[0] > 0 else U[:, :0]  # relative: scale-free
+    scale = float(np.linalg.norm(V, 2))
+    Q = U[:, s > 1e-12 * scale] if scale > 0 else U[:, :0]  # relative to V: scale-free
     return V - (V @ Q) @ Q.T
 
 

@@ -18,7 +18,7 @@ from ..cost import acquisition_cost
 from ..linalg import (RatioTooSmallError, arp, balanced_budget, budget, cur_complete,
                       images_first_budget, looped_asd, pivoted_rows, residual_row_norms, row_basis,
                       row_pixels, weighted_sample)
-from ..linalg._checks import as_bool, as_float, as_int
+from ..linalg._checks import as_bool, as_float, as_int, as_rtol
 from ._base import Decision, Planner, cur_notes, grid_pairs, guard_asd_completion, validate_ratio
 
 #: defaults of the energy selection and the budget split (see docs/quality.md for the measurements)
@@ -184,7 +184,7 @@ class _CURISSBase(Planner):
     def _init_cur(self, *, core_rank, core_rtol, noise_level, write_back):
         # checked here, not at the completion: a plan refuses them before anything moves
         self.core_rank = None if core_rank is None else as_int(core_rank, "core_rank", minimum=1)
-        self.core_rtol = as_float(core_rtol, "core_rtol", minimum=0.0)
+        self.core_rtol = as_rtol(core_rtol, "core_rtol")
         self.noise_level = None if noise_level is None else as_float(noise_level, "noise_level",
                                                                        minimum=0.0)
         self.write_back = as_bool(write_back, "write_back")
@@ -300,7 +300,7 @@ class CURISSPlanner(_CURISSBase):
     core_rank : int, optional
         Truncation rank of the CUR core (default: by ``core_rtol`` or ``noise_level``).
     core_rtol : float
-        Relative singular-value tolerance of the core's truncated SVD.
+        Relative singular-value tolerance of the core's truncated SVD, in [0, 1).
     noise_level : float, optional
         Entrywise noise std of the OD; enables the noise-aware rank rule.
     write_back : bool
