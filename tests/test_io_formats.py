@@ -708,7 +708,7 @@ def test_nxstxm_monitor_that_holds_a_ring_current_is_said_and_a_given_i0_replace
     p = _nxstxm(tmp_path / "ring.nxs", energies, np.arange(3.0), np.arange(2.0),
                 flux[:, None, None] * np.exp(-od), np.full(5, 499.9))
     with pytest.warns(RuntimeWarning, match=r"ring.nxs: the optical density computed with the "
-                                            r"file's monitor .* is negative for most pixels"):
+                                            r"file's NXmonitor .* is negative for most pixels"):
         load_stack(p)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a given I0: no warning

@@ -154,8 +154,8 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
         Checked before any replay: ``seeds`` not an iterable of distinct non-negative ints,
         ``strategies`` a string, empty or naming an unknown strategy, ``ratio`` outside (0, 1],
         ``truth`` of another shape than ``cube``, ``k`` not an int in [1, min(n_E, n_pix)],
-        ``progress`` not callable, ``skipped`` not a dict. A planner's refusal of ``ratio`` is raised when that strategy is reached, unless
-        ``skipped`` is given.
+        ``progress`` not callable, ``skipped`` not a dict. A planner's refusal of ``ratio`` is
+        raised when that strategy is reached, unless ``skipped`` is given.
     """
     if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
         raise TypeError(f"seeds must be an iterable of ints (e.g. range(10)), got {seeds!r}")

@@ -344,10 +344,10 @@ def _open_npz(p: Path, what: str) -> Iterator[_NpzArrays]:
 
 
 def _real(z: Any, key: str, p: Path) -> np.ndarray:
-    """``z[key]`` as float64; a complex or non-numeric array is refused (numpy would drop the
-    imaginary part with only a warning, or fail with its own message)."""
+    """``z[key]`` as float64; a complex, bool or non-numeric array is refused (numpy would drop
+    the imaginary part with only a warning, or fail with its own message)."""
     a = np.asarray(z[key])
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "iuf":  # (a bool array would be read as 0/1)
         raise ValueError(f"{p}: {key} must be a real numeric array; got dtype {a.dtype}")
     return a.astype(np.float64, copy=False)
 
@@ -906,8 +906,8 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, channel: s
             # NXstxm's control/data is meant to normalise for flux variations and often holds
             # the storage-ring current, not the incident flux: counts / a ring current in mA
             # give an OD below 0 nearly everywhere
-            warnings.warn(f"{p}: the optical density computed with the file's monitor "
-                          f"({d['entry']}/control/data) as I0 is negative for most pixels (median "
+            warnings.warn(f"{p}: the optical density computed with the file's NXmonitor "
+                          f"(of /{d['entry']}) as I0 is negative for most pixels (median "
                           f"{float(np.median(od)):.3g}): the monitor may hold a ring current, "
                           "not the incident flux; pass i0= (one value per energy in the file's "
                           "order, or an .xsp file)", RuntimeWarning, stacklevel=2)

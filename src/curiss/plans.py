@@ -715,7 +715,8 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
             for e, rows in _ordered_pairs(pairs):
                 yield from bps.checkpoint()
                 if not (yield from move_mono(e, rows)):
-                    unreached += [] if e in unreached else [int(e)]
+                    if int(e) not in unreached:
+                        unreached.append(int(e))
                     if len(unreached) >= MAX_FAILED_ENERGIES_IN_A_ROW:
                         raise RuntimeError(
                             f"the monochromator failed to reach {len(unreached)} energies in a "
