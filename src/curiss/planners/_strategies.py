@@ -1071,7 +1071,7 @@ class ACURISSPlanner(CURISSPlanner):
             raise ValueError(f"n_clusters must be >= 2 with mode='energies' and "
                              f"stop_rule='variation'; got {n_clusters!r}: that spectral variation "
                              f"(the authors') leaves out the background cluster, so with one "
-                             f"cluster it could never be computed and tol_spectral never stop")
+                             f"cluster it could never be computed, nor tol_spectral stop the run")
         if max_time is not None:
             max_time = as_float(max_time, "max_time", minimum=0.0)
             if max_time <= 0:
