@@ -135,7 +135,9 @@ def test_export_of_a_run_without_analysis_stream_recomputes_its_completion(tmp_p
     assert main(["export", short, "--store", str(tmp_path / "runs"),
                  "--out", str(tmp_path / "short.nxs")]) == 2
     err = capsys.readouterr().err
-    assert f"run {short} (exit status abort) has no completion to export" in err
+    assert (f"run {short} (exit status abort) has no completion to export: its measured rows "
+            f"cannot be completed (it ended after 3 rows, before the planner had what a "
+            f"completion needs)") in err  # it said "(no row measured)"
     assert not (tmp_path / "short.nxs").exists()
 
 

@@ -805,3 +805,24 @@ def test_riss_stops_and_names_an_energy_no_row_could_be_measured_at(seed):
                                     f"({ev} eV) could not be measured"), p.stop_reason
     with pytest.raises(RuntimeError, match=re.escape(f"energies {dead}")):
         p.completed()
+
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_rows_names_an_energy_its_failed_rows_left_without_a_row(seed):
+    """Random rows never measure a failed row again (a baseline); an energy left without any row
+    cannot be completed, and the stop reason said "plan complete"."""
+    from curiss.datasets import make_phantom
+
+    ph = make_phantom(40, (24, 20), 3, seed=1, noise=0.02)
+    p = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed)
+    dead = int(p.suggest().pairs[0, 0])
+    p = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed)
+    _drive(p, ph.cube, lambda e, r: e == dead)
+    assert p.stop_reason.startswith(f"failed rows left no LoopedASD completion: energies [{dead}] "
+                                    f"({ph.energies[dead]:g} eV)"), p.stop_reason
+    with pytest.raises(RuntimeError, match=f"energies \\[{dead}\\]"):
+        p.completed()
+    clean = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed)
+    _drive(clean, ph.cube, lambda e, r: False)
+    assert clean.stop_reason == "plan complete"

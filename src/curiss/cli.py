@@ -212,7 +212,14 @@ def _export(args) -> int:
         acq = recompute(data)
         completed = acq.completed
         if completed is None:
-            why = (acq.history[-1].get("stop_reason") if acq.history else None) or "no row measured"
+            fault = next((f.get("message") for f in data.faults if f.get("kind") == "completion"),
+                         None)  # the run's own reason, recorded when it ended
+            stop = acq.history[-1].get("stop_reason") if acq.history else None
+            if not len(data.order):
+                why = "no row measured"
+            else:  # an interrupted run has no stop reason: it ended before one
+                why = stop or fault or (f"it ended after {len(data.order)} rows, before the "
+                                        f"planner had what a completion needs")
             raise ValueError(f"run {data.uid} (exit status {data.exit_status}) has no completion "
                              f"to export: its measured rows cannot be completed ({why})")
         print(f"run {data.uid} has no analysis stream (exit status {data.exit_status}): exporting "

@@ -83,6 +83,16 @@ class _ASDCompletion:
             return
         self.history[-1].extra.update(self.numerics_)
 
+    def _no_completion_reason(self) -> str | None:
+        """Why LoopedASD cannot complete what was measured (energies without any row), or None."""
+        bare = np.flatnonzero(~self._row_measured.any(axis=1))
+        if not bare.size:
+            return None
+        ev = ", ".join(f"{self.energies[e]:g}" for e in bare[:5])
+        return (f"failed rows left no LoopedASD completion: energies {bare[:5].tolist()} ({ev} eV) "
+                f"could not be measured at any of the rows tried there (see the planner's failed "
+                f"rows)")
+
     def _complete(self):
         n_e = self.energies.size
         if not self._row_measured.any(axis=1).all():
@@ -148,7 +158,8 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
         return int(round(n)) if self.row_budget == "round" else int(np.floor(n + 1e-9))
 
     def _decide(self):
-        if self.history:
+        if self.history:  # (failed rows are not measured again: a baseline)
+            self.stop_reason = self._no_completion_reason()  # None: "plan complete"
             return None
         n_e, n_y = self.energies.size, self.shape[0]
         total = self._total_rows()
@@ -615,16 +626,8 @@ class RISSPlanner(_ASDCompletion, CURISSPlanner):
 
     def _decide(self):
         dec = self._decide_fixed_budget()
-        if dec is None:
-            bare = np.flatnonzero(~self._row_measured.any(axis=1))
-            if bare.size:  # failed rows that no new row made up for
-                ev = ", ".join(f"{self.energies[e]:g}" for e in bare[:5])
-                self.stop_reason = (f"failed rows left no LoopedASD completion: energies "
-                                    f"{bare[:5].tolist()} ({ev} eV) could not be measured at any "
-                                    f"of the rows tried there (see the planner's failed rows)"
-                                    + self._over_budget)
-            else:
-                self.stop_reason = "budget reached" + self._over_budget
+        if dec is None:  # failed rows that no new row made up for, or the budget spent
+            self.stop_reason = (self._no_completion_reason() or "budget reached") + self._over_budget
         return dec
 
     def _stop_record(self):
