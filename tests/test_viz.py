@@ -275,6 +275,21 @@ def test_figures_for_run_writes_every_figure(tmp_path, seed):
     assert notes == []
 
 
+def test_figures_for_run_colours_a_resumed_runs_reused_rows_as_one_earlier_step(tmp_path):
+    """A resumed run holds the rows of the run it resumes (``reused``, first in ``order``) but
+    not the decisions that asked for them: its sampling figure fell back to acquisition order
+    with a note that blamed the data ("history and order do not belong together")."""
+    data, _ = fake_run(0)
+    n_first = int(np.asarray(data.history[0]["request"]).sum())
+    resumed = types.SimpleNamespace(**{**vars(data), "history": data.history[1:],
+                                       "reused": n_first})  # decision 0 was the earlier run's
+    notes = []
+    viz.figures_for_run(resumed, tmp_path, notes=notes, dpi=40)
+    assert not any("do not belong together" in n for n in notes), notes
+    assert any(f"the {n_first} rows reused from the run(s) this one resumes show as step 0" in n
+               for n in notes), notes
+
+
 def test_figures_for_run_skips_what_is_missing(tmp_path):
     data, _ = fake_run(0, analysis=False)
     notes = []

@@ -65,7 +65,9 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
         ``history`` (list of dict), ``mask`` (n_E, n_y, n_x) bool, ``od`` (n_E, n_y, n_x) with NaN
         where not measured, ``completed`` (n_E, n_y, n_x) or None and ``analysis`` (dict with
         ``labels`` (n_y, n_x), ``cluster_spectra`` (n_E, n_c), ``eigenspectra`` (n_E, k)) or None —
-        e.g. :class:`curiss.store.RunData`. Missing attributes count as None.
+        e.g. :class:`curiss.store.RunData`. Missing attributes count as None. A resumed run's
+        ``reused`` first rows of ``order`` (asked for by the decisions of the run it resumes)
+        show in ``sampling.png`` as one step before its first decision.
     outdir : path
         Directory for the files (created if needed).
     truth : array_like, shape (n_E, n_y, n_x), optional
@@ -156,6 +158,16 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
     if order is None or len(order) == 0:
         skip("sampling", "no measured rows (empty primary stream)")
     else:
+        reused = int(_field(data, "reused") or 0)
+        if history is not None and reused > 0:
+            # a resumed run: its first rows were measured by an earlier run's decisions, which
+            # this run does not hold; they show as one step before its first decision
+            its = [float(h.get("iteration")) for h in history
+                   if h.get("iteration") is not None and np.isfinite(float(h.get("iteration")))]
+            first = min(its) if its else 0.0
+            history = [{"pairs": np.asarray(order)[:reused], "iteration": first - 1}, *history]
+            note(f"{prefix}sampling.png: the {reused} rows reused from the run(s) this one "
+                 f"resumes show as step {first - 1:g}, before this run's first decision")
         try:
             fig = plot_sampling(order, (n_y, n_x), energies, history=history)
         except ValueError as exc:
