@@ -43,6 +43,7 @@ import numpy as np
 
 from . import _formats_als as _als
 from . import _formats_hdf5 as _h5
+from .linalg._checks import is_real_dtype
 
 __all__ = [
     "Stack",
@@ -347,7 +348,7 @@ def _real(z: Any, key: str, p: Path) -> np.ndarray:
     """``z[key]`` as float64; a complex, bool or non-numeric array is refused (numpy would drop
     the imaginary part with only a warning, or fail with its own message)."""
     a = np.asarray(z[key])
-    if a.dtype.kind not in "iuf":  # (a bool array would be read as 0/1)
+    if not is_real_dtype(a):  # (a bool array would be read as 0/1)
         raise ValueError(f"{p}: {key} must be a real numeric array; got dtype {a.dtype}")
     return a.astype(np.float64, copy=False)
 
@@ -372,11 +373,8 @@ def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
     i0 = z["i0"] if "i0" in z.files else None
     x_um = z["x_um"] if "x_um" in z.files else None
     y_um = z["y_um"] if "y_um" in z.files else None
-    try:
-        return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
+    return _stack_of(p, energies=energies, cube=cube, i0=i0, dictionary=dictionary,
                      dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
-    except ValueError as exc:  # e.g. energies not increasing: say which file
-        raise ValueError(f"{p}: {exc}") from None
 
 
 def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
@@ -407,11 +405,8 @@ def _load_als(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
         names = ("oxidized", "reduced", "constant")
     name = p.stem[: -len("_stack")] if p.stem.endswith("_stack") else p.stem
     x_um, y_um = _positions(z.get("x_um"), z.get("y_um"), cube.shape)
-    try:
-        return Stack(energies=energies, cube=cube, i0=i0, dictionary=dictionary,
+    return _stack_of(p, energies=energies, cube=cube, i0=i0, dictionary=dictionary,
                      dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
-    except ValueError as exc:  # e.g. NaN in a reference: say which file
-        raise ValueError(f"{p}: {exc}") from None
 
 
 def _positions(x: Any, y: Any, shape: tuple[int, ...]) -> tuple[Any, Any]:
@@ -681,9 +676,14 @@ def _finish(p: Path, energies: np.ndarray, cube: np.ndarray, subtract_pre_edge: 
     threshold = _resolve_pre_edge(subtract_pre_edge, None)
     if threshold is not None:
         cube = _subtract_pre_edge(cube, energies, threshold)
+    return _stack_of(p, energies=energies, cube=cube, **kwargs)
+
+
+def _stack_of(p: Path, **kwargs: Any) -> Stack:
+    """``Stack(**kwargs)``; its refusal (a repeated energy, NaN in a reference, ...) names ``p``."""
     try:
-        return Stack(energies=energies, cube=cube, **kwargs)
-    except ValueError as exc:  # e.g. a repeated energy: say which file
+        return Stack(**kwargs)
+    except ValueError as exc:
         raise ValueError(f"{p}: {exc}") from None
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..cost import CostModel
+from ..linalg._checks import is_real_dtype
 
 KINDS = ("image", "rows", "row_scan")
 
@@ -101,7 +102,7 @@ def _real_numbers(values, name: str, what: str) -> np.ndarray:
     """``values`` as a float array; complex, bool, str or object arrays are refused (numpy would
     drop an imaginary part with only a warning, or read True as 1)."""
     a = np.asarray(values)
-    if a.dtype.kind not in "iuf":
+    if not is_real_dtype(a):
         raise TypeError(f"{name} must be real numbers ({what}); got an array of dtype {a.dtype}")
     return a.astype(float, copy=False)
 
