@@ -305,8 +305,9 @@ def test_figures_for_run_skips_what_is_missing(tmp_path):
                                   od=np.full(data.od.shape, np.nan), completed=None, analysis=None)
     notes = []
     paths = viz.figures_for_run(empty, tmp_path / "empty", notes=notes, dpi=40)
-    assert "sampling" not in " ".join(p.name for p in paths)
+    assert paths == []  # no sampling figure, and no energies.png of an all-NaN spectrum
     assert any("sampling" in n for n in notes)
+    assert any("energies" in n and "no measured OD" in n for n in notes), notes
     with pytest.raises(ValueError, match="truth"):
         viz.figures_for_run(data, tmp_path, truth=np.zeros((2, 2, 2)))
     # a history that does not fit the rows: still drawn (by acquisition order), with a note

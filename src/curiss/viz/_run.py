@@ -181,6 +181,8 @@ def figures_for_run(data: Any, outdir: str | os.PathLike, *, truth: Any = None,
     # energies
     if completed is None and od is None:
         skip("energies", "neither a completed cube nor measured OD")
+    elif completed is None and not np.isfinite(np.asarray(od, dtype=float)).any():
+        skip("energies", "no measured OD (every row is NaN) and no completed cube")
     else:
         spectrum, _ = _mean_spectrum(completed, None if od is None else np.asarray(od, float))
         if mask is not None:
