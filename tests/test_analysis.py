@@ -165,6 +165,10 @@ def test_validation():
         spectral_analysis(cube, mask=np.ones((8, 4, 4), bool), measured=cube)
     with pytest.raises(TypeError, match="seed"):
         spectral_analysis(cube, seed="x")
+    with pytest.raises(ValueError, match="seed must be a non-negative int"):
+        spectral_analysis(cube, seed=-1)  # numpy's message did not name the argument
+    with pytest.raises(TypeError, match="seed"):
+        spectral_analysis(cube, seed=True)
     with pytest.raises(ValueError, match="distinct"):
         spectral_analysis(np.ones((5, 4, 4)), n_components=1, n_clusters=3, seed=0)
 

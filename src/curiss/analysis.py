@@ -26,7 +26,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score as _sk_adjusted_rand_score
 from sklearn.utils.extmath import randomized_svd
 
-from .linalg._checks import is_real_dtype
+from .linalg._checks import as_rng, is_real_dtype
 
 try:  # threadpoolctl is a hard dependency of scikit-learn
     from threadpoolctl import threadpool_limits as _threadpool_limits
@@ -112,16 +112,6 @@ def _single_openmp_thread() -> Any:
 
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=1, user_api="openmp")
-
-
-def _rng(seed: Any) -> np.random.Generator:
-    if seed is None or isinstance(seed, (int, np.integer, np.random.Generator)):
-        if isinstance(seed, bool):
-            raise TypeError("seed must be None, an int or a numpy.random.Generator, not bool")
-        return np.random.default_rng(seed)
-    raise TypeError(
-        f"seed must be None, an int or a numpy.random.Generator, got {type(seed).__name__}"
-    )
 
 
 def _as_float_cube(cube: Any, name: str) -> np.ndarray:
@@ -366,7 +356,7 @@ def spectral_analysis(
     n_pix = n_y * n_x
     k = _check_int(n_components, "n_components", 1, min(n_e, n_pix))
     n_cl = _check_int(n_clusters, "n_clusters", 1, n_pix)
-    rng = _rng(seed)
+    rng = as_rng(seed, "seed")
 
     if factors is None:
         values = _mixed_values(arr, mask, measured)
