@@ -127,13 +127,17 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     dictionary : array_like, shape (n_E, n_refs), optional
         Reference spectra (OD) for the planners that use one (RISS, CURISS, ACURISS).
     truth : array_like, shape (n_E, n_y, n_x), optional
-        Noise-free cube when known (synthetic samples): errors are then measured against it.
+        Noise-free cube when known (synthetic samples): the signal error is then measured
+        against its rank-``k`` truncation and the ARI and spectra error against its clustering
+        (otherwise against ``cube``'s); the raw error is always against ``cube``.
     strategies : sequence of str
         Which strategies, in table order (default :data:`STRATEGIES`); see
         :func:`strategy_kwargs` for the others it knows.
     n_components, n_clusters : int
         Components and k-means clusters of the spectral analysis (of the reference and of each
-        completion), as in :func:`curiss.spectral_analysis`.
+        completion), as in :func:`curiss.spectral_analysis`. A completion's cluster spectra are
+        the cluster means of the completion alone; a run's ``analysis`` stream takes the
+        measured values where measured (``mask=``, ``measured=``).
     k : int
         Rank of the truncation used by the signal error.
     progress : callable, optional
