@@ -468,6 +468,19 @@ def test_run_trials_checks_everything_before_the_first_replay(kw, exc, match, mo
         compare.run_trials(e, cube, ratio=0.3, **args)
 
 
+def test_run_trials_refuses_a_stack_with_dead_pixels_before_the_first_replay(monkeypatch):
+    """A NaN pixel in the "fully measured" stack was found by the reference analysis, whose
+    message asked for "a completed cube"."""
+    from curiss import compare
+
+    e, cube, _ = low_rank_cube(n_e=12, shape=(8, 6))
+    cube[:, 3, 4] = np.nan
+    monkeypatch.setattr(compare, "replay", lambda *a, **k: pytest.fail("replayed before checking"))
+    with pytest.raises(ValueError, match=r"cube has 12 NaN/Inf value\(s\); the comparison replays "
+                                         r"a fully measured stack"):
+        compare.run_trials(e, cube, ratio=0.3, seeds=[0], strategies=["curiss"])
+
+
 def test_run_trials_leaves_out_an_acuriss_whose_first_step_exceeds_its_cap():
     """At a ratio below half the stack's minimum, ACURISS's initial step (at least the minimum)
     is above its cap (2 x ratio): the planner refused initial_ratio, a keyword the user never

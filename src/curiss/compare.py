@@ -155,7 +155,8 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     Raises
     ------
     TypeError, ValueError
-        Checked before any replay: ``seeds`` not an iterable of distinct non-negative ints,
+        Checked before any replay: ``cube`` with NaN/Inf values,
+        ``seeds`` not an iterable of distinct non-negative ints,
         ``strategies`` a string, empty or naming an unknown strategy, ``ratio`` outside (0, 1],
         ``truth`` of another shape than ``cube``, ``k`` not an int in [1, min(n_E, n_pix)],
         ``progress`` not callable, ``skipped`` not a dict. A planner's refusal of ``ratio`` is
@@ -187,6 +188,10 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
                         f"{type(skipped).__name__}")
     ratio = validate_ratio("ratio", ratio)
     cube = np.asarray(cube, dtype=float)
+    if not np.isfinite(cube).all():  # spectral_analysis's message asked for a completed cube
+        bad = int(cube.size - np.count_nonzero(np.isfinite(cube)))
+        raise ValueError(f"cube has {bad} NaN/Inf value(s); the comparison replays a fully "
+                         f"measured stack: crop or fill dead pixels first")
     ref = cube if truth is None else np.asarray(truth, dtype=float)
     if ref.shape != cube.shape:
         raise ValueError(f"truth has shape {ref.shape}; it must be the cube's {cube.shape}")
