@@ -222,6 +222,15 @@ def test_match_spectra_recovers_shuffle(seed):
     np.testing.assert_allclose(cand[:, perm], ref, atol=1e-2)
 
 
+def test_match_spectra_on_spectra_far_from_zero():
+    """The cost |r|^2 + |c|^2 - 2 r.c cancelled on a common offset of 1e8: the swap was chosen
+    (error 1.8e-9 instead of 0)."""
+    t = np.linspace(0, 1, 50)
+    ref = 1e8 + np.stack([t, t**2], axis=1)  # columns 0.3 apart in norm on a 7e8 norm
+    perm = match_spectra(ref, ref[:, ::-1])
+    np.testing.assert_array_equal(perm, [1, 0])
+
+
 def test_match_spectra_rectangular_and_errors():
     rng = np.random.default_rng(0)
     ref = rng.random((10, 3))

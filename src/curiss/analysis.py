@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score as _sk_adjusted_rand_score
@@ -574,12 +575,9 @@ def match_spectra(reference: Any, candidate: Any) -> np.ndarray:
         raise ValueError(
             f"candidate has {cand.shape[1]} columns, fewer than the reference's {ref.shape[1]}"
         )
-    cost = (
-        np.sum(ref**2, axis=0)[:, None]
-        + np.sum(cand**2, axis=0)[None, :]
-        - 2.0 * ref.T @ cand
-    )
-    rows, cols = linear_sum_assignment(np.maximum(cost, 0.0))
+    # differences, not |r|^2 + |c|^2 - 2 r.c, which cancels on spectra far from 0
+    cost = cdist(ref.T, cand.T, "sqeuclidean")
+    rows, cols = linear_sum_assignment(cost)
     perm = np.empty(ref.shape[1], dtype=np.intp)
     perm[rows] = cols
     return perm
