@@ -33,10 +33,10 @@ def default_data_dir() -> Path:
     Returns
     -------
     pathlib.Path
-        :func:`curiss.store._catalog.default_data_dir`: ``curiss show`` and the IPython profile
+        :func:`curiss.store.default_data_dir`: ``curiss show`` and the IPython profile
         read ``DIR/catalog`` of the same folder when no store is given.
     """
-    from curiss.store._catalog import default_data_dir as _default
+    from curiss.store import default_data_dir as _default
 
     return _default()
 
@@ -215,7 +215,7 @@ def run_demo(args) -> int:
     from curiss.store import load_run, open_catalog, writer_for
 
     t0 = time.perf_counter()
-    from curiss.store._catalog import default_store
+    from curiss.store import default_store
 
     _check_phantom_size(args.energies, args.size)
     data_dir = (args.data_dir or default_data_dir()).expanduser().resolve()

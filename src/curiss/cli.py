@@ -118,7 +118,7 @@ def _store(args) -> tuple[str, str, str, bool]:
     """``(store, kind, target, explicit)`` of the catalog that show / export / recover read.
 
     ``store`` is ``--store``, else ``$CURISS_STORE``, else the per-user default
-    (:func:`curiss.store._catalog.default_store`); ``kind`` and ``target`` are how
+    (:func:`curiss.store.default_store`); ``kind`` and ``target`` are how
     :func:`curiss.store.open_catalog` reads it (``"dir"`` and an absolute path, ``"profile"``
     or ``"uri"``); ``explicit`` is False only for the per-user default.
     """

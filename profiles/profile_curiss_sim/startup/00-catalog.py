@@ -11,10 +11,10 @@
 #     (see docs/deploy.md; the API key comes from TILED_API_KEY);
 #   - an http(s):// URI of a Tiled server.
 # Unset: the per-user catalog directory, DATA/catalog with DATA = $CURISS_DATA_DIR, else
-# $XDG_DATA_HOME/curiss, else ~/.local/share/curiss (curiss.store._catalog.default_store): the
+# $XDG_DATA_HOME/curiss, else ~/.local/share/curiss (curiss.store.default_store): the
 # catalog `curiss demo` writes to and `curiss show UID` reads without --store.
+from curiss.store import default_store as _default_store
 from curiss.store import load_run, open_catalog, writer_for  # noqa: F401
-from curiss.store._catalog import default_store as _default_store
 
 #: What the catalog was opened from (a directory, a Tiled profile name or a URI).
 CURISS_STORE = _default_store()

@@ -9,10 +9,14 @@
 - :func:`recompute` — the completion again from ``primary`` alone (replays the recorded planner).
 - :func:`load_run` — a run back as numpy arrays (:class:`RunData`): the measured optical density,
   mask and counts (n_E, n_y, n_x), the acquisition order, the planner history, the analysis.
+- :func:`default_store`, :func:`default_data_dir` — the catalog and the per-user folder used
+  when none is given (``$CURISS_STORE``; ``$CURISS_DATA_DIR``, else ``~/.local/share/curiss``),
+  shared by ``curiss demo``/``show``/``export`` and the shipped profile.
 
 Example
 -------
 >>> from bluesky import RunEngine
+>>> from curiss.plans import curiss_scan
 >>> from curiss.store import open_catalog, writer_for, load_run
 >>> catalog = open_catalog("./runs")                      # doctest: +SKIP
 >>> RE = RunEngine(); RE.subscribe(writer_for(catalog))   # doctest: +SKIP
@@ -43,11 +47,20 @@ which :func:`load_run` casts back for the curiss keys (``mask``/``request`` → 
 ``energy_index``/``row_index``/``labels``/``rank``/``iteration`` → int).
 """
 
-from ._catalog import DEFAULT_BATCH_SIZE, ROOT_SPEC, journal_dir_for, open_catalog, writer_for
+from ._catalog import (
+    DEFAULT_BATCH_SIZE,
+    ROOT_SPEC,
+    default_data_dir,
+    default_store,
+    journal_dir_for,
+    open_catalog,
+    writer_for,
+)
 from ._journal import JournaledWriter, default_journal_dir, read_journal, recover
 from ._load import RunData, load_run
 from ._recompute import recompute
 
 __all__ = ["open_catalog", "writer_for", "load_run", "recompute", "recover", "RunData",
            "JournaledWriter", "read_journal", "journal_dir_for", "default_journal_dir",
+           "default_store", "default_data_dir",
            "DEFAULT_BATCH_SIZE", "ROOT_SPEC"]
