@@ -25,6 +25,8 @@ MODULES = (
     "curiss.linalg",
     "curiss.analysis",
     "curiss.cost",
+    "curiss.compare",
+    "curiss.datasets",
     "curiss.io",
     "curiss.plans",
     "curiss.store",

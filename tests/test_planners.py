@@ -839,3 +839,21 @@ def test_random_rows_names_an_energy_its_failed_rows_left_without_a_row(seed):
     clean = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed)
     _drive(clean, ph.cube, lambda e, r: False)
     assert clean.stop_reason == "plan complete"
+
+
+@pytest.mark.parametrize("cls", [curiss.planners.Planner, curiss.RasterPlanner,
+                                 curiss.RandomRowsPlanner, curiss.RISSPlanner,
+                                 curiss.CURISSPlanner, curiss.ACURISSPlanner])
+def test_a_planner_class_shows_its_own_keywords(cls):
+    """``help(Planner)`` and IDEs showed ``(*args, **kwargs)``: Planner.__new__ (which records
+    the arguments for get_params) shadowed its __init__ in inspect.signature (a class that
+    defines no __init__ of its own, e.g. a user's strategy, would show the same)."""
+    import inspect
+
+    sig = inspect.signature(cls)
+    assert list(sig.parameters)[:2] == ["energies", "shape"]
+    assert sig == inspect.signature(cls.__init__).replace(
+        parameters=list(inspect.signature(cls.__init__).parameters.values())[1:])
+    if cls is curiss.CURISSPlanner:  # __new__ still records the arguments
+        planner = cls(np.linspace(700, 720, 8), (6, 5), sampling_ratio=0.5, seed=3)
+        assert planner.get_params()["seed"] == 3

@@ -36,7 +36,29 @@ _OTHER_STRATEGIES = ("curiss_images", "acuriss_energies", "acuriss_variation")
 
 @dataclass(frozen=True)
 class Trial:
-    """Measures of one replay (one strategy, one seed)."""
+    """Measures of one replay (one strategy, one seed).
+
+    Attributes
+    ----------
+    strategy : str
+        Name in :data:`STRATEGIES` (or :func:`strategy_kwargs`'s others).
+    seed : int
+        The planner's seed.
+    sampling_ratio : float
+        Fraction of the (energy, spatial row) pairs measured.
+    signal_error, raw_error, ari, spectra_error : float
+        The quality measures (docs/methods.md, "Quality measures"): against the rank-``k``
+        truncation of the reference, against the measured cube, and the ARI and cluster-spectra
+        error against the reference's clustering (the reference is ``truth`` when given, else
+        the cube).
+    time_saving, dose_saving, peak_dose_saving : float
+        Acquisition time, total dose and peak dose per pixel as ratios to the full raster's
+        under the cost model (smaller is better: 0.2 is a fifth of the raster's).
+    seconds : float
+        Wall time of the replay, s.
+    stop_reason : str
+        The planner's stop reason.
+    """
 
     strategy: str
     seed: int

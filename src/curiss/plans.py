@@ -959,9 +959,29 @@ def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=Non
                 md: dict | None = None):
     """Conventional full stack: every spatial row at every energy (``RasterPlanner``).
 
-    See :func:`subsampled_scan` for the devices, the documents and the fault handling
-    (``max_retries``, ``trigger_timeout``); ``shape`` (n_y, n_x) or ``y_positions`` (n_y,) define
-    the raster.
+    See :func:`subsampled_scan` for the devices, the documents and the fault handling.
+
+    Parameters
+    ----------
+    detector, mono, stage
+        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
+        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
+    energies : array_like, shape (n_E,)
+        Energies of the stack, eV, strictly increasing.
+    cost_model : curiss.cost.CostModel, optional
+        Cost model of the time and dose the run reports.
+    shape, y_positions
+        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
+        with n_x from the detector's line; one of them is needed.
+    analysis, n_components, n_clusters, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid.
     """
     return (yield from _strategy_plan(
         RasterPlanner, "raster_scan", detector, mono, stage, energies, shape=shape,
@@ -976,7 +996,32 @@ def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, samp
                      max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
                      n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
                      md: dict | None = None):
-    """Random spatial rows at every energy + LoopedASD (baseline; ``RandomRowsPlanner``)."""
+    """Random spatial rows at every energy + LoopedASD (baseline; ``RandomRowsPlanner``).
+
+    Parameters
+    ----------
+    detector, mono, stage
+        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
+        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
+    energies : array_like, shape (n_E,)
+        Energies of the stack, eV, strictly increasing.
+    sampling_ratio, seed, cost_model, max_rank
+        Passed to :class:`curiss.planners.RandomRowsPlanner` (``seed=None``: one is drawn and
+        recorded). Its other keywords (``asd_tol``, ``row_budget``) are not plan options: build
+        the planner and run :func:`subsampled_scan`.
+    shape, y_positions
+        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
+        with n_x from the detector's line; one of them is needed.
+    analysis, n_components, n_clusters, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid.
+    """
     return (yield from _strategy_plan(
         RandomRowsPlanner, "random_rows_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
@@ -995,7 +1040,32 @@ def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ra
               trigger_timeout: float | None = 10.0, md: dict | None = None):
     """RISS: images at energies chosen from the dictionary, fresh ARP rows per remaining energy,
     LoopedASD (``RISSPlanner``; ``energy_sampling="leverage", budget_rule="authors"``: the
-    authors' choices)."""
+    authors' choices).
+
+    Parameters
+    ----------
+    detector, mono, stage
+        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
+        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
+    energies : array_like, shape (n_E,)
+        Energies of the stack, eV, strictly increasing.
+    sampling_ratio, dictionary, seed, cost_model, max_rank, energy_sampling, budget_rule
+        Passed to :class:`curiss.planners.RISSPlanner` (``seed=None``: one is drawn and
+        recorded). Its other keywords (``asd_tol``) are not plan options: build the planner and
+        run :func:`subsampled_scan`.
+    shape, y_positions
+        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
+        with n_x from the detector's line; one of them is needed.
+    analysis, n_components, n_clusters, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid.
+    """
     return (yield from _strategy_plan(
         RISSPlanner, "riss_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
@@ -1016,7 +1086,34 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
                 md: dict | None = None):
     """CURISS: images at energies chosen from the dictionary, the same ARP rows at every other
     energy, CUR completion (``CURISSPlanner``; ``energy_sampling="leverage",
-    budget_rule="authors"``: the authors' choices)."""
+    budget_rule="authors"``: the authors' choices).
+
+    Parameters
+    ----------
+    detector, mono, stage
+        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
+        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
+    energies : array_like, shape (n_E,)
+        Energies of the stack, eV, strictly increasing.
+    sampling_ratio, dictionary, seed, cost_model, core_rank, noise_level
+        Planner keywords: see :class:`curiss.planners.CURISSPlanner`.
+    energy_sampling, budget_rule
+        Passed to :class:`curiss.planners.CURISSPlanner` (``seed=None``: one is drawn and
+        recorded). Its other keywords (``core_rtol``, ``write_back``, ``row_sampling``) are not
+        plan options: build the planner and run :func:`subsampled_scan`.
+    shape, y_positions
+        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
+        with n_x from the detector's line; one of them is needed.
+    analysis, n_components, n_clusters, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid.
+    """
     return (yield from _strategy_plan(
         CURISSPlanner, "curiss_scan", detector, mono, stage, energies, shape=shape,
         y_positions=y_positions, seed=seed,
@@ -1057,6 +1154,39 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
     (``row_coverage``, default on with the prediction rule: a row scan comes next instead). See
     :class:`curiss.ACURISSPlanner` for the keywords; the authors' behaviour is
     ``mode="energies", stop_rule="variation", energy_sampling="leverage", budget_rule="authors"``.
+
+    Parameters
+    ----------
+    detector, mono, stage
+        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
+        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
+    energies : array_like, shape (n_E,)
+        Energies of the stack, eV, strictly increasing.
+    sampling_ratio, initial_ratio, dictionary, seed, cost_model, max_iterations
+        Planner keywords: see :class:`curiss.planners.ACURISSPlanner`.
+    stop_rule, tol_prediction, n_consecutive, min_images, min_rows, images_per_row
+        Planner keywords: see :class:`curiss.planners.ACURISSPlanner`.
+    energy_refinement, row_refinement, row_coverage, tol_completion, tol_spectral, mode
+        Planner keywords: see :class:`curiss.planners.ACURISSPlanner`.
+    max_time, core_rank, noise_level, energy_sampling, budget_rule
+        Passed to :class:`curiss.planners.ACURISSPlanner` (``seed=None``: one is drawn and
+        recorded). Its other keywords (``core_rtol``, ``write_back``, ``kmeans_warm_start``) are
+        not plan options: build the planner and run :func:`subsampled_scan`.
+    n_components, n_clusters : int
+        Settings of the spectral analysis, used by the planner's stop rule and by the
+        ``analysis`` stream.
+    shape, y_positions
+        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
+        with n_x from the detector's line; one of them is needed.
+    analysis, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.
+    md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid.
     """
     return (yield from _strategy_plan(
         ACURISSPlanner, "acuriss_scan", detector, mono, stage, energies, shape=shape,

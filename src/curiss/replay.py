@@ -42,7 +42,7 @@ class Acquisition:
         ``planner.report()`` at the end.
     """
 
-    completed: np.ndarray
+    completed: np.ndarray | None
     mask: np.ndarray
     sampling_ratio: float
     history: list

@@ -10,6 +10,7 @@ the same object runs under a RunEngine (``curiss.plans``) and offline (``curiss.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,7 +188,38 @@ def validate_dictionary(dictionary, n_energies: int) -> np.ndarray | None:
 
 @dataclass
 class Decision:
-    """One entry of a planner's history (also the ``planner`` stream event)."""
+    """One entry of a planner's history (also the ``planner`` stream event).
+
+    Attributes
+    ----------
+    iteration : int
+        Position in ``Planner.history`` (0 for the first decision).
+    kind : str
+        ``"image"`` (every spatial row at some energies), ``"rows"`` (chosen rows at some
+        energies), ``"row_scan"`` (ACURISS: one new row at every energy not imaged) or
+        ``"stop"`` (the last entry: no rows, ``stop_reason`` says why).
+    pairs : ndarray of int, shape (n_pairs, 2)
+        The (energy_index, row_index) rows requested (not those measured already).
+    energy_weights : ndarray, shape (n_E,), or None
+        The distribution or scores the energies were chosen by (normalised to sum 1), when the decision
+        chose energies.
+    row_weights : ndarray, shape (n_y,), or None
+        The distribution or scores the spatial rows were chosen by (normalised), when it chose rows.
+    rank, condition : int, float
+        Rank and condition number (s_1 / s_r) of the CUR core of the completion the decision
+        was based on (ACURISS refinements and stop record, CURISS's stop record); -1 and NaN
+        otherwise.
+    completion_variation, spectral_variation : float
+        ACURISS: relative change of the completion and of the matched cluster spectra since
+        the previous completion; NaN otherwise.
+    sampling_ratio : float
+        Sampling ratio once the request is measured (the stop record: as measured).
+    stop_reason : str
+        Why the acquisition stopped (the stop record only; "" otherwise).
+    extra : dict
+        Strategy-specific numbers (e.g. ACURISS's ``prediction_error``, ``coverage_gap``,
+        the CUR core's truncation notes), recorded in the ``planner`` stream with the rest.
+    """
 
     iteration: int
     kind: str
@@ -301,9 +333,36 @@ class Planner:
         Source of all randomness; the same seed gives the same decisions on the same data.
     cost_model : curiss.cost.CostModel or dict, optional
         Time/dose model used for the ``time`` entries of the report and the budget checks.
+
+    Attributes
+    ----------
+    done : bool
+        True once :meth:`suggest` has returned None (the acquisition is finished).
+    stop_reason : str or None
+        Why it finished (None before).
+    history : list of Decision
+        Every decision in order, the last one the stop record once ``done``.
+    failed : list of (int, int, str)
+        Rows given up on (:meth:`mark_failed`): energy index, spatial row index, reason.
+    measured_ratio : float
+        Fraction of the (energy, spatial row) pairs measured so far.
+    mask, row_mask, measured, order, imaged_energies, pending
+        The measured state (see each property).
     """
 
     method = "base"
+
+    class _InitSignature:
+        """``inspect.signature(PlannerClass)`` (help(), IDEs): the class's ``__init__``, not the
+        ``(*args, **kwargs)`` of :meth:`__new__`."""
+
+        def __get__(self, obj, cls):
+            if obj is not None:
+                raise AttributeError("__signature__")
+            sig = inspect.signature(cls.__init__)
+            return sig.replace(parameters=list(sig.parameters.values())[1:])
+
+    __signature__ = _InitSignature()
 
     #: BLAS threads used by the planner's numerics (``None``: the library default). The matrices
     #: are small and the planner runs between scan steps: one thread was 10x faster for a

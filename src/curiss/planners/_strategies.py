@@ -302,7 +302,7 @@ class _CURISSBase(Planner):
 
 
 class CURISSPlanner(_CURISSBase):
-    """CURISS: images at leverage-sampled energies, the same ARP rows at every other energy, CUR.
+    """CURISS: energy images (``energy_sampling``), the same ARP rows at every other energy, CUR.
 
     Parameters
     ----------
@@ -311,14 +311,15 @@ class CURISSPlanner(_CURISSBase):
     core_rank : int, optional
         Truncation rank of the CUR core (default: by ``core_rtol`` or ``noise_level``).
     core_rtol : float
-        Relative singular-value tolerance of the core's truncated SVD, in [0, 1).
+        Relative singular-value tolerance of the core's truncated SVD, in [0, 1) (default 1e-6).
     noise_level : float, optional
         Entrywise noise std of the OD; enables the noise-aware rank rule.
     write_back : bool
-        Keep measured entries in the completion instead of their CUR approximation.
+        Keep measured entries in the completion instead of their CUR approximation (default
+        False).
     row_sampling : {"arp", "uniform"}
         How the spatial rows are chosen: adaptive randomized pivoting on the images' row basis
-        (the method), or uniformly at random (the naive baseline of the comparisons).
+        (the method, default), or uniformly at random (the naive baseline of the comparisons).
     energy_sampling : {"volume", "leverage"}
         ``"leverage"`` (the authors'): energies drawn without replacement with the dictionary's
         leverage scores (uniform without a dictionary). ``"volume"``: the first energies by ARP on
@@ -595,11 +596,28 @@ class CURISSPlanner(_CURISSBase):
 
 
 class RISSPlanner(_ASDCompletion, CURISSPlanner):
-    """RISS: leverage-sampled images, an independent ARP draw of rows per remaining energy, LoopedASD.
+    """RISS: energy images (``energy_sampling``), an independent ARP draw of rows per remaining
+    energy, LoopedASD.
 
-    Keywords as :class:`CURISSPlanner`, except ``budget_rule``, whose default here is
-    ``"images"`` (the balanced split was measured for the CUR completion only), and ``max_rank``,
-    ``asd_tol`` of the LoopedASD completion.
+    Parameters
+    ----------
+    energies, shape, sampling_ratio, dictionary, seed, cost_model
+        See :class:`curiss.planners.Planner`.
+    max_rank, asd_tol
+        Of the LoopedASD completion (:func:`curiss.linalg.looped_asd`).
+    energy_sampling : {"volume", "leverage"}
+        As in :class:`CURISSPlanner`.
+    budget_rule : {"images", "balanced", "authors"}
+        As in :class:`CURISSPlanner`, but the default here is ``"images"`` (the balanced split
+        was measured for the CUR completion only).
+
+    Notes
+    -----
+    The CUR keywords of :class:`CURISSPlanner` (``core_rank``, ``core_rtol``, ``noise_level``,
+    ``write_back``, ``row_sampling``) do not apply (``TypeError``). Failed rows are measured
+    again; an energy left without any row gets a new one (LoopedASD completes from whatever
+    rows there are), unless two rows or more failed there: the energy cannot be reached, the
+    acquisition stops and its stop reason names the energy.
     """
 
     method = "riss"
@@ -836,10 +854,12 @@ class ACURISSPlanner(CURISSPlanner):
 
     Parameters
     ----------
+    energies, shape, dictionary, seed, cost_model
+        See :class:`curiss.planners.Planner`.
     sampling_ratio : float
-        Budget cap: refinement never makes the sampling ratio exceed it.
+        Budget cap: refinement never makes the sampling ratio exceed it (default 0.10).
     initial_ratio : float
-        Ratio of the initial CURISS step (≤ ``sampling_ratio``).
+        Ratio of the initial CURISS step (≤ ``sampling_ratio``; default 0.02).
     max_iterations : int
         Refinement steps at most.
     stop_rule : {"prediction", "variation"}
@@ -922,6 +942,9 @@ class ACURISSPlanner(CURISSPlanner):
         there (``mode="energies"`` adds no rows, and the variation rule is the earlier
         versions' and the authors'). A run that reaches the cap while it holds says so in
         ``stop_reason`` ("... before the stop rule passed (row coverage gap 40.6 > 10: ...)").
+    core_rank, core_rtol, noise_level, write_back, energy_sampling, budget_rule
+        As in :class:`CURISSPlanner`: the CUR completion of every step, and the energies and
+        the split of the initial CURISS step.
     kmeans_warm_start : bool
         Start each step's k-means once from the previous step's cluster centres instead of
         ``n_init`` random restarts: about 2-4x faster steps (benchmarks/planner.py), still

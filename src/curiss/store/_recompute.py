@@ -103,7 +103,7 @@ def recompute(data: RunData, *, check: bool = True, rtol: float = 1e-6) -> Acqui
 
     Returns
     -------
-    curiss.replay.Acquisition
+    curiss.Acquisition
         The replayed acquisition (``.completed`` (n_E, n_y, n_x), ``.mask``, ``.history``).
         ``.completed`` is None when the measured rows cannot be completed: a run interrupted
         before CUR had an image and a row at every energy, or one whose failed rows left an

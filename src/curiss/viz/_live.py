@@ -68,11 +68,6 @@ class LiveCompletionPlot(CallbackBase):
     figure : matplotlib.figure.Figure, optional
         Figure to draw into, e.g. ``plt.figure()`` for a window in IPython with a GUI backend
         (then ``canvas.draw_idle()`` is called on each redraw). Default: a new headless Figure.
-    max_busy : float
-        Largest fraction of the time spent drawing, in (0, 1]: after a redraw that took ``t`` s
-        the next one waits at least ``t (1 − max_busy) / max_busy`` (e.g. 9 t for 0.1), so a
-        slow frame (a large figure saved to ``save_to``) lowers the frame rate instead of
-        slowing the acquisition.
     completion : {"cached", "compute", "never"}
         ``"cached"`` (default) draws the planner's most recent completion without asking for a
         new one (computing a completion can take seconds; the planners that check convergence,
@@ -80,6 +75,11 @@ class LiveCompletionPlot(CallbackBase):
         ``planner.completed()`` on each redraw (its cost is paid by the acquisition; while
         the planner cannot complete yet, e.g. before CURISS has every energy's rows, the
         measured rows are drawn); ``"never"`` draws measured rows only.
+    max_busy : float
+        Largest fraction of the time spent drawing, in (0, 1]: after a redraw that took ``t`` s
+        the next one waits at least ``t (1 − max_busy) / max_busy`` (e.g. 9 t for 0.1), so a
+        slow frame (a large figure saved to ``save_to``) lowers the frame rate instead of
+        slowing the acquisition.
     dpi : float
         Resolution of the ``save_to`` file, dots per inch (> 0).
 
