@@ -295,6 +295,28 @@ def test_plot_hints_name_the_monochromator_read_key(sample):
     assert start["dictionary_name"] is None and start["line_key"] == "detector_line"
 
 
+def test_best_effort_callback_plots_only_what_is_hinted(sample):
+    """curiss's own records had no hints, so BestEffortCallback plotted every field of them: a
+    20-axes planner figure (strings and arrays included) redrawn at every decision, and the
+    row and energy indices against energy; a scan ran 70-130x slower with plots on."""
+    from bluesky.callbacks.best_effort import hinted_fields
+
+    stxm = make_stxm(sample, noise=False)
+    stxm.detector.inject_fault("nan", 1)  # a faults event too
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    RE(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage, sample.energies,
+                         y_positions=stxm.y_positions, sampling_ratio=0.3, seed=0))
+    descriptors = {d["name"]: d for n, d in docs if n == "descriptor"}
+    assert {"primary", "planner", "faults", "analysis"} <= set(descriptors)
+    assert hinted_fields(descriptors["planner"]) == ["sampling_ratio"]
+    assert hinted_fields(descriptors["faults"]) == hinted_fields(descriptors["analysis"]) == []
+    primary = hinted_fields(descriptors["primary"])
+    assert "energy_index" not in primary and "row_index" not in primary
+    assert set(stxm.mono.hints["fields"]) <= set(primary)
+
+
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory):
     from curiss.store import open_catalog
@@ -356,13 +378,55 @@ def test_a_dead_monochromator_stops_the_run_and_resume_continues_it(sample, cata
     old = load_run(catalog[-1])
     # the rest of the first image needs no move: its n_y rows are measured
     assert old.exit_status == "fail" and len(old.order) == sample.shape[0]
-    assert moves["n"] == 1 + 5 * 3  # the first energy's move, then five energies, three tries each
+    # the first energy's move, five energies three tries each, then another energy three tries
+    assert moves["n"] == 1 + 5 * 3 + 3
     assert len({int(e) for e, _ in old.failed}) == 5
     fresh = make_stxm(sample, noise=False)  # the monochromator back
     new_uid, = RE(plans.resume(old.uid, fresh.detector, fresh.mono, fresh.stage, catalog=catalog))
     new = load_run(catalog[new_uid])
     assert new.exit_status == "success" and new.reused == sample.shape[0]
     assert new.completed is not None
+
+
+@pytest.mark.parametrize("method", ["curiss", "raster"])
+def test_a_monochromator_that_cannot_reach_the_top_energies_is_not_taken_for_dead(sample, catalog,
+                                                                                  method):
+    """Requests go in energy order, so a monochromator that cannot reach the top of the grid
+    (a grating or harmonic change that fails) failed five energies in a row and the run stopped
+    as if it were dead; resume asked for the same energies first and stopped again, for ever.
+    It is now asked for an energy it reached before: it gets there, so the run goes on."""
+    from curiss.store import load_run, writer_for
+
+    n_e = sample.energies.size
+    bad = set(range(n_e - 6, n_e))
+    stxm = make_stxm(sample, noise=False)
+    move = stxm.mono.move
+
+    def failing_move(position, *args, **kwargs):
+        if any(position == float(sample.energies[e]) for e in bad):
+            stxm.mono.fail_next_moves(1)
+        return move(position, *args, **kwargs)
+
+    stxm.mono.move = failing_move
+    RE = RunEngine({})
+    RE.subscribe(writer_for(catalog))
+    kw = dict(y_positions=stxm.y_positions, max_retries=1)
+    if method == "curiss":
+        kw.update(sampling_ratio=0.3, dictionary=sample.spectra, seed=1)
+    uid, = RE(getattr(plans, f"{method}_scan")(stxm.detector, stxm.mono, stxm.stage,
+                                               sample.energies, **kw))
+    data = load_run(catalog[uid])
+    assert data.exit_status == "success"
+    measured = {int(e) for e, _ in data.order}
+    assert measured and not measured & bad  # every reachable energy it asked for was measured
+    failed = {int(e) for e, _ in data.failed}
+    assert failed and failed <= bad
+    stop = data.history[-1]["stop_reason"] if method == "curiss" else ""
+    assert data.completed is None  # no completion has rows at the energies out of reach
+    if method == "curiss":
+        assert "could not be measured" in stop and str(min(failed)) in stop
+    if method == "raster":
+        assert measured == set(range(n_e)) - bad
 
 
 def _curiss_interrupted_at_row_15(sample, catalog, end, per_call=None):

@@ -857,3 +857,28 @@ def test_a_planner_class_shows_its_own_keywords(cls):
     if cls is curiss.CURISSPlanner:  # __new__ still records the arguments
         planner = cls(np.linspace(700, 720, 8), (6, 5), sampling_ratio=0.5, seed=3)
         assert planner.get_params()["seed"] == 3
+
+
+def test_a_raster_row_that_always_fails_is_asked_for_again_once_then_given_up():
+    """The raster asked for every row not measured until all were: one row that could never be
+    measured (an energy out of the monochromator's reach) made it ask for ever."""
+    e = np.linspace(700, 720, 5)
+    planner = curiss.RasterPlanner(e, (4, 3))
+    dead, flaky = (3, 1), (0, 2)
+    flaky_failed = False
+    for _ in range(10):
+        req = planner.suggest()
+        if req is None:
+            break
+        for ei, r in req.pairs:
+            if (ei, r) == dead or ((ei, r) == flaky and not flaky_failed):
+                flaky_failed = flaky_failed or (ei, r) == flaky
+                planner.mark_failed(ei, r, "mono")
+            else:
+                planner.ingest(ei, r, np.ones(3))
+    assert planner.done and len(planner.history) == 3  # all rows, the two failed ones, stop
+    assert planner.row_mask.sum() == 5 * 4 - 1 and planner.row_mask[flaky]
+    assert [tuple(p) for p in planner.history[1].pairs] == [flaky, dead]
+    assert "1 row(s) could not be measured" in planner.stop_reason and "[3]" in planner.stop_reason
+    with pytest.raises(RuntimeError, match="could not be measured"):
+        planner.completed()

@@ -71,15 +71,18 @@ class _Record:
     """A minimal bluesky ``Readable`` that emits a dict of values as one event of a stream.
 
     Used for the ``planner`` and ``analysis`` streams, whose values are computed by curiss rather
-    than read from hardware.
+    than read from hardware. Its ``hints`` name ``plot`` (default none): without hints,
+    BestEffortCallback plots every field of a stream (the planner stream: a 20-axes figure,
+    strings and arrays included, redrawn at every decision: runs 70-130x slower on Agg).
     """
 
     parent = None
 
-    def __init__(self, name: str, describe: dict[str, dict]):
+    def __init__(self, name: str, describe: dict[str, dict], plot: tuple[str, ...] = ()):
         self.name = name
         self._describe = describe
         self._values: dict[str, Any] = {}
+        self.hints = {"fields": list(plot)}
 
     def set(self, values: dict[str, Any]) -> None:
         missing = set(self._describe) - set(values)
@@ -496,9 +499,13 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         (measures it again later, or replaces it; see the planners' fault handling).
         After ``MAX_FAILED_ROWS_IN_A_ROW`` (5) such rows in a row the run stops with a
         ``RuntimeError`` (a dead detector, a closed shutter), its rows kept: :func:`resume`
-        continues it. Likewise after ``MAX_FAILED_ENERGIES_IN_A_ROW`` (5) distinct energies in
-        a row that the monochromator could not reach (a dead monochromator); one unreachable
-        energy only loses its rows.
+        continues it. Likewise when the monochromator could not reach
+        ``MAX_FAILED_ENERGIES_IN_A_ROW`` (5) distinct energies in a row, nor then another
+        energy (one it reached before: a dead monochromator). When it reaches that one, the
+        energies it failed are taken as out of its reach (their rows given up on) and the run
+        goes on. No planner can complete an energy at which no row was measured, so a run with
+        such an energy ends without a completion (a ``completion`` fault names the energies;
+        every measured row is in the run).
     trigger_timeout : float or None
         Seconds to wait for one detector trigger (None: wait forever).
     md : dict, optional
@@ -579,8 +586,26 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
 #: consecutive rows given up on (each after ``1 + max_retries`` attempts) that stop a run
 MAX_FAILED_ROWS_IN_A_ROW = 5
 #: distinct energies the monochromator failed to reach in a row (no move succeeded in between)
-#: that stop a run; one unreachable energy, asked for again and again, does not
+#: after which it is asked for an energy it reached before; if it fails that too, the run
+#: stops. One unreachable energy, asked for again and again, does not count more than once.
 MAX_FAILED_ENERGIES_IN_A_ROW = 5
+
+
+def _probe_energy(reached: list[int], unreached: list[int], n_e: int) -> int | None:
+    """Energy index to ask a monochromator for after it failed ``unreached`` in a row.
+
+    Not the last energy it reached: a stuck monochromator may still be there, and a move to where
+    it is succeeds. The latest other energy it reached in this run, else the energy farthest
+    from those it failed (None: there is no other energy).
+    """
+    last = reached[-1] if reached else None
+    for i in reversed(reached):
+        if i != last:
+            return i
+    others = [i for i in range(n_e) if i not in unreached and i != last]
+    if not others:
+        return None
+    return max(others, key=lambda i: (min(abs(i - u) for u in unreached), -i))
 
 
 def _once(plan):
@@ -604,7 +629,7 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
     planner); ``reused``: values of the ``reused`` stream's one event (rows of earlier runs).
     """
     n_e, (n_y, n_x) = planner.energies.size, planner.shape
-    rec = _Record("planner", _planner_describe(n_e, n_y))
+    rec = _Record("planner", _planner_describe(n_e, n_y), plot=("sampling_ratio",))
     idx = _Record("curiss", {"energy_index": _key("integer", (), "int64"),
                              "row_index": _key("integer", (), "int64")})
     ana_rec = _Record("analysis", _analysis_describe(n_e, n_y, n_x, n_clusters, n_components))
@@ -639,6 +664,16 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 yield from record_fault(e, -1, "mono", attempt, exc)
         for r in rows:
             yield from give_up(e, r, "monochromator did not reach the energy", 1 + max_retries)
+        return False
+
+    def probe_mono(e):
+        """Move to energy e (no row requested there); failures are 'mono' faults. True when there."""
+        for attempt in range(1 + max_retries):
+            try:
+                yield from bps.mv(mono, float(planner.energies[e]))
+                return True
+            except FailedStatus as exc:
+                yield from record_fault(e, -1, "mono", attempt, exc)
         return False
 
     def save_row():
@@ -700,6 +735,7 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                 yield from _once(bps.trigger_and_read([rrec], name=name))
         given_up = []  # rows given up on since the last valid one
         unreached = []  # energies the monochromator failed to reach since its last good move
+        reached = []  # energies it reached in this run, in order
         first = pending
         if first is not None and len(first):  # the decision whose rows are still to measure
             yield from emit_decision(planner.history[-1])
@@ -718,14 +754,24 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                     if int(e) not in unreached:
                         unreached.append(int(e))
                     if len(unreached) >= MAX_FAILED_ENERGIES_IN_A_ROW:
-                        raise RuntimeError(
-                            f"the monochromator failed to reach {len(unreached)} energies in a "
-                            f"row ({1 + max_retries} attempts each; energy indices {unreached}, "
-                            f"the 'faults' stream says why): it is down, so the acquisition stops "
-                            "here. The rows measured so far are in the run; continue it with "
-                            "curiss.plans.resume once fixed.")
+                        # a dead monochromator, or a part of the grid it cannot reach (sorted
+                        # requests put neighbouring energies in a row): ask it for another one
+                        target = _probe_energy(reached, unreached, planner.energies.size)
+                        if target is None or not (yield from probe_mono(target)):
+                            raise RuntimeError(
+                                f"the monochromator failed to reach {len(unreached)} energies in "
+                                f"a row ({1 + max_retries} attempts each; energy indices "
+                                f"{unreached}, the 'faults' stream says why)"
+                                + ("" if target is None else
+                                   f", nor energy index {target} when asked for it")
+                                + ": it is down, so the acquisition stops here. The rows "
+                                "measured so far are in the run; continue it with "
+                                "curiss.plans.resume once fixed.")
+                        unreached = []  # it works: those energies are out of its reach
                     continue
                 unreached = []
+                if not reached or reached[-1] != int(e):
+                    reached.append(int(e))
                 for r in rows:
                     od = yield from measure_row(e, r)  # (given to the planner when valid)
                     if od is not None:

@@ -40,7 +40,11 @@ __all__ = ["RasterPlanner", "RandomRowsPlanner", "RISSPlanner", "CURISSPlanner",
 class RasterPlanner(Planner):
     """Conventional full raster: every spatial row at every energy (the reference acquisition).
 
-    ``sampling_ratio`` is accepted for a uniform constructor and must be 1 (the default).
+    ``sampling_ratio`` is accepted for a uniform constructor and must be 1 (the default). A
+    failed row (:meth:`~curiss.planners.Planner.mark_failed`) is asked for again in the next
+    request; when it fails :attr:`MAX_RETRIES_OF_A_FAILED_ROW` + 1 times the raster goes on
+    without it and ends with a stop reason that names its energies (no completion: the raster
+    is incomplete).
     """
 
     method = "raster"
@@ -52,15 +56,32 @@ class RasterPlanner(Planner):
         if self.sampling_ratio != 1.0:
             raise ValueError(f"RasterPlanner measures everything: sampling_ratio must be 1; got {sampling_ratio}")
 
+    #: times a failed row is asked for again before the raster goes on without it
+    MAX_RETRIES_OF_A_FAILED_ROW = 1
+
     def _decide(self):
         if self._row_measured.all():
             return None
-        n_e, (n_y, _) = self.energies.size, self.shape
-        return Decision(0, "image", grid_pairs(np.arange(n_e), np.arange(n_y)), rank=n_e)
+        n_e = self.energies.size
+        fails: dict[tuple[int, int], int] = {}
+        for e, r, _ in self.failed:
+            fails[(e, r)] = fails.get((e, r), 0) + 1
+        todo = [(int(e), int(r)) for e, r in np.argwhere(~self._row_measured)
+                if fails.get((int(e), int(r)), 0) <= self.MAX_RETRIES_OF_A_FAILED_ROW]
+        if not todo:  # every row left failed again when asked for again: it was asked for for ever
+            lost = np.argwhere(~self._row_measured)
+            energies = sorted({int(e) for e, _ in lost})
+            self.stop_reason = (
+                f"{len(lost)} row(s) could not be measured, also when asked for again (energies "
+                f"{energies[:10]}{' ...' if len(energies) > 10 else ''}; see the planner's failed "
+                f"rows): the raster is incomplete")
+            return None
+        return Decision(0, "image", np.asarray(todo, dtype=int).reshape(-1, 2), rank=n_e)
 
     def _complete(self):
         if not self._row_measured.all():
-            raise RuntimeError("the raster is not finished: some rows are not measured yet")
+            raise RuntimeError("the raster is not finished: some rows are not measured"
+                               + (f" ({self.stop_reason})" if self.stop_reason else " yet"))
         return self._od.copy()
 
 
