@@ -339,19 +339,8 @@ def test_a_failing_journal_warns_and_the_run_goes_on_to_the_catalog(tmp_path):
     writer = JournaledWriter(lambda name, doc: seen.append(name), tmp_path / "journal")
     writer("start", {"uid": "0123abcd-disk-full", "time": 1.0})
     path = writer.path
-
-    class Full:
-        def write(self, data):
-            raise OSError(28, "No space left on device")
-
-        def flush(self):
-            pass
-
-        def close(self):
-            pass
-
     writer._file.close()
-    writer._file = Full()  # the disk fills up mid-run
+    writer._file = _FullDisk()  # the disk fills up mid-run
     with pytest.warns(RuntimeWarning, match="catalog only"):
         writer("descriptor", {"uid": "d1", "run_start": "0123abcd-disk-full", "name": "primary",
                               "time": 1.5, "data_keys": {}})
@@ -361,6 +350,71 @@ def test_a_failing_journal_warns_and_the_run_goes_on_to_the_catalog(tmp_path):
                     "exit_status": "success", "num_events": {}})
     assert seen == ["start", "descriptor", "stop"]  # the catalog got every document
     assert not list(path.parent.iterdir())  # the partial journal is removed once the catalog has the run
+
+
+class _FullDisk:
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_a_writer_failing_at_the_stop_after_the_journal_failed_is_not_silent(tmp_path):
+    """The journal fails mid-run (catalog only), then the catalog writer fails on the stop
+    document, where bluesky-tiled-plugins flushes its buffered rows: neither copy holds the end
+    of the run, and the only sign was a log entry."""
+    from curiss.store import JournaledWriter
+
+    def writer(name, doc):
+        if name == "stop":
+            raise OSError(28, "No space left on device")
+
+    journal = JournaledWriter(writer, tmp_path / "journal")
+    journal("start", {"uid": "0123abcd-full-at-stop", "time": 1.0})
+    journal._file.close()
+    journal._file = _FullDisk()
+    with pytest.warns(RuntimeWarning, match="catalog only"):
+        journal("descriptor", {"uid": "d1", "run_start": "0123abcd-full-at-stop",
+                               "name": "primary", "time": 1.5, "data_keys": {}})
+    with pytest.warns(RuntimeWarning, match=r"failed on the run's stop document .* after the "
+                                            r"journal had failed: the end of the run .* is in "
+                                            r"neither copy; the journal .*incomplete holds"):
+        journal("stop", {"uid": "s1", "run_start": "0123abcd-full-at-stop", "time": 2.0,
+                         "exit_status": "success", "num_events": {}})
+
+
+def test_a_journal_that_could_not_be_opened_is_not_named_as_holding_the_run(tmp_path,
+                                                                         monkeypatch):
+    """The journal's path was set before open() failed, so the message when the writer failed
+    too said "the journal DIR/UID.journal holds the run" of a file that did not exist."""
+    import builtins
+
+    from curiss.store import JournaledWriter
+
+    def writer(name, doc):
+        if name == "event":
+            raise OSError(28, "No space left on device")
+
+    journal = JournaledWriter(writer, tmp_path / "journal")
+    real_open = builtins.open
+
+    def failing_open(path, *args, **kwargs):
+        if str(path).endswith(".journal"):
+            raise OSError(28, "No space left on device")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", failing_open)
+    with pytest.warns(RuntimeWarning, match="cannot open the curiss journal"):
+        journal("start", {"uid": "0123abcd-no-journal", "time": 1.0})
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert journal.path is None
+    with pytest.raises(RuntimeError, match="no journal could be opened"):
+        journal("event", {"uid": "e1", "descriptor": "d1", "seq_num": 1, "time": 1.5,
+                          "data": {}, "timestamps": {}})
 
 
 # a smaller run for the tests that write documents row by row (60 rows; each row written alone

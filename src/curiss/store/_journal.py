@@ -146,8 +146,9 @@ class JournaledWriter:
 
     def _open(self, uid: str) -> None:
         self._close(delete=False)
-        self._path = self.directory / f"{uid}{_SUFFIX}"
-        self._file = open(self._path, "ab")
+        path = self.directory / f"{uid}{_SUFFIX}"
+        self._file = open(path, "ab")
+        self._path = path  # only once it exists: the messages say this file holds the run
         if fcntl is not None:
             fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
 
@@ -206,6 +207,14 @@ class JournaledWriter:
                         f"on and every document is kept in the journal {self._path}; run "
                         "curiss.store.recover(catalog) when the catalog is back", RuntimeWarning,
                         stacklevel=2)
+                elif name == "stop":  # nothing is raised at the stop: say what is lost
+                    journal = (f"the journal {self._path} holds the run up to its own failure"
+                               if self._path else "no journal could be opened")
+                    warnings.warn(
+                        f"the catalog writer failed on the run's stop document "
+                        f"({type(exc).__name__}: {exc}) after the journal had failed: the end of "
+                        f"the run (its stop document, and events the writer had not flushed "
+                        f"yet) is in neither copy; {journal}", RuntimeWarning, stacklevel=2)
         if name == "stop":
             self._close(delete=self._writer_failed is None)
         elif self._file is None and self._writer_failed is not None and not self._lost:
@@ -216,8 +225,8 @@ class JournaledWriter:
                 f"neither the catalog writer ({type(self._writer_failed).__name__}: "
                 f"{self._writer_failed}) nor the journal can store this run any more: stopping it, "
                 f"so that no beam is spent on data nothing keeps; {journal}, the catalog up to "
-                "the writer's failure (curiss.store.recover(catalog) merges them once there is "
-                "room)")
+                "the writer's failure (curiss.store.recover(catalog) merges them once the "
+                "catalog takes writes again)")
 
     def __repr__(self) -> str:
         return f"JournaledWriter({self.writer!r}, directory={str(self.directory)!r})"
