@@ -134,6 +134,11 @@ BAD_CALLS = [
     # a Fraction passed as a number: neither the journal nor the writer could store it, and the
     # run went on measuring with nothing kept
     (_curiss(md={"thickness_um": Fraction(1, 3)}), TypeError, "md['thickness_um'] is a Fraction"),
+    # a long double neither JSON nor msgpack stores (the run aborted at its start); a 0-d array
+    # the catalog writer cannot iterate (the run went to the journal only)
+    (_curiss(md={"t": np.longdouble(1.5)}), TypeError, "a float128; give a float"),
+    (_curiss(md={"t": np.array([1.5], np.longdouble)}), TypeError, "an array of float128"),
+    (_curiss(md={"t": np.array(50.0)}), TypeError, "md['t'] is a 0-d array (array(50.)); give value.item()"),
     # a seed above 2**53 - 1 was stored clamped: the run could be neither resumed nor recomputed
     (_curiss(seed=2**53), ValueError, "seed must be at most 2**53 - 1 = 9007199254740991 in a plan"),
     (_unseeded(2**60), ValueError, "the planner's seed must be at most 2**53 - 1"),

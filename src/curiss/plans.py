@@ -359,6 +359,8 @@ def _unstorable(value, depth: int = 0) -> str | None:
         return None
     if isinstance(value, str):
         return None if _utf8(value) else f"is {value!r}, a str that is not valid UTF-8"
+    if isinstance(value, np.floating) and value.dtype.itemsize > 8:  # neither JSON nor msgpack
+        return f"is {value!r}, a {value.dtype.name}; give a float"
     if isinstance(value, (float, np.floating)):
         if not np.isfinite(value):
             return f"is {value!r}, not a finite number"
@@ -367,6 +369,11 @@ def _unstorable(value, depth: int = 0) -> str | None:
         return None if _json_exact(int(value)) else _NOT_JSON_EXACT.format(value=value)
     if depth < 32:  # containers, to a sane depth
         if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+            if value.ndim == 0:  # the catalog writer cannot iterate it (the run went to the
+                # journal only); the journal read it back as a 1-element array
+                return f"is a 0-d array ({value!r}); give value.item()"
+            if value.dtype.itemsize > 8 and value.dtype.kind == "f":
+                return f"is an array of {value.dtype.name}; give it as float64"
             if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
                 return "has NaN/Inf"
             bad = [v for v in value.ravel().tolist() if not _json_exact(v)]
