@@ -823,8 +823,8 @@ def test_riss_stops_and_names_an_energy_no_row_could_be_measured_at(seed):
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_random_rows_names_an_energy_its_failed_rows_left_without_a_row(seed):
-    """Random rows never measure a failed row again (a baseline); an energy left without any row
-    cannot be completed, and the stop reason said "plan complete"."""
+    """An energy whose rows fail at every request (measured again three times) is left without
+    any row: it cannot be completed, and the stop reason said "plan complete"."""
     from curiss.datasets import make_phantom
 
     ph = make_phantom(40, (24, 20), 3, seed=1, noise=0.02)
@@ -839,6 +839,51 @@ def test_random_rows_names_an_energy_its_failed_rows_left_without_a_row(seed):
     clean = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed)
     _drive(clean, ph.cube, lambda e, r: False)
     assert clean.stop_reason == "plan complete"
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_random_rows_measure_failed_rows_again(seed):
+    """Random rows gave up on a failed row at once: one monochromator glitch left its energy,
+    and so the whole completion, without data (the run ended "success" and could be neither
+    resumed nor recomputed into a completion). A row that failed alone at its energy is
+    replaced by another there."""
+    from curiss.datasets import make_phantom
+
+    ph = make_phantom(40, (24, 20), 3, seed=1, noise=0.02)
+    first = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1,
+                         seed=seed).suggest().pairs
+    glitch = int(first[0, 0])  # every row of this energy fails in the first request only
+    p = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed)
+    _drive(p, ph.cube, lambda e, r: e == glitch and len(p.history) == 1)
+    assert p.stop_reason == "plan complete" and np.all(np.isfinite(p.completed()))
+    assert [tuple(x) for x in p.history[1].pairs] == [tuple(x) for x in first[first[:, 0] == glitch]]
+    assert p.measured_ratio <= p.sampling_ratio + 1e-12
+    # one row per energy (40 rows); one that fails for ever, alone at its energy (the row is at
+    # fault): after three retries a new row there
+    one = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.042,
+                       seed=seed).suggest().pairs
+    assert len(one) == ph.energies.size
+    rows, counts = np.unique(one[:, 1], return_counts=True)
+    e1, bad = (int(v) for v in one[np.isin(one[:, 1], rows[counts > 1])][0])  # seen elsewhere too
+    q = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.042, seed=seed)
+    _drive(q, ph.cube, lambda e, r: (e, r) == (e1, bad))
+    assert q.row_mask[e1].sum() == 1 and not q.row_mask[e1, bad]
+    assert q.row_mask.sum() == len(one) and q.stop_reason == "plan complete"
+    assert np.all(np.isfinite(q.completed()))
+    # a spatial row measured at only that energy: its pixels have no data at all
+    e2, lone = (int(v) for v in one[np.isin(one[:, 1], rows[counts == 1])][0])
+    z = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.042, seed=seed)
+    _drive(z, ph.cube, lambda e, r: (e, r) == (e2, lone))
+    assert f"spatial rows [{lone}] were measured at no energy" in z.stop_reason
+    with pytest.raises(RuntimeError, match=f"spatial rows \\[{lone}\\] were measured at no"):
+        z.completed()
+    # the earlier behaviour, which recompute rebuilds for runs recorded before retry_failed
+    assert p.get_params()["retry_failed"] is True  # recorded: a run without it is older
+    assert curiss.RandomRowsPlanner.earlier_defaults["retry_failed"] is False
+    old = make_planner("random_rows", ph.energies, ph.shape, sampling_ratio=0.1, seed=seed,
+                       retry_failed=False)
+    _drive(old, ph.cube, lambda e, r: e == glitch and len(old.history) == 1)
+    assert len(old.history) == 2 and f"energies [{glitch}]" in old.stop_reason
 
 
 @pytest.mark.parametrize("cls", [curiss.planners.Planner, curiss.RasterPlanner,

@@ -1060,8 +1060,8 @@ def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, samp
         Energies of the stack, eV, strictly increasing.
     sampling_ratio, seed, cost_model, max_rank
         Passed to :class:`curiss.planners.RandomRowsPlanner` (``seed=None``: one is drawn and
-        recorded). Its other keywords (``asd_tol``, ``row_budget``) are not plan options: build
-        the planner and run :func:`subsampled_scan`.
+        recorded). Its other keywords (``asd_tol``, ``row_budget``, ``retry_failed``) are not
+        plan options: build the planner and run :func:`subsampled_scan`.
     shape, y_positions
         The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
         with n_x from the detector's line; one of them is needed.

@@ -105,20 +105,32 @@ class _ASDCompletion:
         self.history[-1].extra.update(self.numerics_)
 
     def _no_completion_reason(self) -> str | None:
-        """Why LoopedASD cannot complete what was measured (energies without any row), or None."""
+        """Why LoopedASD cannot complete what was measured (energies without any row, or
+        spatial rows measured at no energy), or None."""
         bare = np.flatnonzero(~self._row_measured.any(axis=1))
-        if not bare.size:
-            return None
-        ev = ", ".join(f"{self.energies[e]:g}" for e in bare[:5])
-        return (f"failed rows left no LoopedASD completion: energies {bare[:5].tolist()} ({ev} eV) "
-                f"could not be measured at any of the rows tried there (see the planner's failed "
-                f"rows)")
+        if bare.size:
+            ev = ", ".join(f"{self.energies[e]:g}" for e in bare[:5])
+            return (f"failed rows left no LoopedASD completion: energies {bare[:5].tolist()} "
+                    f"({ev} eV) could not be measured at any of the rows tried there (see the "
+                    f"planner's failed rows)")
+        unseen = np.flatnonzero(~self._row_measured.any(axis=0))
+        if unseen.size:
+            return (f"failed rows left no LoopedASD completion: spatial rows "
+                    f"{unseen[:5].tolist()} were measured at no energy (their pixels have no "
+                    f"data; see the planner's failed rows)")
+        return None
 
     def _complete(self):
         n_e = self.energies.size
         if not self._row_measured.any(axis=1).all():
             missing = np.flatnonzero(~self._row_measured.any(axis=1))
             raise RuntimeError(f"cannot complete: energies {missing[:5].tolist()} have no measured row yet")
+        if not self._row_measured.any(axis=0).all():  # LoopedASD needs every pixel column
+            if self.done:  # failed rows: a spatial row measured at no energy
+                raise RuntimeError(f"cannot complete: {self._no_completion_reason()}")
+            unseen = np.flatnonzero(~self._row_measured.any(axis=0))
+            raise RuntimeError(f"cannot complete: spatial rows {unseen[:5].tolist()} have no "
+                               f"measured row yet")
         D = self._od.reshape(n_e, -1)
         mask = np.repeat(self._row_measured, self.shape[1], axis=1)
         res = looped_asd(np.where(mask, D, 0.0), mask, max_rank=self.max_rank, tol=self.asd_tol,
@@ -150,21 +162,35 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
         How ``sampling_ratio · n_E · n_y`` is made whole: rounded down (default), or to nearest,
         which could measure one row more than the ratio (the rule of runs recorded before
         ``row_budget`` existed, which :func:`curiss.store.recompute` rebuilds with it).
+    retry_failed : bool
+        Measure failed rows again (default True), as RISS does: the rows of the latest round
+        that failed, up to :attr:`MAX_REPLACEMENTS` times; then an energy left without any row
+        gets a new one (the spatial row measured least often, never one that failed there),
+        unless two rows or more failed there (the energy cannot be reached: the stop reason
+        names it). False: failed rows are lost, as in runs recorded before this keyword, which
+        :func:`curiss.store.recompute` rebuilds with it; one unreachable row then left its
+        energy, and the whole completion, without data.
     """
 
     method = "random_rows"
 
-    #: runs recorded before the budget was rounded down rounded it to nearest
-    earlier_defaults = {"row_budget": "round"}
+    #: runs recorded before the budget was rounded down rounded it to nearest; before
+    #: ``retry_failed`` failed rows were not measured again
+    earlier_defaults = {"row_budget": "round", "retry_failed": False}
+
+    #: times the failed rows of a round are measured again, and rounds of new rows for energies
+    #: left without any
+    MAX_REPLACEMENTS = 3
 
     def __init__(self, energies, shape, *, sampling_ratio: float, dictionary=None, seed=None,
                  cost_model=None, max_rank: int | None = None, asd_tol: float = 1e-6,
-                 row_budget: str = "floor"):
+                 row_budget: str = "floor", retry_failed: bool = True):
         super().__init__(energies, shape, sampling_ratio=sampling_ratio, dictionary=dictionary,
                          seed=seed, cost_model=cost_model)
         if not isinstance(row_budget, str) or row_budget not in ("floor", "round"):
             raise ValueError(f"row_budget must be 'floor' or 'round'; got {row_budget!r}")
         self.row_budget = row_budget
+        self.retry_failed = as_bool(retry_failed, "retry_failed")
         n_e, n_y = self.energies.size, self.shape[0]
         total = self._total_rows()
         if total < max(n_e, n_y):
@@ -179,9 +205,11 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
         return int(round(n)) if self.row_budget == "round" else int(np.floor(n + 1e-9))
 
     def _decide(self):
-        if self.history:  # (failed rows are not measured again: a baseline)
-            self.stop_reason = self._no_completion_reason()  # None: "plan complete"
-            return None
+        if self.history:
+            dec = self._make_up() if self.retry_failed else None
+            if dec is None:
+                self.stop_reason = self._no_completion_reason()  # None: "plan complete"
+            return dec
         n_e, n_y = self.energies.size, self.shape[0]
         total = self._total_rows()
         per = np.full(n_e, total // n_e)
@@ -195,7 +223,38 @@ class RandomRowsPlanner(_ASDCompletion, Planner):
             r_idx.extend(rows.tolist())
         pairs = np.column_stack([e_idx, r_idx]).astype(int)
         pairs = pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
+        self._asked, self._live_from, self._retries, self._rounds = pairs, 0, 0, 0
         return Decision(0, "rows", pairs, row_weights=np.full(n_y, 1.0 / n_y))
+
+    def _make_up(self) -> Decision | None:
+        """Rows lost to failures (see ``retry_failed``); None when there is nothing to do."""
+        asked = self._asked
+        live = asked[self._live_from:]
+        retry = live[~self._row_measured[live[:, 0], live[:, 1]]]
+        if retry.size and self._retries < self.MAX_REPLACEMENTS:
+            self._retries += 1
+            return Decision(0, "rows", retry[np.lexsort((retry[:, 1], retry[:, 0]))])
+        bare = np.flatnonzero(~self._row_measured.any(axis=1))
+        if not bare.size or self._rounds >= self.MAX_REPLACEMENTS:
+            return None
+        self._rounds += 1
+        self._retries = 0
+        n_y = self.shape[0]
+        coverage = self._row_measured.sum(axis=0).astype(float)
+        new = []
+        for e in bare:
+            tried = np.unique(asked[asked[:, 0] == e, 1])
+            # two rows or more failed at e: it cannot be reached, a new row would fail too
+            if tried.size == 1 and tried.size < n_y:
+                score = coverage + self._rng.random(n_y)
+                score[tried] = np.inf
+                new.append((int(e), int(np.argmin(score))))
+        if not new:
+            return None
+        pairs = np.array(new, dtype=int)
+        self._live_from = len(asked)
+        self._asked = np.concatenate([asked, pairs])
+        return Decision(0, "rows", pairs)
 
 
 def _basis_without(V: np.ndarray, rows) -> np.ndarray:
