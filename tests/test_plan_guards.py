@@ -184,6 +184,40 @@ def test_bad_input_is_refused_before_anything_moves(sample, build, exc, match):
     assert np.array_equal(sample.dose, dose_before), "the sample was exposed"
 
 
+def test_a_one_axis_pseudo_positioner_as_monochromator_has_its_limits_checked(sample):
+    """A one-axis ophyd PseudoPositioner's limits read PseudoPosition(energy=(lo, hi)): they were
+    taken as "no limits", and the run opened, measured rows and failed at the first energy out
+    of range (ophyd's "outside of pseudo single limits")."""
+    from ophyd import Component as Cpt
+    from ophyd import SoftPositioner
+    from ophyd.pseudopos import (PseudoPositioner, PseudoSingle, pseudo_position_argument,
+                                 real_position_argument)
+
+    lo, hi = float(sample.energies[2]), float(sample.energies[-3])
+
+    class Mono(PseudoPositioner):
+        energy = Cpt(PseudoSingle, limits=(lo, hi), egu="eV")
+        theta = Cpt(SoftPositioner, init_pos=lo)
+
+        @pseudo_position_argument
+        def forward(self, p):
+            return self.RealPosition(theta=p.energy)
+
+        @real_position_argument
+        def inverse(self, r):
+            return self.PseudoPosition(energy=r.theta)
+
+    mono = Mono(name="dcm")
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append(n))
+    with pytest.raises(ValueError, match="outside the monochromator limits"):
+        RE(plans.curiss_scan(stxm.detector, mono, stxm.stage, sample.energies,
+                             y_positions=stxm.y_positions, sampling_ratio=0.3, seed=1))
+    assert docs == [] and mono.position.energy == lo
+
+
 def _run_with_pause_after(sample, n_pause, planner_cls=curiss.CURISSPlanner):
     """Run a plan with an immediate pause (Ctrl-C twice) after its n-th message, then resume."""
     stxm = make_stxm(sample, noise=True, seed=1)  # noise: a replayed reading differs from the first

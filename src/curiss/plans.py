@@ -226,6 +226,8 @@ def _limits(obj) -> tuple[float, float] | None:
     if lim is None:
         return None
     try:
+        if len(lim) == 1:  # a one-axis ophyd PseudoPositioner: PseudoPosition(energy=(lo, hi))
+            lim = lim[0]
         lo, hi = (float(v) for v in lim)
     except (TypeError, ValueError):
         return None
