@@ -180,6 +180,13 @@ def test_load_stack_errors(tmp_path):
     # numpy dropped the imaginary part with a warning
     ("complex_cube", "mis.npz: cube must be a real numeric array; got dtype complex128"),
     ("nan_i0", "mis.npz: i0 contains NaN/Inf"),
+    # the optional arrays were converted as they came: complex lost its imaginary part, a bool
+    # dictionary was read as 0/1, text i0 was accepted
+    ("complex_i0", "mis.npz: i0 must be a real numeric array; got dtype complex128"),
+    ("text_i0", "mis.npz: i0 must be a real numeric array; got dtype <U3"),
+    ("bool_dictionary", "mis.npz: dictionary must be a real numeric array; got dtype bool"),
+    ("complex_x_um", "mis.npz: x_um must be a real numeric array; got dtype complex128"),
+    ("bool_y_um", "mis.npz: y_um must be a real numeric array; got dtype bool"),
 ])
 @pytest.mark.parametrize("pre_edge", [None, 704.0])
 def test_a_malformed_npz_stack_is_one_clear_error(tmp_path, case, message, pre_edge):
@@ -191,8 +198,14 @@ def test_a_malformed_npz_stack_is_one_clear_error(tmp_path, case, message, pre_e
         arrays["energies"] = arrays["energies"][:, None]
     elif case == "complex_cube":
         arrays["cube"] = arrays["cube"] + 1j
-    else:
+    elif case == "nan_i0":
         arrays["i0"] = np.where(np.arange(12) == 3, np.nan, 1.0)
+    else:
+        arrays.update({"complex_i0": {"i0": np.full(12, 100.0) + 1e3j},
+                       "text_i0": {"i0": np.array(["100"] * 12)},
+                       "bool_dictionary": {"dictionary": np.eye(12, 2, dtype=bool)},
+                       "complex_x_um": {"x_um": np.arange(5.0) + 1j},
+                       "bool_y_um": {"y_um": np.array([False, True, True, False])}}[case])
     np.savez(tmp_path / "mis.npz", **arrays)
     with pytest.raises(ValueError, match=message):
         load_stack(tmp_path / "mis.npz", subtract_pre_edge=pre_edge)

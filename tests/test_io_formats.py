@@ -714,3 +714,11 @@ def test_nxstxm_monitor_that_holds_a_ring_current_is_said_and_a_given_i0_replace
         warnings.simplefilter("error")  # a given I0: no warning
         s = read_nxstxm(p, i0=flux)
     np.testing.assert_allclose(s.cube, od, atol=1e-12)
+    # a thin film (OD 0-0.02) under a monitor that reads 3 % low: a median OD of about -0.02
+    # was warned about as a ring current
+    thin = rng.uniform(0.0, 0.02, (5, 2, 3))
+    q = _nxstxm(tmp_path / "thin.nxs", energies, np.arange(3.0), np.arange(2.0),
+                flux[:, None, None] * np.exp(-thin), 0.97 * flux)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert float(np.median(load_stack(q, subtract_pre_edge=None).cube)) < 0

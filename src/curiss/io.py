@@ -365,14 +365,16 @@ def _load_simple(z: Any, p: Path, subtract_pre_edge: Any) -> Stack:
     threshold = _resolve_pre_edge(subtract_pre_edge, None)
     if threshold is not None:
         cube = _subtract_pre_edge(cube, energies, threshold)
-    dictionary = z["dictionary"] if "dictionary" in z.files else None
+    # the optional arrays get the same refusal as the cube (complex lost its imaginary part,
+    # bool was read as 0/1)
+    dictionary = _real(z, "dictionary", p) if "dictionary" in z.files else None
     names: tuple[str, ...] = ()
     if dictionary is not None and "dictionary_names" in z.files:
         names = tuple(str(n) for n in np.atleast_1d(z["dictionary_names"]))
     name = (str(z["name"]) if "name" in z.files else "") or p.stem
-    i0 = z["i0"] if "i0" in z.files else None
-    x_um = z["x_um"] if "x_um" in z.files else None
-    y_um = z["y_um"] if "y_um" in z.files else None
+    i0 = _real(z, "i0", p) if "i0" in z.files else None
+    x_um = _real(z, "x_um", p) if "x_um" in z.files else None
+    y_um = _real(z, "y_um", p) if "y_um" in z.files else None
     return _stack_of(p, energies=energies, cube=cube, i0=i0, dictionary=dictionary,
                      dictionary_names=names, name=name, x_um=x_um, y_um=y_um)
 
@@ -902,10 +904,11 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, channel: s
                 "NXmonitor (control/data) with I0; pass i0= (one value per energy)"
             )
         od = _od_from_counts(d["counts"], i0v, p)
-        if i0 is None and float(np.median(od)) < 0:
+        if i0 is None and float(np.median(od)) < _RING_CURRENT_OD:
             # NXstxm's control/data is meant to normalise for flux variations and often holds
             # the storage-ring current, not the incident flux: counts / a ring current in mA
-            # give an OD below 0 nearly everywhere
+            # give an OD far below 0 nearly everywhere (a thin sample whose monitor reads a
+            # little low gives a median slightly below 0: not warned about)
             warnings.warn(f"{p}: the optical density computed with the file's NXmonitor "
                           f"(of /{d['entry']}) as I0 is negative for most pixels (median "
                           f"{float(np.median(od)):.3g}): the monitor may hold a ring current, "
@@ -915,6 +918,12 @@ def read_nxstxm(path: str | os.PathLike, *, entry: str | None = None, channel: s
         i0v = i0v.mean(axis=(1, 2))
     return _finish(p, d["energies"], od, subtract_pre_edge, i0=i0v, name=d["name"],
                    x_um=d["x"], y_um=d["y"])
+
+
+#: median OD below which an NXstxm monitor used as I0 is said to look like a ring current:
+#: counts more than ~10 % above the monitor for most pixels (a ring current in mA under counts
+#: of 1e4 gives about -3 to -9; a thin film under a monitor a few % low, a few -0.01)
+_RING_CURRENT_OD = -0.1
 
 
 # --------------------------------------------------------------------------- results export
