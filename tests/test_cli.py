@@ -521,3 +521,21 @@ def test_compare_refuses_an_empty_strategy_list(capsys):
     """--strategies "" ran all seven strategies (an empty string counted as not given)."""
     assert main(["compare", "phantom", "--strategies", "", "--seeds", "1"]) == 2
     assert "--strategies is empty" in capsys.readouterr().err
+
+
+def test_compare_names_its_strategies_and_refuses_an_unknown_one_before_reading_the_stack(capsys,
+                                                                                          tmp_path):
+    """--help did not say which names --strategies takes (quality.md uses curiss_images), and an
+    unknown one was refused only after the stack was read (minutes for a large file)."""
+    from curiss.cli import _STRATEGY_NAMES
+    from curiss.compare import _OTHER_STRATEGIES, STRATEGIES
+
+    assert _STRATEGY_NAMES == STRATEGIES + _OTHER_STRATEGIES
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["compare"]
+                         .format_help().split())
+    assert all(n in help_text for n in _STRATEGY_NAMES)
+    assert "default 80)" in help_text and "(default 0.01)" in help_text
+    missing = tmp_path / "not-there.npz"  # never read: the strategies are checked first
+    assert main(["compare", str(missing), "--strategies", "curiss,curis"]) == 2
+    err = capsys.readouterr().err
+    assert "--strategies: unknown ['curis']; choose from raster" in err and "not-there" not in err

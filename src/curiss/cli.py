@@ -80,13 +80,17 @@ def _load_for_compare(args):
 
 
 def _compare(args) -> int:
-    from .compare import STRATEGIES, format_table, run_trials, summarise
+    from .compare import _OTHER_STRATEGIES, STRATEGIES, format_table, run_trials, summarise
 
-    name, energies, cube, dictionary, truth = _load_for_compare(args)
     if args.strategies is not None and not args.strategies.strip():
         raise ValueError(f"--strategies is empty; give a comma-separated list of "
                          f"{', '.join(STRATEGIES)} (or leave the option out for all)")
     strategies = args.strategies.split(",") if args.strategies else STRATEGIES
+    unknown = [s for s in strategies if s not in STRATEGIES + _OTHER_STRATEGIES]
+    if unknown:  # before the stack is read (minutes for a large one)
+        raise ValueError(f"--strategies: unknown {unknown}; choose from "
+                         f"{', '.join(STRATEGIES + _OTHER_STRATEGIES)}")
+    name, energies, cube, dictionary, truth = _load_for_compare(args)
     seeds = range(args.seed0, args.seed0 + args.seeds)
     print(f"stack {name}: {len(energies)} energies x {cube.shape[1]} x {cube.shape[2]} pixels; "
           f"ratio {args.ratio}; seeds {seeds.start}..{seeds.stop - 1}; dictionary "
@@ -310,6 +314,12 @@ _STORE_HELP = ("catalog directory the runs were written to (one holding catalog.
                "`curiss demo` and the IPython profile write)")
 
 
+#: names --strategies accepts (compare.STRATEGIES, then its other strategies; written out so that
+#: --help does not import the numerics; tests/test_cli.py checks they agree)
+_STRATEGY_NAMES = ("raster", "random_rows", "riss", "curiss_authors", "curiss", "acuriss_authors",
+                   "acuriss", "curiss_images", "acuriss_energies", "acuriss_variation")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="curiss", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -330,26 +340,36 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=_int_at_least(1), default=5,
                    help="number of seeds, >= 1 (default 5)")
     c.add_argument("--seed0", type=_int_at_least(0), default=0, help="first seed, >= 0 (default 0)")
-    c.add_argument("--strategies", help="comma-separated subset of the strategies")
+    c.add_argument("--strategies", help=f"comma-separated subset of {', '.join(_STRATEGY_NAMES[:7])} "
+                                        f"(default: all of these), or also "
+                                        f"{', '.join(_STRATEGY_NAMES[7:])}")
     c.add_argument("--n-clusters", type=_int_at_least(1), default=4,
                    help="k-means clusters of the analysis behind ARI and the spectra error "
                         "(default 4)")
     c.add_argument("--n-components", type=_int_at_least(1), default=3,
                    help="SVD components of that analysis (default 3)")
-    c.add_argument("--phantom-energies", type=int, default=80)
-    c.add_argument("--phantom-size", type=int, default=48)
-    c.add_argument("--phantom-seed", type=_int_at_least(0), default=0)
-    c.add_argument("--phantom-noise", type=float, default=0.01, help="Gaussian OD noise of the phantom")
+    c.add_argument("--phantom-energies", type=int, default=80,
+                   help="energies of the phantom (stack 'phantom'; default 80)")
+    c.add_argument("--phantom-size", type=int, default=48,
+                   help="pixels per side of the phantom (default 48)")
+    c.add_argument("--phantom-seed", type=_int_at_least(0), default=0,
+                   help="seed of the phantom, >= 0 (default 0)")
+    c.add_argument("--phantom-noise", type=float, default=0.01,
+                   help="Gaussian OD noise of the phantom (default 0.01)")
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=_compare)
 
-    for name, func, helptext in (("show", _show, "summarise a run and write its figures"),
-                                 ("export", _export, "write a run's completed stack, mask, labels "
-                                                     "and spectra to a NeXus (HDF5) file")):
+    for name, func, helptext, out in (
+            ("show", _show, "summarise a run and write its figures",
+             "folder for the figures (default: figures/UID8 beside a directory catalog, e.g. "
+             "the demo's own figure folder for the default store; ./figures/UID8 for a server)"),
+            ("export", _export, "write a run's completed stack, mask, labels and spectra to a "
+                                "NeXus (HDF5) file",
+             "file to write (default ./curiss-UID8.nxs)")):
         c = sub.add_parser(name, help=helptext)
         c.add_argument("uid", help="run uid (or a unique prefix of at least 5 characters)")
         c.add_argument("--store", help=_STORE_HELP)
-        c.add_argument("--out", help="output folder (show) or file (export)")
+        c.add_argument("--out", help=out)
         c.set_defaults(func=func)
 
     c = sub.add_parser("recover", help="put runs of a killed process back into the catalog, from "
