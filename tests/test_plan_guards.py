@@ -428,12 +428,14 @@ def test_a_dead_monochromator_stops_the_run_and_resume_continues_it(sample, cata
 
 
 @pytest.mark.parametrize("method", ["curiss", "raster"])
-def test_a_monochromator_that_cannot_reach_the_top_energies_is_not_taken_for_dead(sample, catalog,
-                                                                                  method):
+def test_a_monochromator_that_cannot_reach_the_top_energies_is_told_from_a_dead_one(sample,
+                                                                                    catalog,
+                                                                                    method):
     """Requests go in energy order, so a monochromator that cannot reach the top of the grid
-    (a grating or harmonic change that fails) failed five energies in a row and the run stopped
-    as if it were dead; resume asked for the same energies first and stopped again, for ever.
-    It is now asked for an energy it reached before: it gets there, so the run goes on."""
+    (a grating or harmonic change that fails) fails five energies in a row, as a dead one does.
+    The run stops either way (no planner can complete an energy without rows, so measuring on
+    would spend dose on a run without a completion); the error now says which it is, after
+    asking for an energy it reached before, and resume completes the run once it is fixed."""
     from curiss.store import load_run, writer_for
 
     n_e = sample.energies.size
@@ -452,20 +454,20 @@ def test_a_monochromator_that_cannot_reach_the_top_energies_is_not_taken_for_dea
     kw = dict(y_positions=stxm.y_positions, max_retries=1)
     if method == "curiss":
         kw.update(sampling_ratio=0.3, dictionary=sample.spectra, seed=1)
-    uid, = RE(getattr(plans, f"{method}_scan")(stxm.detector, stxm.mono, stxm.stage,
-                                               sample.energies, **kw))
-    data = load_run(catalog[uid])
-    assert data.exit_status == "success"
-    measured = {int(e) for e, _ in data.order}
-    assert measured and not measured & bad  # every reachable energy it asked for was measured
-    failed = {int(e) for e, _ in data.failed}
-    assert failed and failed <= bad
-    stop = data.history[-1]["stop_reason"] if method == "curiss" else ""
-    assert data.completed is None  # no completion has rows at the energies out of reach
-    if method == "curiss":
-        assert "could not be measured" in stop and str(min(failed)) in stop
+    with pytest.raises(RuntimeError, match=r"failed to reach 5 energies in a row .*, but it reached "
+                                           r"energy index \d+ .* when asked for it: those energies "
+                                           r"look out of its reach"):
+        RE(getattr(plans, f"{method}_scan")(stxm.detector, stxm.mono, stxm.stage,
+                                            sample.energies, **kw))
+    old = load_run(catalog[-1])
+    assert old.exit_status == "fail" and len(old.order) > 0
+    assert {int(e) for e, _ in old.failed} <= bad
+    fresh = make_stxm(sample, noise=False)  # the grating fixed
+    new_uid, = RE(plans.resume(old.uid, fresh.detector, fresh.mono, fresh.stage, catalog=catalog))
+    new = load_run(catalog[new_uid])
+    assert new.exit_status == "success" and new.completed is not None
     if method == "raster":
-        assert measured == set(range(n_e)) - bad
+        assert new.mask.all()
 
 
 def _curiss_interrupted_at_row_15(sample, catalog, end, per_call=None):
@@ -558,3 +560,22 @@ def test_an_asynchronous_detector_runs_without_a_never_awaited_coroutine(sample,
     assert not [w for w in recwarn if "never awaited" in str(w.message)]
     assert [d["exit_status"] for n, d in docs if n == "stop"] == ["success"]
     assert sum(1 for n, d in docs if n == "event" and "detector_line" in d["data"]) > 0
+
+
+@pytest.mark.parametrize("reached, unreached, current, expected", [
+    ([0, 1, 2], [3, 4, 5, 6, 7], 2, 1),        # the latest energy reached that it is not at
+    ([0, 1, 2], [3, 4, 5, 6, 7], None, 1),     # position unknown: not the last one reached
+    ([4], [5, 6, 7, 8, 9], 4, None),           # nothing reached elsewhere: farthest (below)
+    ([], [5, 6, 7, 8, 9], 23, None),           # a mono parked at the top of the grid
+])
+def test_the_monochromator_is_probed_away_from_where_it_sits(reached, unreached, current,
+                                                            expected):
+    """A move to where a stuck monochromator sits succeeds: the probe at the top of the grid,
+    where a scan on the same grid had left it, took a dead monochromator for a live one."""
+    from curiss.plans import _probe_energy
+
+    got = _probe_energy(reached, unreached, 24, current)
+    if expected is not None:
+        assert got == expected
+    assert got is not None and got not in unreached and got != current
+    assert got != (reached[-1] if reached else None)

@@ -509,12 +509,14 @@ def subsampled_scan(planner: Planner, detector: Readable, mono: Movable, stage, 
         After ``MAX_FAILED_ROWS_IN_A_ROW`` (5) such rows in a row the run stops with a
         ``RuntimeError`` (a dead detector, a closed shutter), its rows kept: :func:`resume`
         continues it. Likewise when the monochromator could not reach
-        ``MAX_FAILED_ENERGIES_IN_A_ROW`` (5) distinct energies in a row, nor then another
-        energy (one it reached before: a dead monochromator). When it reaches that one, the
-        energies it failed are taken as out of its reach (their rows given up on) and the run
-        goes on. No planner can complete an energy at which no row was measured, so a run with
-        such an energy ends without a completion (a ``completion`` fault names the energies;
-        every measured row is in the run).
+        ``MAX_FAILED_ENERGIES_IN_A_ROW`` (5) distinct energies in a row: it is then asked for
+        another energy, one it reached before and not where it sits, and the error says
+        whether it got there (those energies look out of its reach: a grating or harmonic
+        change, limits wider than it can go) or not (it is down). No planner can complete an
+        energy at which no row was measured, so the run stops either way, resumable. One
+        unreachable energy (fewer than five in a row) loses its rows; an image energy is
+        replaced, but one that needs rows ends the run without a completion (a
+        ``completion`` fault names it).
     trigger_timeout : float or None
         Seconds to wait for one detector trigger (None: wait forever).
     md : dict, optional
@@ -595,26 +597,43 @@ def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysi
 #: consecutive rows given up on (each after ``1 + max_retries`` attempts) that stop a run
 MAX_FAILED_ROWS_IN_A_ROW = 5
 #: distinct energies the monochromator failed to reach in a row (no move succeeded in between)
-#: after which it is asked for an energy it reached before; if it fails that too, the run
-#: stops. One unreachable energy, asked for again and again, does not count more than once.
+#: that stop a run; it is then asked for an energy it reached before, to tell a dead
+#: monochromator from energies out of its reach. One unreachable energy, asked for again and
+#: again, does not count more than once.
 MAX_FAILED_ENERGIES_IN_A_ROW = 5
 
 
-def _probe_energy(reached: list[int], unreached: list[int], n_e: int) -> int | None:
+def _probe_energy(reached: list[int], unreached: list[int], n_e: int,
+                  current: int | None = None) -> int | None:
     """Energy index to ask a monochromator for after it failed ``unreached`` in a row.
 
-    Not the last energy it reached: a stuck monochromator may still be there, and a move to where
-    it is succeeds. The latest other energy it reached in this run, else the energy farthest
-    from those it failed (None: there is no other energy).
+    Not the energy it sits at (``current``, else the last it reached): a move to where a stuck
+    monochromator is succeeds. The latest other energy it reached in this run, else the one
+    farthest from those it failed and from where it sits (None: there is no other energy).
     """
-    last = reached[-1] if reached else None
+    here = [i for i in (current, reached[-1] if reached else None) if i is not None]
     for i in reversed(reached):
-        if i != last:
+        if i not in here:
             return i
-    others = [i for i in range(n_e) if i not in unreached and i != last]
+    others = [i for i in range(n_e) if i not in unreached and i not in here]
     if not others:
         return None
-    return max(others, key=lambda i: (min(abs(i - u) for u in unreached), -i))
+    return max(others, key=lambda i: (min(abs(i - u) for u in [*unreached, *here]), -i))
+
+
+def _energy_index_of(mono, energies: np.ndarray) -> int | None:
+    """Index of the grid energy nearest the monochromator's position (None if unknown)."""
+    try:
+        pos = float(getattr(mono, "position"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+    if not np.isfinite(pos):
+        return None
+    return int(np.argmin(np.abs(energies - pos)))
+
+
+def _ev(energies: np.ndarray, indices: list[int]) -> str:
+    return ", ".join(f"{energies[i]:g}" for i in indices) + " eV"
 
 
 def _once(plan):
@@ -737,6 +756,10 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
     @bpp.stage_decorator([detector] + [m for m in (mono, stage.y) if isinstance(m, Stageable)])
     @bpp.run_decorator(md=md)
     def inner():
+        # 'primary' described now, while the devices are in the state the checks above saw:
+        # bluesky describes a stream at its first read, also one whose bundle is then dropped, so
+        # a first row with a short line gave the whole run a descriptor of that length
+        yield from bps.declare_stream(detector, mono, stage.y, idx, name="primary")
         if reused is not None:
             for name, values in reused.items():
                 rrec = _Record(name, _reused_describe(values))
@@ -764,19 +787,30 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                         unreached.append(int(e))
                     if len(unreached) >= MAX_FAILED_ENERGIES_IN_A_ROW:
                         # a dead monochromator, or a part of the grid it cannot reach (sorted
-                        # requests put neighbouring energies in a row): ask it for another one
-                        target = _probe_energy(reached, unreached, planner.energies.size)
-                        if target is None or not (yield from probe_mono(target)):
+                        # requests put neighbouring energies in a row): no planner can complete
+                        # an energy without rows, so the run stops either way (resumable); an
+                        # energy it reached before tells which it is
+                        target = _probe_energy(reached, unreached, planner.energies.size,
+                                               _energy_index_of(mono, planner.energies))
+                        what = (f"the monochromator failed to reach {len(unreached)} energies "
+                                f"in a row ({1 + max_retries} attempts each; energy indices "
+                                f"{unreached}, {_ev(planner.energies, unreached)}; the 'faults' "
+                                f"stream says why)")
+                        if target is not None and (yield from probe_mono(target)):
                             raise RuntimeError(
-                                f"the monochromator failed to reach {len(unreached)} energies in "
-                                f"a row ({1 + max_retries} attempts each; energy indices "
-                                f"{unreached}, the 'faults' stream says why)"
-                                + ("" if target is None else
-                                   f", nor energy index {target} when asked for it")
-                                + ": it is down, so the acquisition stops here. The rows "
-                                "measured so far are in the run; continue it with "
-                                "curiss.plans.resume once fixed.")
-                        unreached = []  # it works: those energies are out of its reach
+                                f"{what}, but it reached energy index {target} "
+                                f"({planner.energies[target]:g} eV) when asked for it: those "
+                                "energies look out of its reach (a grating or harmonic change, "
+                                "limits wider than it can go). No completion can do without "
+                                "them, so the acquisition stops here. The rows measured so far "
+                                "are in the run; continue it with curiss.plans.resume once "
+                                "fixed, or measure again without those energies.")
+                        raise RuntimeError(
+                            f"{what}" + ("" if target is None else
+                                         f", nor energy index {target} when asked for it")
+                            + ": it is down, so the acquisition stops here. The rows "
+                            "measured so far are in the run; continue it with "
+                            "curiss.plans.resume once fixed.")
                     continue
                 unreached = []
                 if not reached or reached[-1] != int(e):
