@@ -479,6 +479,11 @@ def test_run_trials_refuses_a_stack_with_dead_pixels_before_the_first_replay(mon
     with pytest.raises(ValueError, match=r"cube has 12 NaN/Inf value\(s\); the comparison replays "
                                          r"a fully measured stack"):
         compare.run_trials(e, cube, ratio=0.3, seeds=[0], strategies=["curiss"])
+    truth = np.nan_to_num(cube)
+    with pytest.raises(ValueError, match=r"truth has 1 NaN/Inf value\(s\)"):
+        truth[0, 0, 0] = np.inf
+        compare.run_trials(e, np.nan_to_num(cube), ratio=0.3, seeds=[0], truth=truth,
+                           strategies=["curiss"])
 
 
 def test_run_trials_leaves_out_an_acuriss_whose_first_step_exceeds_its_cap():

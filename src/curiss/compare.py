@@ -177,7 +177,7 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     Raises
     ------
     TypeError, ValueError
-        Checked before any replay: ``cube`` with NaN/Inf values,
+        Checked before any replay: ``cube`` or ``truth`` with NaN/Inf values,
         ``seeds`` not an iterable of distinct non-negative ints,
         ``strategies`` a string, empty or naming an unknown strategy, ``ratio`` outside (0, 1],
         ``truth`` of another shape than ``cube``, ``k`` not an int in [1, min(n_E, n_pix)],
@@ -217,6 +217,9 @@ def run_trials(energies, cube, *, ratio: float, seeds, dictionary=None, truth=No
     ref = cube if truth is None else np.asarray(truth, dtype=float)
     if ref.shape != cube.shape:
         raise ValueError(f"truth has shape {ref.shape}; it must be the cube's {cube.shape}")
+    if truth is not None and not np.isfinite(ref).all():
+        raise ValueError(f"truth has {int(ref.size - np.count_nonzero(np.isfinite(ref)))} "
+                         f"NaN/Inf value(s); it must be the noise-free cube, finite everywhere")
     if cube.ndim == 3:  # (the planners refuse other cubes, naming them)
         k_max = min(cube.shape[0], cube.shape[1] * cube.shape[2])
         if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) \

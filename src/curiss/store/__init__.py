@@ -10,7 +10,8 @@
 - :func:`load_run` — a run back as numpy arrays (:class:`RunData`): the measured optical density,
   mask and counts (n_E, n_y, n_x), the acquisition order, the planner history, the analysis.
 - :func:`default_store`, :func:`default_data_dir` — the catalog and the per-user folder used
-  when none is given (``$CURISS_STORE``; ``$CURISS_DATA_DIR``, else ``~/.local/share/curiss``),
+  when none is given (``$CURISS_STORE``; ``$CURISS_DATA_DIR``, else ``$XDG_DATA_HOME/curiss``,
+  else ``~/.local/share/curiss``),
   shared by ``curiss demo``/``show``/``export`` and the shipped profile.
 
 Example
