@@ -334,6 +334,27 @@ def test_plot_hints_name_the_monochromator_read_key(sample):
     assert start["dictionary_name"] is None and start["line_key"] == "detector_line"
 
 
+def test_an_unhinted_monochromator_is_plotted_against_its_read_key(sample):
+    """A monochromator that hints no field got dimensions [its name], which is not a read key
+    when its readback is 'mono_energy': BestEffortCallback dropped the energy axis."""
+    from sim_devices._devices import Monochromator
+
+    stxm = make_stxm(sample, noise=False)
+    mono = Monochromator(name="mono", limits=(float(sample.energies[0]) - 1,
+                                              float(sample.energies[-1]) + 1),
+                         init_pos=float(sample.energies[0]))
+    mono.readback.kind = "normal"  # read, not hinted
+    assert mono.hints["fields"] == [] and "mono" not in mono.read()
+    stxm.detector._mono = mono
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    RE(plans.raster_scan(stxm.detector, mono, stxm.stage, sample.energies,
+                         y_positions=stxm.y_positions, analysis=False))
+    (fields, stream), = docs[0][1]["hints"]["dimensions"]
+    assert fields == [next(iter(mono.read()))] and fields[0] in _stream(docs, "primary")[0]
+
+
 def test_best_effort_callback_plots_only_what_is_hinted(sample):
     """curiss's own records had no hints, so BestEffortCallback plotted every field of them: a
     20-axes planner figure (strings and arrays included) redrawn at every decision, and the

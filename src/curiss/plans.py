@@ -560,7 +560,14 @@ def _hinted_fields(obj) -> list[str]:
     """The read keys ``obj`` hints (bluesky's convention for plot axes); its name otherwise."""
     hints = getattr(obj, "hints", None)
     fields = hints.get("fields") if isinstance(hints, Mapping) else None
-    return [str(f) for f in fields] if fields else [obj.name]
+    if fields:
+        return [str(f) for f in fields]
+    # no hints: its name when that is a read key, else its first read key (an ophyd
+    # positioner's readback, e.g. 'mono_energy'): a plot axis not in the events is dropped
+    keys = _describe(obj)
+    if keys and obj.name not in keys:
+        return [str(next(iter(keys)))]
+    return [obj.name]
 
 
 def _start_metadata(planner, detector, mono, stage, y, line_key, i0_key, analysis, n_components,
