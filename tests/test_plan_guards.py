@@ -600,3 +600,58 @@ def test_the_monochromator_is_probed_away_from_where_it_sits(reached, unreached,
         assert got == expected
     assert got is not None and got not in unreached and got != current
     assert got != (reached[-1] if reached else None)
+
+
+def test_a_pause_right_after_the_run_opens_declares_primary_once(sample):
+    """'primary' is declared when the run opens; an immediate pause right after it rewound to
+    the run's start and declared it again on resume (a second, empty 'primary' descriptor)."""
+    from bluesky import Msg
+    from bluesky import preprocessors as bpp
+
+    stxm = make_stxm(sample, noise=False)
+    RE = RunEngine({})
+    docs = []
+    RE.subscribe(lambda n, d: docs.append((n, d)))
+    paused = {"done": False}
+
+    def pause_after_declare(msg):
+        if msg.command != "declare_stream" or paused["done"]:
+            return None, None
+        paused["done"] = True
+
+        def declare_then_pause():
+            ret = yield msg
+            yield Msg("pause", defer=False)  # as an immediate Ctrl-C right here would
+            return ret
+        return declare_then_pause(), None
+
+    plan = bpp.plan_mutator(plans.curiss_scan(stxm.detector, stxm.mono, stxm.stage,
+                                              sample.energies, y_positions=stxm.y_positions,
+                                              sampling_ratio=0.2, seed=0), pause_after_declare)
+    with pytest.raises(RunEngineInterrupted):
+        RE(plan)
+    RE.resume()
+    primary = [d for n, d in docs if n == "descriptor" and d["name"] == "primary"]
+    assert paused["done"] and len(primary) == 1
+    assert [d for n, d in docs if n == "stop"][0]["exit_status"] == "success"
+
+
+@pytest.mark.parametrize("position, expected", [(700.0, 0), ((700.0,), 0), (1e9, None),
+                                                (float("nan"), None), ("not a number", None)])
+def test_where_the_monochromator_sits_is_read_from_its_position(position, expected):
+    """A one-axis PseudoPositioner's position is a one-field namedtuple: it was not read, so a
+    monochromator stuck where a run starts could be probed where it sits; a position far off
+    the grid is no grid energy."""
+    import types
+
+    from curiss.plans import _energy_index_of
+
+    energies = np.linspace(700.0, 720.0, 11)
+    assert _energy_index_of(types.SimpleNamespace(position=position), energies) == expected
+
+    class Disconnected:
+        @property
+        def position(self):
+            raise RuntimeError("disconnected")
+
+    assert _energy_index_of(Disconnected(), energies) is None

@@ -629,14 +629,20 @@ def _probe_energy(reached: list[int], unreached: list[int], n_e: int,
 
 
 def _energy_index_of(mono, energies: np.ndarray) -> int | None:
-    """Index of the grid energy nearest the monochromator's position (None if unknown)."""
+    """Index of the grid energy the monochromator sits at (None: unknown, or off the grid by
+    more than one step)."""
     try:
-        pos = float(getattr(mono, "position"))
-    except (AttributeError, TypeError, ValueError):
+        pos = getattr(mono, "position")
+        if isinstance(pos, tuple) and len(pos) == 1:  # a one-axis ophyd PseudoPositioner
+            pos = pos[0]
+        pos = float(pos)
+    except Exception:  # no position, or a device that cannot answer now: not used
         return None
     if not np.isfinite(pos):
         return None
-    return int(np.argmin(np.abs(energies - pos)))
+    i = int(np.argmin(np.abs(energies - pos)))
+    step = float(np.max(np.diff(energies))) if energies.size > 1 else 0.0
+    return i if abs(energies[i] - pos) <= step else None
 
 
 def _ev(energies: np.ndarray, indices: list[int]) -> str:
@@ -689,26 +695,22 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
         planner.mark_failed(e, r, reason)
         yield from record_fault(e, r, "failed", attempts, reason)
 
-    def move_mono(e, rows):
-        """Move to energy e; on failure retry, then give up on these rows. True when there."""
+    def reach(e):
+        """Move to energy e, retried; each failure is a 'mono' fault. True when there."""
         for attempt in range(1 + max_retries):
             try:
                 yield from bps.mv(mono, float(planner.energies[e]))
                 return True
             except FailedStatus as exc:
                 yield from record_fault(e, -1, "mono", attempt, exc)
-        for r in rows:
-            yield from give_up(e, r, "monochromator did not reach the energy", 1 + max_retries)
         return False
 
-    def probe_mono(e):
-        """Move to energy e (no row requested there); failures are 'mono' faults. True when there."""
-        for attempt in range(1 + max_retries):
-            try:
-                yield from bps.mv(mono, float(planner.energies[e]))
-                return True
-            except FailedStatus as exc:
-                yield from record_fault(e, -1, "mono", attempt, exc)
+    def move_mono(e, rows):
+        """Move to energy e; when it cannot get there, give up on these rows. True when there."""
+        if (yield from reach(e)):
+            return True
+        for r in rows:
+            yield from give_up(e, r, "monochromator did not reach the energy", 1 + max_retries)
         return False
 
     def save_row():
@@ -766,7 +768,8 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
         # 'primary' described now, while the devices are in the state the checks above saw:
         # bluesky describes a stream at its first read, also one whose bundle is then dropped, so
         # a first row with a short line gave the whole run a descriptor of that length
-        yield from bps.declare_stream(detector, mono, stage.y, idx, name="primary")
+        # (not rewound: a pause right after it would declare it again on resume)
+        yield from _once(bps.declare_stream(detector, mono, stage.y, idx, name="primary"))
         if reused is not None:
             for name, values in reused.items():
                 rrec = _Record(name, _reused_describe(values))
@@ -803,7 +806,7 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
                                 f"in a row ({1 + max_retries} attempts each; energy indices "
                                 f"{unreached}, {_ev(planner.energies, unreached)}; the 'faults' "
                                 f"stream says why)")
-                        if target is not None and (yield from probe_mono(target)):
+                        if target is not None and (yield from reach(target)):
                             raise RuntimeError(
                                 f"{what}, but it reached energy index {target} "
                                 f"({planner.energies[target]:g} eV) when asked for it: those "
@@ -1049,6 +1052,37 @@ def _strategy_plan(cls, plan_name, detector, mono, stage, energies, *, shape, y_
                                        md=_md, **plan_kwargs))
 
 
+#: parameter entries shared by the five strategy plans' docstrings (``%(name)s`` in them)
+_PLAN_DOC = {
+    "devices": """detector, mono, stage
+        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
+        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
+    energies : array_like, shape (n_E,)
+        Energies of the stack, eV, strictly increasing.""",
+    "raster": """shape, y_positions
+        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
+        with n_x from the detector's line; one of them is needed.""",
+    "analysis": """analysis, n_components, n_clusters, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.""",
+    "analysis_acuriss": """analysis, max_retries, trigger_timeout
+        As in :func:`subsampled_scan`.""",
+    "md_returns": """md : dict, optional
+        Extra metadata for the start document.
+
+    Returns
+    -------
+    str
+        The run uid.""",
+}
+
+
+def _plan_doc(func):
+    """Fill the shared parameter entries (:data:`_PLAN_DOC`) into a strategy plan's docstring."""
+    func.__doc__ = func.__doc__ % _PLAN_DOC
+    return func
+
+
+@_plan_doc
 def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=None, y_positions=None,
                 cost_model=None, analysis: bool = True, n_components: int = 3,
                 n_clusters: int = 4, max_retries: int = 2, trigger_timeout: float | None = 10.0,
@@ -1059,25 +1093,12 @@ def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=Non
 
     Parameters
     ----------
-    detector, mono, stage
-        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
-        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
-    energies : array_like, shape (n_E,)
-        Energies of the stack, eV, strictly increasing.
+    %(devices)s
     cost_model : curiss.cost.CostModel, optional
         Cost model of the time and dose the run reports.
-    shape, y_positions
-        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
-        with n_x from the detector's line; one of them is needed.
-    analysis, n_components, n_clusters, max_retries, trigger_timeout
-        As in :func:`subsampled_scan`.
-    md : dict, optional
-        Extra metadata for the start document.
-
-    Returns
-    -------
-    str
-        The run uid.
+    %(raster)s
+    %(analysis)s
+    %(md_returns)s
     """
     return (yield from _strategy_plan(
         RasterPlanner, "raster_scan", detector, mono, stage, energies, shape=shape,
@@ -1087,6 +1108,7 @@ def raster_scan(detector: Readable, mono: Movable, stage, energies, *, shape=Non
         md=md))
 
 
+@_plan_doc
 def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
                      shape=None, y_positions=None, seed=None, cost_model=None,
                      max_rank: int | None = None, analysis: bool = True, n_components: int = 3,
@@ -1096,27 +1118,14 @@ def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, samp
 
     Parameters
     ----------
-    detector, mono, stage
-        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
-        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
-    energies : array_like, shape (n_E,)
-        Energies of the stack, eV, strictly increasing.
+    %(devices)s
     sampling_ratio, seed, cost_model, max_rank
         Passed to :class:`curiss.planners.RandomRowsPlanner` (``seed=None``: one is drawn and
         recorded). Its other keywords (``asd_tol``, ``row_budget``, ``retry_failed``) are not
         plan options: build the planner and run :func:`subsampled_scan`.
-    shape, y_positions
-        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
-        with n_x from the detector's line; one of them is needed.
-    analysis, n_components, n_clusters, max_retries, trigger_timeout
-        As in :func:`subsampled_scan`.
-    md : dict, optional
-        Extra metadata for the start document.
-
-    Returns
-    -------
-    str
-        The run uid.
+    %(raster)s
+    %(analysis)s
+    %(md_returns)s
     """
     return (yield from _strategy_plan(
         RandomRowsPlanner, "random_rows_scan", detector, mono, stage, energies, shape=shape,
@@ -1128,6 +1137,7 @@ def random_rows_scan(detector: Readable, mono: Movable, stage, energies, *, samp
         md=md))
 
 
+@_plan_doc
 def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
               dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
               max_rank: int | None = None, energy_sampling: str = ENERGY_SAMPLING,
@@ -1140,27 +1150,14 @@ def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ra
 
     Parameters
     ----------
-    detector, mono, stage
-        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
-        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
-    energies : array_like, shape (n_E,)
-        Energies of the stack, eV, strictly increasing.
+    %(devices)s
     sampling_ratio, dictionary, seed, cost_model, max_rank, energy_sampling, budget_rule
         Passed to :class:`curiss.planners.RISSPlanner` (``seed=None``: one is drawn and
         recorded). Its other keywords (``asd_tol``) are not plan options: build the planner and
         run :func:`subsampled_scan`.
-    shape, y_positions
-        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
-        with n_x from the detector's line; one of them is needed.
-    analysis, n_components, n_clusters, max_retries, trigger_timeout
-        As in :func:`subsampled_scan`.
-    md : dict, optional
-        Extra metadata for the start document.
-
-    Returns
-    -------
-    str
-        The run uid.
+    %(raster)s
+    %(analysis)s
+    %(md_returns)s
     """
     return (yield from _strategy_plan(
         RISSPlanner, "riss_scan", detector, mono, stage, energies, shape=shape,
@@ -1173,6 +1170,7 @@ def riss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ra
         md=md))
 
 
+@_plan_doc
 def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float,
                 dictionary=None, shape=None, y_positions=None, seed=None, cost_model=None,
                 core_rank: int | None = None, noise_level: float | None = None,
@@ -1186,29 +1184,16 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
 
     Parameters
     ----------
-    detector, mono, stage
-        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
-        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
-    energies : array_like, shape (n_E,)
-        Energies of the stack, eV, strictly increasing.
+    %(devices)s
     sampling_ratio, dictionary, seed, cost_model, core_rank, noise_level
         Planner keywords: see :class:`curiss.planners.CURISSPlanner`.
     energy_sampling, budget_rule
         Passed to :class:`curiss.planners.CURISSPlanner` (``seed=None``: one is drawn and
         recorded). Its other keywords (``core_rtol``, ``write_back``, ``row_sampling``) are not
         plan options: build the planner and run :func:`subsampled_scan`.
-    shape, y_positions
-        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
-        with n_x from the detector's line; one of them is needed.
-    analysis, n_components, n_clusters, max_retries, trigger_timeout
-        As in :func:`subsampled_scan`.
-    md : dict, optional
-        Extra metadata for the start document.
-
-    Returns
-    -------
-    str
-        The run uid.
+    %(raster)s
+    %(analysis)s
+    %(md_returns)s
     """
     return (yield from _strategy_plan(
         CURISSPlanner, "curiss_scan", detector, mono, stage, energies, shape=shape,
@@ -1222,6 +1207,7 @@ def curiss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_
         md=md))
 
 
+@_plan_doc
 def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling_ratio: float = 0.10,
                  initial_ratio: float = 0.02, dictionary=None, shape=None, y_positions=None,
                  seed=None, cost_model=None, max_iterations: int = 50,
@@ -1253,11 +1239,7 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
 
     Parameters
     ----------
-    detector, mono, stage
-        The line detector (Readable, Triggerable), the monochromator (Movable, eV) and the
-        raster stage (``stage.y`` Movable), as in :func:`subsampled_scan`.
-    energies : array_like, shape (n_E,)
-        Energies of the stack, eV, strictly increasing.
+    %(devices)s
     sampling_ratio, initial_ratio, dictionary, seed, cost_model, max_iterations
         Planner keywords: see :class:`curiss.planners.ACURISSPlanner`.
     stop_rule, tol_prediction, n_consecutive, min_images, min_rows, images_per_row
@@ -1271,18 +1253,9 @@ def acuriss_scan(detector: Readable, mono: Movable, stage, energies, *, sampling
     n_components, n_clusters : int
         Settings of the spectral analysis, used by the planner's stop rule and by the
         ``analysis`` stream.
-    shape, y_positions
-        The raster: ``shape`` (n_y, n_x), or ``y_positions`` (n_y,) stage y of each spatial row
-        with n_x from the detector's line; one of them is needed.
-    analysis, max_retries, trigger_timeout
-        As in :func:`subsampled_scan`.
-    md : dict, optional
-        Extra metadata for the start document.
-
-    Returns
-    -------
-    str
-        The run uid.
+    %(raster)s
+    %(analysis_acuriss)s
+    %(md_returns)s
     """
     return (yield from _strategy_plan(
         ACURISSPlanner, "acuriss_scan", detector, mono, stage, energies, shape=shape,
