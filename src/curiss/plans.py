@@ -72,8 +72,8 @@ class _Record:
 
     Used for the ``planner`` and ``analysis`` streams, whose values are computed by curiss rather
     than read from hardware. Its ``hints`` name ``plot`` (default none): without hints,
-    BestEffortCallback plots every field of a stream (the planner stream: a 20-axes figure,
-    strings and arrays included, redrawn at every decision: runs 70-130x slower on Agg).
+    BestEffortCallback plots every field of a stream (the planner stream got a 20-axes figure,
+    strings and arrays included, redrawn at every decision).
     """
 
     parent = None
