@@ -768,8 +768,12 @@ def _lockstep(planner, detector, mono, stage, y, *, line_key, i0_key, analysis, 
         # 'primary' described now, while the devices are in the state the checks above saw:
         # bluesky describes a stream at its first read, also one whose bundle is then dropped, so
         # a first row with a short line gave the whole run a descriptor of that length
-        # (not rewound: a pause right after it would declare it again on resume)
-        yield from _once(bps.declare_stream(detector, mono, stage.y, idx, name="primary"))
+        # (not rewound: a pause right after it would declare it again on resume; made inside a
+        # plain generator, so a run aborted before it does not leave bluesky's "never iterated")
+        def declare_primary():
+            return (yield from bps.declare_stream(detector, mono, stage.y, idx, name="primary"))
+
+        yield from _once(declare_primary())
         if reused is not None:
             for name, values in reused.items():
                 rrec = _Record(name, _reused_describe(values))
