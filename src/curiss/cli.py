@@ -314,13 +314,9 @@ _STORE_HELP = ("catalog directory the runs were written to (one holding catalog.
                "`curiss demo` and the IPython profile write)")
 
 
-#: names --strategies accepts (compare.STRATEGIES, then its other strategies; written out so that
-#: --help does not import the numerics; tests/test_cli.py checks they agree)
-_STRATEGY_NAMES = ("raster", "random_rows", "riss", "curiss_authors", "curiss", "acuriss_authors",
-                   "acuriss", "curiss_images", "acuriss_energies", "acuriss_variation")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .compare import _OTHER_STRATEGIES, STRATEGIES  # (the demo's entry point imports more)
+
     p = argparse.ArgumentParser(prog="curiss", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compare", help="replay every strategy on a stack and print a quality table")
@@ -340,9 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seeds", type=_int_at_least(1), default=5,
                    help="number of seeds, >= 1 (default 5)")
     c.add_argument("--seed0", type=_int_at_least(0), default=0, help="first seed, >= 0 (default 0)")
-    c.add_argument("--strategies", help=f"comma-separated subset of {', '.join(_STRATEGY_NAMES[:7])} "
+    c.add_argument("--strategies", help=f"comma-separated subset of {', '.join(STRATEGIES)} "
                                         f"(default: all of these), or also "
-                                        f"{', '.join(_STRATEGY_NAMES[7:])}")
+                                        f"{', '.join(_OTHER_STRATEGIES)}")
     c.add_argument("--n-clusters", type=_int_at_least(1), default=4,
                    help="k-means clusters of the analysis behind ARI and the spectra error "
                         "(default 4)")
