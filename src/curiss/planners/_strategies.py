@@ -10,6 +10,7 @@ LoopedASD baseline).
 from __future__ import annotations
 
 import numbers
+from collections import Counter
 
 import numpy as np
 
@@ -63,11 +64,9 @@ class RasterPlanner(Planner):
         if self._row_measured.all():
             return None
         n_e = self.energies.size
-        fails: dict[tuple[int, int], int] = {}
-        for e, r, _ in self.failed:
-            fails[(e, r)] = fails.get((e, r), 0) + 1
+        fails = Counter((e, r) for e, r, _ in self.failed)
         todo = [(int(e), int(r)) for e, r in np.argwhere(~self._row_measured)
-                if fails.get((int(e), int(r)), 0) <= self.MAX_RETRIES_OF_A_FAILED_ROW]
+                if fails[(int(e), int(r))] <= self.MAX_RETRIES_OF_A_FAILED_ROW]
         if not todo:  # every row left failed again when asked for again: it was asked for for ever
             lost = np.argwhere(~self._row_measured)
             energies = sorted({int(e) for e, _ in lost})
