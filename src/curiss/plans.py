@@ -221,14 +221,21 @@ def _ordered_pairs(pairs: np.ndarray) -> list[tuple[int, list[int]]]:
     return out
 
 
+def _one_axis(value):
+    """A one-axis ophyd PseudoPositioner's value (a one-field namedtuple such as
+    ``PseudoPosition(energy=...)``) as its one field; any other value as it is."""
+    try:
+        return value[0] if len(value) == 1 else value
+    except TypeError:  # no len(), or not indexable
+        return value
+
+
 def _limits(obj) -> tuple[float, float] | None:
     lim = getattr(obj, "limits", None)
     if lim is None:
         return None
     try:
-        if len(lim) == 1:  # a one-axis ophyd PseudoPositioner: PseudoPosition(energy=(lo, hi))
-            lim = lim[0]
-        lo, hi = (float(v) for v in lim)
+        lo, hi = (float(v) for v in _one_axis(lim))  # PseudoPosition(energy=(lo, hi)) too
     except (TypeError, ValueError):
         return None
     if not (np.isfinite(lo) and np.isfinite(hi)) or lo >= hi:
@@ -632,10 +639,7 @@ def _energy_index_of(mono, energies: np.ndarray) -> int | None:
     """Index of the grid energy the monochromator sits at (None: unknown, or off the grid by
     more than one step)."""
     try:
-        pos = getattr(mono, "position")
-        if isinstance(pos, tuple) and len(pos) == 1:  # a one-axis ophyd PseudoPositioner
-            pos = pos[0]
-        pos = float(pos)
+        pos = float(_one_axis(getattr(mono, "position")))
     except Exception:  # no position, or a device that cannot answer now: not used
         return None
     if not np.isfinite(pos):
